@@ -1,0 +1,1 @@
+//! Badge rendering (owned by the renderer work).
