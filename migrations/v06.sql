@@ -1,0 +1,2 @@
+-- Oban schema version 6 only changed the retired oban_beats table, so it does nothing today.
+-- The file exists so that every version from 1 to 14 has one.
