@@ -13,6 +13,8 @@
 pub mod error;
 pub mod prefix;
 pub mod schema;
+#[cfg(feature = "temp-postgres")]
+pub mod temp_postgres;
 
 pub use error::{Error, Result};
 pub use prefix::Prefix;

@@ -1,0 +1,435 @@
+//! A throwaway PostgreSQL cluster for tests, benchmarks and demos (cargo feature `temp-postgres`).
+//!
+//! [`TempPostgres::start`] runs `initdb` into a fresh directory under the temp dir and starts
+//! the server on `127.0.0.1` and a free port, trusting every local connection as the superuser
+//! `postgres`. PostgreSQL refuses to run as root, so when the process is root the cluster runs as
+//! the `postgres` account (or `nobody` when there is none).
+//!
+//! The cluster is tuned for speed, not durability: `fsync`, `synchronous_commit` and
+//! `full_page_writes` are off (a crash may corrupt it, which does not matter for a cluster that
+//! is deleted afterwards), `max_connections` is 200 so that many test pools fit, and
+//! `shared_buffers` is 256 MB so that benchmark tables stay in memory. Never point anything
+//! that matters at it.
+//!
+//! Cleanup does not depend on `Drop` running: a small watchdog process (a shell, running as the
+//! cluster's account) holds the read end of a pipe whose write end only this process has. When
+//! this process ends in any way (normal exit, panic, SIGKILL) the pipe closes, and the watchdog
+//! stops the server (fast shutdown) and deletes the directory. `Drop` simply closes the pipe
+//! early and waits for the watchdog. The watchdog and the server sit in their own process
+//! groups, so a Ctrl-C aimed at this process does not take the database away from under a
+//! graceful shutdown.
+
+use std::io;
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection};
+use tokio::sync::OnceCell;
+
+use crate::{Error, Result};
+
+/// Settings appended to the cluster's `postgresql.conf` (see the module docs for why).
+const TUNING: &str = "\
+max_connections = 200
+shared_buffers = 256MB
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+";
+
+/// How many free ports to try before giving up (another process may grab a port between our
+/// probe and the server's bind).
+const START_ATTEMPTS: usize = 5;
+
+/// The watchdog: wait for EOF on stdin (this process gone or `Drop`), then stop the server and
+/// delete the directory. `$1` is pg_ctl, `$2` the cluster's root directory.
+const WATCHDOG_SCRIPT: &str = r#"cat >/dev/null 2>&1
+"$1" -D "$2/data" -m fast -w -t 60 stop >/dev/null 2>&1
+rm -rf "$2""#;
+
+/// A private PostgreSQL cluster in a temporary directory, removed when dropped or when this
+/// process dies.
+#[derive(Debug)]
+pub struct TempPostgres {
+    url: String,
+    root: PathBuf,
+    watchdog: Child,
+}
+
+/// The OS account that owns and runs the cluster.
+#[derive(Debug, Clone)]
+struct Account {
+    name: String,
+    uid: u32,
+    gid: u32,
+}
+
+impl TempPostgres {
+    /// Creates and starts a cluster; takes about a second.
+    ///
+    /// This blocks (it runs `initdb` and waits for the server), so from async code call it
+    /// inside `tokio::task::spawn_blocking`.
+    pub fn start() -> Result<Self> {
+        let bindir = find_bindir()?;
+        let account = cluster_account()?;
+        let root = create_root(account.as_ref())?;
+
+        // The watchdog comes first so that every later failure is cleaned up by it too.
+        let watchdog = as_account(
+            Command::new("sh")
+                .arg("-c")
+                .arg(WATCHDOG_SCRIPT)
+                .arg("oban-temp-postgres-watchdog")
+                .arg(bindir.join("pg_ctl"))
+                .arg(&root)
+                .current_dir(&root)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .process_group(0),
+            account.as_ref(),
+        )
+        .spawn()
+        .map_err(|e| {
+            let _ = std::fs::remove_dir_all(&root);
+            failure(format!("could not spawn the watchdog shell: {e}"))
+        })?;
+        let mut cluster = Self {
+            url: String::new(),
+            root,
+            watchdog,
+        };
+
+        let data = cluster.root.join("data");
+        let initdb = run(
+            as_account(
+                Command::new(bindir.join("initdb"))
+                    .arg("-D")
+                    .arg(&data)
+                    .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C"])
+                    .args(["--no-sync", "--no-instructions"])
+                    .current_dir(&cluster.root),
+                account.as_ref(),
+            ),
+            "initdb",
+        )?;
+        if !initdb.status.success() {
+            return Err(failure(format!("initdb failed: {}", output_text(&initdb))));
+        }
+
+        let conf = format!(
+            "\n# oban-core temp_postgres\nlisten_addresses = '127.0.0.1'\n\
+             unix_socket_directories = '{}'\n{TUNING}",
+            cluster.root.display()
+        );
+        append(&data.join("postgresql.conf"), &conf)?;
+
+        let log = cluster.root.join("postgres.log");
+        for attempt in 1..=START_ATTEMPTS {
+            let port = free_port()?;
+            let started = run(
+                as_account(
+                    Command::new(bindir.join("pg_ctl"))
+                        .arg("-D")
+                        .arg(&data)
+                        .arg("-l")
+                        .arg(&log)
+                        .args(["-w", "-t", "60", "-o"])
+                        .arg(format!("-p {port}"))
+                        .arg("start")
+                        .current_dir(&cluster.root)
+                        .process_group(0),
+                    account.as_ref(),
+                ),
+                "pg_ctl start",
+            )?;
+            if started.status.success() {
+                cluster.url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+                return Ok(cluster);
+            }
+            let server_log = std::fs::read_to_string(&log).unwrap_or_default();
+            let port_taken = server_log.contains("could not bind");
+            if !port_taken || attempt == START_ATTEMPTS {
+                return Err(failure(format!(
+                    "the server did not start: {}\n--- server log ---\n{}",
+                    output_text(&started),
+                    tail(&server_log, 40)
+                )));
+            }
+        }
+        unreachable!("the last attempt always returns")
+    }
+
+    /// The superuser URL of the `postgres` database: `postgres://postgres@127.0.0.1:PORT/postgres`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The cluster's directory (data directory and server log).
+    pub fn dir(&self) -> &Path {
+        &self.root
+    }
+}
+
+impl Drop for TempPostgres {
+    fn drop(&mut self) {
+        // Closing the pipe is the watchdog's cue; waiting makes the shutdown synchronous.
+        drop(self.watchdog.stdin.take());
+        let _ = self.watchdog.wait();
+    }
+}
+
+/// The cluster shared by every [`fresh_database`] call of this process when `DATABASE_URL` is
+/// unset. Statics are never dropped: the watchdog removes it when the process exits.
+static SHARED: OnceCell<TempPostgres> = OnceCell::const_new();
+
+/// Counts databases made by this process, to keep names short and unique together with the pid.
+static DATABASES: AtomicU32 = AtomicU32::new(0);
+
+/// A fresh empty database for one test: on `$DATABASE_URL`'s server when that is set, otherwise
+/// on one process-wide [`TempPostgres`] started on first use. Returns its URL.
+///
+/// The database is named `oban_test_<random>`. On a `$DATABASE_URL` server it is left behind
+/// (the caller may drop it); the process-wide cluster disappears with the process.
+pub async fn fresh_database() -> Result<String> {
+    let server = match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.trim().is_empty() => url,
+        _ => SHARED
+            .get_or_try_init(|| async {
+                tokio::task::spawn_blocking(TempPostgres::start)
+                    .await
+                    .map_err(|e| failure(format!("the start-up task failed: {e}")))?
+            })
+            .await?
+            .url()
+            .to_owned(),
+    };
+
+    let name = format!(
+        "oban_test_{}_{}_{}",
+        std::process::id(),
+        DATABASES.fetch_add(1, Ordering::Relaxed),
+        rand::random::<u32>()
+    );
+    let mut conn = PgConnection::connect(&server).await?;
+    conn.execute(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        .await?;
+    conn.close().await?;
+    Ok(with_database(&server, &name))
+}
+
+/// `url` with its database (the path) replaced by `database`, keeping any query string.
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let path_start = base[authority_start..]
+        .find('/')
+        .map_or(base.len(), |i| authority_start + i);
+    let mut out = format!("{}/{database}", &base[..path_start]);
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(query);
+    }
+    out
+}
+
+/// A database-unreachable error carrying `message`.
+fn failure(message: String) -> Error {
+    Error::Database(sqlx::Error::Io(io::Error::other(format!(
+        "temporary PostgreSQL: {message}"
+    ))))
+}
+
+/// The directory holding `initdb`, `pg_ctl` and `postgres`: `pg_config --bindir` when it has
+/// them, else the newest `/usr/lib/postgresql/*/bin`, else the directory of `initdb` on `PATH`.
+fn find_bindir() -> Result<PathBuf> {
+    let has_server = |dir: &Path| {
+        ["initdb", "pg_ctl", "postgres"]
+            .iter()
+            .all(|b| dir.join(b).is_file())
+    };
+
+    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
+        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if out.status.success() && has_server(&dir) {
+            return Ok(dir);
+        }
+    }
+
+    let mut debian: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let major = entry.file_name().to_str()?.parse().ok()?;
+            Some((major, entry.path().join("bin")))
+        })
+        .filter(|(_, dir)| has_server(dir))
+        .collect();
+    debian.sort();
+    if let Some((_, dir)) = debian.pop() {
+        return Ok(dir);
+    }
+
+    let on_path = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .unwrap_or_default();
+    if let Some(dir) = on_path.into_iter().find(|dir| has_server(dir)) {
+        return Ok(dir);
+    }
+
+    Err(failure(
+        "no PostgreSQL server binaries (initdb, pg_ctl, postgres) found via `pg_config --bindir`, \
+         /usr/lib/postgresql/*/bin or PATH; run `scripts/ensure-deps` \
+         (or `apt-get install postgresql`), or set DATABASE_URL to an existing server"
+            .to_owned(),
+    ))
+}
+
+/// `None` when this process may run PostgreSQL itself; the unprivileged account to use when it
+/// is root.
+fn cluster_account() -> Result<Option<Account>> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(None);
+    }
+    let passwd = std::fs::read_to_string("/etc/passwd")
+        .map_err(|e| failure(format!("running as root and cannot read /etc/passwd: {e}")))?;
+    let lookup = |wanted: &str| {
+        passwd.lines().find_map(|line| {
+            let fields: Vec<&str> = line.split(':').collect();
+            if fields.len() < 4 || fields[0] != wanted {
+                return None;
+            }
+            Some(Account {
+                name: wanted.to_owned(),
+                uid: fields[2].parse().ok()?,
+                gid: fields[3].parse().ok()?,
+            })
+        })
+    };
+    lookup("postgres")
+        .or_else(|| lookup("nobody"))
+        .map(Some)
+        .ok_or_else(|| {
+            failure(
+                "running as root, and neither a `postgres` nor a `nobody` account exists \
+                 to run the server as"
+                    .to_owned(),
+            )
+        })
+}
+
+/// Makes `<tmp>/oban-pg-<pid>-<n>-<random>`, private to the cluster's account.
+fn create_root(account: Option<&Account>) -> Result<PathBuf> {
+    static CLUSTERS: AtomicU32 = AtomicU32::new(0);
+    // As root the account must be able to reach the directory; /tmp always lets it, while a
+    // TMPDIR inside root's home might not. The name stays short: socket paths are limited to
+    // about 100 bytes.
+    let base = if account.is_some() {
+        PathBuf::from("/tmp")
+    } else {
+        std::env::temp_dir()
+    };
+    let root = base.join(format!(
+        "oban-pg-{}-{}-{:08x}",
+        std::process::id(),
+        CLUSTERS.fetch_add(1, Ordering::Relaxed),
+        rand::random::<u32>()
+    ));
+    let setup = || -> io::Result<()> {
+        std::fs::create_dir(&root)?;
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700))?;
+        if let Some(account) = account {
+            std::os::unix::fs::chown(&root, Some(account.uid), Some(account.gid))?;
+        }
+        Ok(())
+    };
+    setup().map_err(|e| {
+        let _ = std::fs::remove_dir_all(&root);
+        failure(format!("could not create {}: {e}", root.display()))
+    })?;
+    Ok(root)
+}
+
+/// Runs `command` as `account` (when given).
+fn as_account<'a>(command: &'a mut Command, account: Option<&Account>) -> &'a mut Command {
+    if let Some(account) = account {
+        command
+            .uid(account.uid)
+            .gid(account.gid)
+            .env("USER", &account.name)
+            .env("LOGNAME", &account.name)
+            .env_remove("HOME");
+    }
+    command
+}
+
+/// Runs `command` to completion, capturing its output.
+fn run(command: &mut Command, what: &str) -> Result<Output> {
+    command
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| failure(format!("could not run {what}: {e}")))
+}
+
+/// An OS-assigned free TCP port on 127.0.0.1.
+fn free_port() -> Result<u16> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .map_err(|e| failure(format!("could not find a free port: {e}")))
+}
+
+fn append(path: &Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .and_then(|mut file| file.write_all(text.as_bytes()))
+        .map_err(|e| failure(format!("could not write {}: {e}", path.display())))
+}
+
+fn output_text(output: &Output) -> String {
+    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&output.stderr));
+    text.trim().to_owned()
+}
+
+/// The last `lines` lines of `text`.
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_the_database_and_keeps_the_rest() {
+        assert_eq!(
+            with_database("postgres://u:p@h:5432/app?sslmode=disable", "t1"),
+            "postgres://u:p@h:5432/t1?sslmode=disable"
+        );
+        assert_eq!(with_database("postgres://h", "t2"), "postgres://h/t2");
+        assert_eq!(with_database("postgres://h:1/", "t3"), "postgres://h:1/t3");
+        assert_eq!(
+            with_database("postgresql:///db?host=/run/postgresql", "t4"),
+            "postgresql:///t4?host=/run/postgresql"
+        );
+    }
+
+    #[test]
+    fn tails_logs() {
+        assert_eq!(tail("a\nb\nc", 2), "b\nc");
+        assert_eq!(tail("a", 5), "a");
+    }
+}
