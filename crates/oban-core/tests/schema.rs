@@ -1,0 +1,565 @@
+//! The Oban v14 schema against a real PostgreSQL: what `migrate` creates, what it leaves alone,
+//! and what `check` accepts.
+//!
+//! The expected shape below is Elixir Oban 2.23.1's schema at version 14, as PostgreSQL's
+//! catalog describes it (protocol §1.3–1.4).
+
+use oban_core::schema::{self, ErrorsColumn, Migration, SchemaInfo, SchemaVersion};
+use oban_core::temp_postgres::fresh_database;
+use oban_core::{Error, Prefix};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{AssertSqlSafe, PgPool};
+
+/// The catalog of a v14 schema, with `{s}` for the schema name. Read with `search_path` set to
+/// that schema, so types and defaults print unqualified (index definitions always qualify).
+const EXPECTED_V14: &str = "\
+column oban_jobs.id bigint not null default nextval('oban_jobs_id_seq'::regclass)
+column oban_jobs.state oban_job_state not null default 'available'::oban_job_state
+column oban_jobs.queue text not null default 'default'::text
+column oban_jobs.worker text not null
+column oban_jobs.args jsonb not null default '{}'::jsonb
+column oban_jobs.errors jsonb[] not null default ARRAY[]::jsonb[]
+column oban_jobs.attempt integer not null default 0
+column oban_jobs.max_attempts integer not null default 20
+column oban_jobs.inserted_at timestamp without time zone not null default timezone('UTC'::text, now())
+column oban_jobs.scheduled_at timestamp without time zone not null default timezone('UTC'::text, now())
+column oban_jobs.attempted_at timestamp without time zone null
+column oban_jobs.completed_at timestamp without time zone null
+column oban_jobs.attempted_by text[] null
+column oban_jobs.discarded_at timestamp without time zone null
+column oban_jobs.priority integer not null default 0
+column oban_jobs.tags text[] null default ARRAY[]::text[]
+column oban_jobs.meta jsonb null default '{}'::jsonb
+column oban_jobs.cancelled_at timestamp without time zone null
+column oban_peers.name text not null
+column oban_peers.node text not null
+column oban_peers.started_at timestamp without time zone not null
+column oban_peers.expires_at timestamp without time zone not null
+enum available
+enum suspended
+enum scheduled
+enum executing
+enum retryable
+enum completed
+enum discarded
+enum cancelled
+index oban_jobs_args_index: CREATE INDEX oban_jobs_args_index ON {s}.oban_jobs USING gin (args)
+index oban_jobs_meta_index: CREATE INDEX oban_jobs_meta_index ON {s}.oban_jobs USING gin (meta)
+index oban_jobs_pkey: CREATE UNIQUE INDEX oban_jobs_pkey ON {s}.oban_jobs USING btree (id)
+index oban_jobs_state_cancelled_at_index: CREATE INDEX oban_jobs_state_cancelled_at_index ON {s}.oban_jobs USING btree (state, cancelled_at)
+index oban_jobs_state_discarded_at_index: CREATE INDEX oban_jobs_state_discarded_at_index ON {s}.oban_jobs USING btree (state, discarded_at)
+index oban_jobs_state_queue_priority_scheduled_at_id_index: CREATE INDEX oban_jobs_state_queue_priority_scheduled_at_id_index ON {s}.oban_jobs USING btree (state, queue, priority, scheduled_at, id)
+index oban_peers_pkey: CREATE UNIQUE INDEX oban_peers_pkey ON {s}.oban_peers USING btree (name)
+constraint oban_jobs.attempt_range CHECK (((attempt >= 0) AND (attempt <= max_attempts))) validated=true
+constraint oban_jobs.non_negative_priority CHECK ((priority >= 0)) NOT VALID validated=false
+constraint oban_jobs.oban_jobs_pkey PRIMARY KEY (id) validated=true
+constraint oban_jobs.positive_max_attempts CHECK ((max_attempts > 0)) validated=true
+constraint oban_jobs.queue_length CHECK (((char_length(queue) > 0) AND (char_length(queue) < 128))) validated=true
+constraint oban_jobs.worker_length CHECK (((char_length(worker) > 0) AND (char_length(worker) < 128))) validated=true
+constraint oban_peers.oban_peers_pkey PRIMARY KEY (name) validated=true
+relation oban_jobs table permanent comment=14
+relation oban_jobs_args_index index permanent
+relation oban_jobs_id_seq sequence permanent owned-by=oban_jobs.id
+relation oban_jobs_meta_index index permanent
+relation oban_jobs_pkey index permanent
+relation oban_jobs_state_cancelled_at_index index permanent
+relation oban_jobs_state_discarded_at_index index permanent
+relation oban_jobs_state_queue_priority_scheduled_at_id_index index permanent
+relation oban_peers table unlogged
+relation oban_peers_pkey index unlogged
+type oban_job_state enum";
+
+/// Everything the catalog says about the Oban objects in `schema`, one line per fact. Functions
+/// and triggers are listed too: a v14 schema has none.
+const CATALOG_SQL: &str = "
+SELECT line FROM (
+  SELECT 1 AS part, c.relname AS k1, a.attnum::int AS k2,
+         format('column %s.%s %s %s%s', c.relname, a.attname, format_type(a.atttypid, a.atttypmod),
+                CASE WHEN a.attnotnull THEN 'not null' ELSE 'null' END,
+                ' default ' || pg_get_expr(d.adbin, d.adrelid)) AS line
+  FROM pg_attribute a
+  JOIN pg_class c ON c.oid = a.attrelid
+  LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+  WHERE c.relnamespace = $1::regnamespace AND c.relkind IN ('r', 'p') AND a.attnum > 0
+    AND NOT a.attisdropped
+UNION ALL
+  SELECT 2, '', row_number() OVER (ORDER BY e.enumsortorder)::int,
+         'enum ' || e.enumlabel
+  FROM pg_enum e
+  WHERE e.enumtypid = to_regtype(format('%I.oban_job_state', $1::text))
+UNION ALL
+  SELECT 3, indexname, 0, format('index %s: %s', indexname, indexdef)
+  FROM pg_indexes WHERE schemaname = $1
+UNION ALL
+  SELECT 4, r.relname || '.' || con.conname, 0,
+         format('constraint %s.%s %s validated=%s', r.relname, con.conname,
+                pg_get_constraintdef(con.oid), con.convalidated::text)
+  FROM pg_constraint con JOIN pg_class r ON r.oid = con.conrelid
+  WHERE con.connamespace = $1::regnamespace
+UNION ALL
+  SELECT 5, c.relname, 0,
+         format('relation %s %s %s', c.relname,
+                CASE c.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'partitioned table'
+                  WHEN 'i' THEN 'index' WHEN 'S' THEN 'sequence' ELSE c.relkind::text END,
+                CASE c.relpersistence WHEN 'p' THEN 'permanent' WHEN 'u' THEN 'unlogged'
+                  ELSE 'temporary' END)
+         || coalesce(' comment=' || obj_description(c.oid, 'pg_class'), '')
+         || coalesce((SELECT format(' owned-by=%s.%s', t.relname, ta.attname)
+                      FROM pg_depend dep
+                      JOIN pg_class t ON t.oid = dep.refobjid
+                      JOIN pg_attribute ta ON ta.attrelid = t.oid AND ta.attnum = dep.refobjsubid
+                      WHERE dep.objid = c.oid AND dep.classid = 'pg_class'::regclass
+                        AND dep.refclassid = 'pg_class'::regclass AND dep.deptype = 'a'
+                        AND c.relkind = 'S'), '')
+  FROM pg_class c WHERE c.relnamespace = $1::regnamespace
+UNION ALL
+  SELECT 6, t.typname, 0, format('type %s %s', t.typname,
+                                 CASE t.typtype WHEN 'e' THEN 'enum' ELSE t.typtype::text END)
+  FROM pg_type t
+  WHERE t.typnamespace = $1::regnamespace AND t.typtype IN ('e', 'd', 'b', 'r', 'm')
+    AND t.typelem = 0
+UNION ALL
+  SELECT 7, p.proname, 0, 'function ' || p.oid::regprocedure::text
+  FROM pg_proc p WHERE p.pronamespace = $1::regnamespace
+UNION ALL
+  SELECT 8, tg.tgname, 0, format('trigger %s on %s', tg.tgname, c.relname)
+  FROM pg_trigger tg JOIN pg_class c ON c.oid = tg.tgrelid
+  WHERE c.relnamespace = $1::regnamespace AND NOT tg.tgisinternal
+) AS facts
+ORDER BY part, k1, k2";
+
+fn expected(schema: &str) -> Vec<String> {
+    EXPECTED_V14
+        .lines()
+        .map(|line| line.replace("{s}", schema))
+        .collect()
+}
+
+/// The catalog lines for `schema` (see [`CATALOG_SQL`]).
+async fn catalog(pool: &PgPool, schema: &str) -> Vec<String> {
+    let mut conn = pool.acquire().await.unwrap();
+    sqlx::query("SELECT set_config('search_path', $1, false)")
+        .bind(schema)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let lines: Vec<String> = sqlx::query_scalar(CATALOG_SQL)
+        .bind(schema)
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+    // Leave the pooled connection as it was for the caller's next query.
+    sqlx::query("RESET search_path")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    lines
+}
+
+/// Asserts equality line by line, printing both listings in full when they differ.
+fn assert_lines(actual: &[String], expected: &[String], context: &str) {
+    if actual != expected {
+        let missing: Vec<_> = expected.iter().filter(|l| !actual.contains(l)).collect();
+        let extra: Vec<_> = actual.iter().filter(|l| !expected.contains(l)).collect();
+        panic!(
+            "{context}: catalog differs\nmissing: {missing:#?}\nunexpected: {extra:#?}\n\
+             actual (in order):\n{}",
+            actual.join("\n")
+        );
+    }
+}
+
+async fn pool() -> PgPool {
+    let url = fresh_database().await.expect("a throwaway database");
+    PgPoolOptions::new()
+        .max_connections(6)
+        .connect(&url)
+        .await
+        .unwrap()
+}
+
+fn public() -> Prefix {
+    Prefix::default()
+}
+
+async fn exec(pool: &PgPool, sql: &str) {
+    sqlx::raw_sql(AssertSqlSafe(sql.to_owned()))
+        .execute(pool)
+        .await
+        .unwrap();
+}
+
+/// Applies `migrations/v01.sql` … `vNN.sql` by hand and records `version`, like an Elixir
+/// application that stopped upgrading at that version.
+async fn install_up_to(pool: &PgPool, prefix: &Prefix, version: usize) {
+    const FILES: [&str; 14] = [
+        include_str!("../../../migrations/v01.sql"),
+        include_str!("../../../migrations/v02.sql"),
+        include_str!("../../../migrations/v03.sql"),
+        include_str!("../../../migrations/v04.sql"),
+        include_str!("../../../migrations/v05.sql"),
+        include_str!("../../../migrations/v06.sql"),
+        include_str!("../../../migrations/v07.sql"),
+        include_str!("../../../migrations/v08.sql"),
+        include_str!("../../../migrations/v09.sql"),
+        include_str!("../../../migrations/v10.sql"),
+        include_str!("../../../migrations/v11.sql"),
+        include_str!("../../../migrations/v12.sql"),
+        include_str!("../../../migrations/v13.sql"),
+        include_str!("../../../migrations/v14.sql"),
+    ];
+    for file in &FILES[..version] {
+        exec(pool, prefix.render(file).as_str()).await;
+    }
+    exec(
+        pool,
+        &format!("COMMENT ON TABLE {prefix}.oban_jobs IS '{version}'"),
+    )
+    .await;
+}
+
+fn schema_error(result: oban_core::Result<SchemaInfo>) -> String {
+    match result {
+        Err(Error::Schema(message)) => message,
+        other => panic!("expected Error::Schema, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn fresh_install_is_elixirs_v14_schema() {
+    let pool = pool().await;
+    let outcome = schema::migrate(&pool, &public()).await.unwrap();
+    assert_eq!(outcome, Migration::Applied { from: 0 });
+    assert_lines(
+        &catalog(&pool, "public").await,
+        &expected("public"),
+        "fresh install",
+    );
+
+    let info = schema::check(&pool, &public()).await.unwrap();
+    assert_eq!(
+        info,
+        SchemaInfo {
+            version: SchemaVersion::Recorded(14),
+            errors: ErrorsColumn::JsonbArray,
+            has_oban_peers: true
+        }
+    );
+
+    // The enum labels added by the steps are usable once migrate has committed (pitfall 22).
+    exec(
+        &pool,
+        "INSERT INTO oban_jobs (worker, state) VALUES ('W', 'suspended'), ('W', 'cancelled')",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn migrating_again_changes_nothing() {
+    let pool = pool().await;
+    schema::migrate(&pool, &public()).await.unwrap();
+    exec(
+        &pool,
+        "INSERT INTO oban_jobs (worker, args, priority) VALUES ('W', '{\"a\": 1}', 9)",
+    )
+    .await;
+    let before = catalog(&pool, "public").await;
+
+    let outcome = schema::migrate(&pool, &public()).await.unwrap();
+    assert_eq!(outcome, Migration::UpToDate(SchemaVersion::Recorded(14)));
+    assert_lines(&catalog(&pool, "public").await, &before, "second migrate");
+
+    // Even with the comment lost, replaying every step leaves a v14 schema and its rows as they
+    // were: the steps are idempotent and v10's 0..3 priority check is not re-added over v12's.
+    exec(&pool, "COMMENT ON TABLE oban_jobs IS NULL").await;
+    let outcome = schema::migrate(&pool, &public()).await.unwrap();
+    assert_eq!(outcome, Migration::Applied { from: 0 });
+    assert_lines(
+        &catalog(&pool, "public").await,
+        &expected("public"),
+        "replayed steps",
+    );
+    let rows: Vec<(String, i32)> = sqlx::query_as("SELECT args::text, priority FROM oban_jobs")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, vec![("{\"a\": 1}".to_owned(), 9)]);
+}
+
+#[tokio::test]
+async fn concurrent_migrations_apply_once() {
+    let pool = pool().await;
+    let runs: Vec<_> = (0..4)
+        .map(|_| {
+            let pool = pool.clone();
+            tokio::spawn(async move { schema::migrate(&pool, &Prefix::default()).await })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for run in runs {
+        outcomes.push(run.await.unwrap().unwrap());
+    }
+    let applied = outcomes
+        .iter()
+        .filter(|o| **o == Migration::Applied { from: 0 })
+        .count();
+    let up_to_date = outcomes
+        .iter()
+        .filter(|o| **o == Migration::UpToDate(SchemaVersion::Recorded(14)))
+        .count();
+    assert_eq!((applied, up_to_date), (1, 3), "outcomes: {outcomes:?}");
+    assert_lines(
+        &catalog(&pool, "public").await,
+        &expected("public"),
+        "concurrent",
+    );
+}
+
+#[tokio::test]
+async fn non_public_prefix_gets_its_own_schema() {
+    let pool = pool().await;
+    let prefix = Prefix::new("tenant_a").unwrap();
+    assert_eq!(
+        schema::migrate(&pool, &prefix).await.unwrap(),
+        Migration::Applied { from: 0 }
+    );
+    assert_lines(
+        &catalog(&pool, "tenant_a").await,
+        &expected("tenant_a"),
+        "tenant_a",
+    );
+    assert_eq!(
+        catalog(&pool, "public").await,
+        Vec::<String>::new(),
+        "public stays empty"
+    );
+
+    let info = schema::check(&pool, &prefix).await.unwrap();
+    assert_eq!(info.version, SchemaVersion::Recorded(14));
+    let message = schema_error(schema::check(&pool, &public()).await);
+    assert!(message.contains("public.oban_jobs"), "{message}");
+}
+
+#[tokio::test]
+async fn upgrades_an_older_elixir_schema() {
+    let pool = pool().await;
+    install_up_to(&pool, &public(), 11).await;
+    exec(
+        &pool,
+        "INSERT INTO oban_jobs (worker, args) VALUES ('Old', '{}')",
+    )
+    .await;
+
+    let message = schema_error(schema::check(&pool, &public()).await);
+    for needle in [
+        "version 11",
+        "version 14 is required",
+        "badge-forge migrate",
+        "Oban.Migration.up(version: 14",
+    ] {
+        assert!(
+            message.contains(needle),
+            "{needle:?} missing from: {message}"
+        );
+    }
+
+    assert_eq!(
+        schema::migrate(&pool, &public()).await.unwrap(),
+        Migration::Applied { from: 11 }
+    );
+    assert_lines(
+        &catalog(&pool, "public").await,
+        &expected("public"),
+        "from v11",
+    );
+    let workers: Vec<String> = sqlx::query_scalar("SELECT worker FROM oban_jobs")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(workers, ["Old"]);
+}
+
+/// An Oban 1.x database: the enum as first shipped (no `suspended`, no `cancelled`) at v8. One
+/// transaction adds both labels (v09, v14) and keeps going without using them.
+#[tokio::test]
+async fn upgrades_a_v8_schema_with_the_original_enum() {
+    let pool = pool().await;
+    exec(
+        &pool,
+        "CREATE TYPE oban_job_state AS ENUM \
+         ('available', 'scheduled', 'executing', 'retryable', 'completed', 'discarded')",
+    )
+    .await;
+    install_up_to(&pool, &public(), 8).await;
+    exec(
+        &pool,
+        "INSERT INTO oban_jobs (worker, args, state) VALUES ('Old', '{}', 'completed')",
+    )
+    .await;
+
+    assert_eq!(
+        schema::migrate(&pool, &public()).await.unwrap(),
+        Migration::Applied { from: 8 }
+    );
+    assert_lines(
+        &catalog(&pool, "public").await,
+        &expected("public"),
+        "from v8",
+    );
+    exec(&pool, "UPDATE oban_jobs SET state = 'cancelled'").await;
+}
+
+#[tokio::test]
+async fn check_refuses_a_missing_table_with_one_clear_message() {
+    let pool = pool().await;
+    let message = schema_error(schema::check(&pool, &public()).await);
+    assert_eq!(
+        message,
+        "the Oban schema is not installed: there is no table public.oban_jobs; run \
+         `badge-forge migrate` (oban_core::schema::migrate) or, from Elixir, \
+         `Oban.Migration.up(version: 14, prefix: \"public\")`"
+    );
+}
+
+#[tokio::test]
+async fn version_comments_are_read_like_elixir_reads_them() {
+    let pool = pool().await;
+    schema::migrate(&pool, &public()).await.unwrap();
+
+    exec(&pool, "COMMENT ON TABLE oban_jobs IS '∞'").await;
+    assert_eq!(
+        schema::check(&pool, &public()).await.unwrap().version,
+        SchemaVersion::Unbounded
+    );
+    assert_eq!(
+        schema::migrate(&pool, &public()).await.unwrap(),
+        Migration::UpToDate(SchemaVersion::Unbounded)
+    );
+
+    exec(&pool, "COMMENT ON TABLE oban_jobs IS '15'").await;
+    assert_eq!(
+        schema::check(&pool, &public()).await.unwrap().version,
+        SchemaVersion::Recorded(15)
+    );
+
+    exec(&pool, "COMMENT ON TABLE oban_jobs IS 'jobs'").await;
+    let message = schema_error(schema::check(&pool, &public()).await);
+    assert!(
+        message.contains("\"jobs\", not an Oban schema version"),
+        "{message}"
+    );
+}
+
+/// oban-py 0.7.0's installer on an empty database (protocol §1.6), in the same shape.
+const OBAN_PY_INSTALL: &str = "
+CREATE TYPE oban_job_state AS ENUM
+  ('available', 'scheduled', 'executing', 'retryable', 'completed', 'discarded', 'cancelled');
+ALTER TYPE oban_job_state ADD VALUE IF NOT EXISTS 'suspended' AFTER 'scheduled';
+CREATE TABLE oban_jobs (
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  state oban_job_state NOT NULL DEFAULT 'available',
+  queue text NOT NULL DEFAULT 'default',
+  worker text NOT NULL,
+  attempt smallint NOT NULL DEFAULT 0,
+  max_attempts smallint NOT NULL DEFAULT 20,
+  priority smallint NOT NULL DEFAULT 0,
+  args jsonb NOT NULL DEFAULT '{}',
+  meta jsonb NOT NULL DEFAULT '{}',
+  tags text[] NOT NULL DEFAULT '{}',
+  errors jsonb NOT NULL DEFAULT '[]',
+  attempted_by text[] NOT NULL DEFAULT '{}',
+  inserted_at timestamp NOT NULL DEFAULT timezone('UTC', now()),
+  scheduled_at timestamp NOT NULL DEFAULT timezone('UTC', now()),
+  attempted_at timestamp,
+  cancelled_at timestamp,
+  completed_at timestamp,
+  discarded_at timestamp,
+  CONSTRAINT attempt_range CHECK (attempt BETWEEN 0 AND max_attempts),
+  CONSTRAINT positive_max_attempts CHECK (max_attempts > 0),
+  CONSTRAINT non_negative_priority CHECK (priority >= 0),
+  CONSTRAINT queue_length CHECK (char_length(queue) > 0),
+  CONSTRAINT worker_length CHECK (char_length(worker) > 0)
+);
+CREATE UNLOGGED TABLE oban_leaders (
+  name text PRIMARY KEY DEFAULT 'oban',
+  node text NOT NULL,
+  elected_at timestamp NOT NULL,
+  expires_at timestamp NOT NULL
+);
+CREATE UNLOGGED TABLE oban_producers (
+  uuid uuid PRIMARY KEY,
+  name text NOT NULL DEFAULT 'oban',
+  node text NOT NULL,
+  queue text NOT NULL,
+  meta jsonb NOT NULL DEFAULT '{}',
+  started_at timestamp NOT NULL DEFAULT timezone('UTC', now()),
+  updated_at timestamp NOT NULL DEFAULT timezone('UTC', now())
+);
+CREATE INDEX oban_jobs_state_queue_priority_scheduled_at_id_index
+  ON oban_jobs (state, queue, priority, scheduled_at, id) WITH (fillfactor = 90);
+CREATE INDEX oban_jobs_staging_index ON oban_jobs (scheduled_at, id) INCLUDE (queue)
+  WHERE state IN ('scheduled', 'retryable');
+";
+
+#[tokio::test]
+async fn accepts_and_leaves_alone_an_oban_py_install() {
+    let pool = pool().await;
+    exec(&pool, OBAN_PY_INSTALL).await;
+    let before = catalog(&pool, "public").await;
+
+    let info = schema::check(&pool, &public()).await.unwrap();
+    assert_eq!(
+        info,
+        SchemaInfo {
+            version: SchemaVersion::ObanPy,
+            errors: ErrorsColumn::Jsonb,
+            has_oban_peers: false
+        }
+    );
+
+    assert_eq!(
+        schema::migrate(&pool, &public()).await.unwrap(),
+        Migration::LeftObanPyInstall
+    );
+    assert_lines(
+        &catalog(&pool, "public").await,
+        &before,
+        "oban-py install after migrate",
+    );
+
+    // oban-py <= 0.6.3 stamped '1' on its own table; the shape still says what it is.
+    exec(&pool, "COMMENT ON TABLE oban_jobs IS '1'").await;
+    assert_eq!(
+        schema::check(&pool, &public()).await.unwrap().version,
+        SchemaVersion::ObanPy
+    );
+}
+
+/// Elixir first, then oban-py's installer on top (the supported mixed order): still Elixir's v14.
+#[tokio::test]
+async fn elixir_schema_with_oban_py_tables_is_still_v14() {
+    let pool = pool().await;
+    schema::migrate(&pool, &public()).await.unwrap();
+    exec(
+        &pool,
+        "CREATE UNLOGGED TABLE oban_leaders (name text PRIMARY KEY, node text NOT NULL, \
+         elected_at timestamp NOT NULL, expires_at timestamp NOT NULL); \
+         CREATE UNLOGGED TABLE oban_producers (uuid uuid PRIMARY KEY, name text NOT NULL, \
+         node text NOT NULL, queue text NOT NULL, meta jsonb NOT NULL DEFAULT '{}', \
+         started_at timestamp NOT NULL, updated_at timestamp NOT NULL)",
+    )
+    .await;
+    let info = schema::check(&pool, &public()).await.unwrap();
+    assert_eq!(
+        info,
+        SchemaInfo {
+            version: SchemaVersion::Recorded(14),
+            errors: ErrorsColumn::JsonbArray,
+            has_oban_peers: true
+        }
+    );
+    assert_eq!(
+        schema::migrate(&pool, &public()).await.unwrap(),
+        Migration::UpToDate(SchemaVersion::Recorded(14))
+    );
+}
