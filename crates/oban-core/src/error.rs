@@ -15,6 +15,9 @@ pub enum Error {
     /// A configuration value is out of range or malformed.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// A notification could not be decoded, or the listener stopped.
+    #[error("notification error: {0}")]
+    Notification(String),
     /// A JSON value could not be encoded or decoded.
     #[error("json error: {0}")]
     Json(#[from] serde_json::Error),

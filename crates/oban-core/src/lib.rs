@@ -2,19 +2,63 @@
 //!
 //! `oban-core` reads and writes the same `oban_jobs` table as Elixir Oban 2.23 and oban-py 0.7
 //! (schema version 14), and speaks their LISTEN/NOTIFY protocol, so a Rust process can enqueue
-//! jobs for Elixir or Python workers and run jobs that they enqueue.
+//! jobs for Elixir or Python workers and run jobs that they enqueue, on the same database.
 //!
-//! The modules follow the life of a job:
-//! [`insert`] writes it, [`producer`] claims it for a queue, [`executor`] runs it through a
-//! [`worker::Worker`], and [`ack`] records the outcome. [`notifier`] carries wake-ups and
-//! [`signal`]s between nodes; [`leader`] elects the node that runs the maintenance loops
-//! ([`stager`], [`lifeline`], [`pruner`]). [`node`] wires them together.
+//! The modules follow the life of a job: [`insert`] writes it; a [`producer`] claims it for its
+//! queue; `executor` runs it through a [`worker::Worker`]; `ack` records the outcome. The
+//! [`notifier`] carries wake-ups and [`signal`]s between nodes; `leader` elects the node that
+//! runs the maintenance loops (`stager`, `lifeline`, `pruner`); [`node`] wires them together,
+//! and [`client`] enqueues and signals without running queues. Every statement lives in
+//! `src/sql/` with a comment saying what it guarantees.
+//!
+//! ```no_run
+//! use oban_core::config::{Config, QueueConfig};
+//! use oban_core::job::Job;
+//! use oban_core::node::Node;
+//! use oban_core::worker::{Outcome, WorkResult, Worker};
+//!
+//! struct Echo;
+//!
+//! impl Worker for Echo {
+//!     const NAME: &'static str = "MyApp.Echo";
+//!     async fn process(&self, job: &Job) -> WorkResult {
+//!         println!("{}", job.args);
+//!         Ok(Outcome::complete())
+//!     }
+//! }
+//!
+//! # async fn run() -> oban_core::Result<()> {
+//! let pool = sqlx::PgPool::connect("postgres://localhost/app").await?;
+//! let config = Config { queues: vec![QueueConfig::new("default", 10)], ..Config::default() };
+//! let node = Node::builder(pool).config(config).worker(Echo)?.start().await?;
+//! node.client().insert(&Echo::new_job(&serde_json::json!({"hello": "world"}))?).await?;
+//! node.shutdown().await;
+//! # Ok(()) }
+//! ```
 
+mod ack;
+pub mod backoff;
+pub mod client;
+pub mod config;
 pub mod error;
+mod executor;
+pub mod insert;
+pub mod job;
+mod leader;
+mod lifeline;
+pub mod node;
+pub mod notifier;
 pub mod prefix;
+pub mod producer;
+mod pruner;
 pub mod schema;
+pub mod signal;
+mod stager;
+pub mod telemetry;
 #[cfg(feature = "temp-postgres")]
 pub mod temp_postgres;
+pub mod worker;
 
+pub use client::Client;
 pub use error::{Error, Result};
 pub use prefix::Prefix;

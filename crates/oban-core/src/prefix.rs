@@ -1,6 +1,9 @@
 //! The Oban prefix: the PostgreSQL schema that holds `oban_jobs` and names the channels.
 
 use std::fmt;
+use std::sync::Arc;
+
+use sqlx::{AssertSqlSafe, SqlSafeStr, SqlStr};
 
 use crate::{Error, Result};
 
@@ -41,10 +44,13 @@ impl Prefix {
 
     /// Replaces every `{prefix}` in a SQL template with the quoted schema name.
     ///
-    /// Templates are the crate's own `.sql` files; this runs once per statement when a
-    /// component is built, so the rendered text is stable and sqlx caches its prepared form.
-    pub fn render(&self, template: &str) -> String {
-        template.replace("{prefix}", &format!("\"{}\"", self.0))
+    /// Templates are the crate's own `.sql` files and the prefix was validated by [`Prefix::new`],
+    /// which is why this is the one place that asserts dynamic SQL safe. Components render their
+    /// statements once when they are built; the result is cheap to clone, and its text is stable,
+    /// so sqlx caches its prepared form.
+    pub fn render(&self, template: &str) -> SqlStr {
+        let sql = template.replace("{prefix}", &format!("\"{}\"", self.0));
+        AssertSqlSafe(Arc::<str>::from(sql)).into_sql_str()
     }
 
     /// The full channel name for an Oban channel such as `insert` or `signal`:
@@ -86,7 +92,7 @@ mod tests {
     #[test]
     fn renders_quoted_and_names_channels() {
         let p = Prefix::new("tenant").unwrap();
-        assert_eq!(p.render("SELECT 1 FROM {prefix}.oban_jobs"), "SELECT 1 FROM \"tenant\".oban_jobs");
+        assert_eq!(p.render("SELECT 1 FROM {prefix}.oban_jobs").as_str(), "SELECT 1 FROM \"tenant\".oban_jobs");
         assert_eq!(p.channel("insert"), "tenant.oban_insert");
         assert_eq!(Prefix::new("x".repeat(49)).unwrap().channel("cronitor").len(), 63);
     }

@@ -1,0 +1,172 @@
+//! Acknowledging finished jobs: batched, guarded, and never lost on shutdown.
+//!
+//! Executors hand their outcome to one [`Acker`] per node, which writes whatever has
+//! accumulated in one statement (`sql/ack.sql`). Under load that batches naturally, with no
+//! added latency when idle. When the database is unreachable the batch is kept and retried with
+//! backoff; a job's ack is dropped only when the node stops and the database stayed unreachable
+//! for the whole grace period, and then the job is left `executing` for the lifeline to rescue.
+
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDateTime;
+use sqlx::PgPool;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::backoff::reconnect_delay;
+use crate::insert::{JobColumns, NewJob, render_with_insert};
+use crate::job::JobState;
+use crate::telemetry::Metrics;
+use crate::{Prefix, Result};
+
+const ACK: &str = include_str!("sql/ack.sql");
+
+/// One finished job's outcome, as the ack statement records it.
+#[derive(Debug)]
+pub(crate) struct Ack {
+    pub id: i64,
+    /// The claim's attempted_at, which guards the update.
+    pub attempted_at: NaiveDateTime,
+    /// completed, retryable, discarded, cancelled or scheduled (snoozed).
+    pub state: JobState,
+    /// For retryable and scheduled: seconds from now until scheduled_at.
+    pub delay_seconds: Option<f64>,
+    /// The error entry's text, for retryable, discarded and cancelled.
+    pub error: Option<String>,
+    /// Jobs inserted when (and only when) this completion is recorded.
+    pub then_insert: Vec<NewJob>,
+}
+
+/// Where executors send acks. Cloned into every producer; the acker stops after the last
+/// clone is dropped and everything sent has been written.
+#[derive(Clone)]
+pub(crate) struct AckSender(mpsc::UnboundedSender<Ack>);
+
+impl AckSender {
+    pub fn send(&self, ack: Ack) {
+        // The acker outlives every sender (it ends only when they are all dropped), so this
+        // cannot fail while a sender exists.
+        let _ = self.0.send(ack);
+    }
+}
+
+/// The per-node ack writer.
+pub(crate) struct Acker {
+    pool: PgPool,
+    sql: sqlx::SqlStr,
+    insert_channel: String,
+    batch_limit: usize,
+    metrics: Metrics,
+}
+
+impl Acker {
+    pub fn new(pool: PgPool, prefix: &Prefix, batch_limit: usize, metrics: Metrics) -> Self {
+        Self {
+            pool,
+            sql: render_with_insert(prefix, ACK, 15),
+            insert_channel: prefix.channel("insert"),
+            batch_limit: batch_limit.max(1),
+            metrics,
+        }
+    }
+
+    /// Starts the writer. `give_up` is cancelled when the node's shutdown deadline has passed:
+    /// only then is a batch that cannot be written abandoned.
+    pub fn spawn(self, give_up: CancellationToken) -> (AckSender, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let handle = tokio::spawn(self.run(rx, give_up));
+        (AckSender(tx), handle)
+    }
+
+    async fn run(self, mut rx: mpsc::UnboundedReceiver<Ack>, give_up: CancellationToken) {
+        let mut batch: Vec<Ack> = Vec::new();
+        let mut failures = 0u32;
+        loop {
+            let room = self.batch_limit.saturating_sub(batch.len());
+            if batch.is_empty() {
+                if rx.recv_many(&mut batch, room).await == 0 {
+                    return;
+                }
+            } else {
+                while batch.len() < self.batch_limit {
+                    match rx.try_recv() {
+                        Ok(ack) => batch.push(ack),
+                        Err(_) => break,
+                    }
+                }
+            }
+            match self.write(&mut batch).await {
+                Ok(()) => failures = 0,
+                Err(error) => {
+                    failures += 1;
+                    let delay = reconnect_delay(
+                        failures,
+                        Duration::from_millis(50),
+                        Duration::from_secs(5),
+                        &mut rand::rng(),
+                    );
+                    tracing::warn!(%error, pending = batch.len(), retry_in = ?delay, "ack failed; will retry");
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = give_up.cancelled() => {
+                            let mut ids: Vec<i64> = batch.iter().map(|ack| ack.id).collect();
+                            rx.close();
+                            while let Ok(ack) = rx.try_recv() {
+                                ids.push(ack.id);
+                            }
+                            tracing::error!(?ids, "shutdown deadline passed with acks unwritten; these jobs stay executing until rescued");
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes `batch` and empties it on success.
+    async fn write(&self, batch: &mut Vec<Ack>) -> Result<()> {
+        let started = Instant::now();
+        let mut ids = Vec::with_capacity(batch.len());
+        let mut attempted_at = Vec::with_capacity(batch.len());
+        let mut states = Vec::with_capacity(batch.len());
+        let mut delays = Vec::with_capacity(batch.len());
+        let mut errors = Vec::with_capacity(batch.len());
+        let mut parents = Vec::new();
+        let mut follow_ups = JobColumns::default();
+        for ack in batch.iter() {
+            ids.push(ack.id);
+            attempted_at.push(ack.attempted_at);
+            states.push(ack.state.as_str());
+            delays.push(ack.delay_seconds);
+            errors.push(ack.error.as_deref());
+            for job in &ack.then_insert {
+                // Validated by the executor before the ack was queued.
+                follow_ups.push(job)?;
+                parents.push(ack.id);
+            }
+        }
+        let query = sqlx::query_as::<_, (Vec<i64>, i64, i64)>(self.sql.clone())
+            .bind(&ids)
+            .bind(&attempted_at)
+            .bind(&states)
+            .bind(&delays)
+            .bind(&errors)
+            .bind(&parents);
+        let (acked, inserted, _) = follow_ups
+            .bind(query)
+            .bind(&self.insert_channel)
+            .fetch_one(&self.pool)
+            .await?;
+        self.metrics.record_ack_batch(batch.len(), started.elapsed());
+        if acked.len() < ids.len() {
+            let stale: Vec<i64> = ids.iter().filter(|id| !acked.contains(id)).copied().collect();
+            tracing::warn!(
+                ?stale,
+                "acks skipped: these jobs were rescued, cancelled or deleted while running"
+            );
+        }
+        tracing::trace!(acked = acked.len(), inserted, "acks written");
+        batch.clear();
+        Ok(())
+    }
+}

@@ -1,0 +1,80 @@
+//! A handle for talking to an Oban cluster without running queues: enqueue jobs, send signals,
+//! cancel jobs. Every node has one ([`crate::node::NodeHandle::client`]), and a program that
+//! only inserts can build its own.
+
+use serde_json::Value;
+use sqlx::PgPool;
+
+use crate::insert::{self, InsertedJob, NewJob};
+use crate::notifier::{self, Channel};
+use crate::signal::{self, Signal};
+use crate::{Prefix, Result};
+
+const CANCEL: &str = include_str!("sql/cancel.sql");
+
+/// Enqueue, signal and cancel on one database and prefix. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Client {
+    pool: PgPool,
+    prefix: Prefix,
+    name: String,
+}
+
+impl Client {
+    /// A client for the instance named `"Oban"` under `prefix`.
+    pub fn new(pool: PgPool, prefix: Prefix) -> Self {
+        Self { pool, prefix, name: "Oban".to_owned() }
+    }
+
+    /// The pool it uses.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The prefix it uses.
+    pub fn prefix(&self) -> &Prefix {
+        &self.prefix
+    }
+
+    /// Inserts one job and announces its queue. To insert inside your own transaction, use
+    /// [`insert::insert`] with `&mut *tx`.
+    pub async fn insert(&self, job: &NewJob) -> Result<InsertedJob> {
+        insert::insert(&self.pool, &self.prefix, job).await
+    }
+
+    /// Inserts many jobs in one statement and announces their queues. To insert inside your own
+    /// transaction, use [`insert::insert_all`] with `&mut *tx`.
+    pub async fn insert_all(&self, jobs: &[NewJob]) -> Result<Vec<InsertedJob>> {
+        insert::insert_all(&self.pool, &self.prefix, jobs).await
+    }
+
+    /// Sends `signal` to every node (`node: None`) or to one node of this instance.
+    pub async fn signal(&self, signal: &Signal, node: Option<&str>) -> Result<()> {
+        let ident = node.map_or_else(|| "any".to_owned(), |node| signal::ident(&self.name, node));
+        self.publish(Channel::Signal, &[signal.to_payload(&ident)]).await
+    }
+
+    /// Cancels a job as `Oban.cancel_job/1` does: a job not yet finished becomes `cancelled`
+    /// at once; if it was executing, the node running it is sent a `pkill` to stop it.
+    /// Returns whether the job was cancelled now.
+    pub async fn cancel_job(&self, id: i64) -> Result<bool> {
+        let cancelled: Option<(bool,)> = sqlx::query_as(self.prefix.render(CANCEL))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        match cancelled {
+            Some((was_executing,)) => {
+                if was_executing {
+                    self.signal(&Signal::Kill { job_id: id }, None).await?;
+                }
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Publishes raw messages on an Oban channel.
+    pub async fn publish(&self, channel: Channel, messages: &[Value]) -> Result<()> {
+        notifier::publish(&self.pool, &self.prefix, channel, messages).await
+    }
+}

@@ -1,0 +1,209 @@
+//! How a node is set up. Defaults follow Oban's (Elixir's where the runtimes agree, oban-py's
+//! for the maintenance loops that Elixir leaves off by default).
+
+use std::time::Duration;
+
+use sqlx::postgres::PgConnectOptions;
+
+use crate::{Error, Prefix, Result};
+
+/// A node's configuration. Build it with struct update syntax:
+///
+/// ```
+/// use oban_core::config::{Config, QueueConfig};
+/// let config = Config {
+///     queues: vec![QueueConfig::new("badges", 10)],
+///     ..Config::default()
+/// };
+/// ```
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Instance name, used in signal idents (`"<name>.<node>"`) and dashboards. Keep `"Oban"`
+    /// so Oban Web and other runtimes can address this node.
+    pub name: String,
+    /// This node's name, unique per process; the first element of `attempted_by`.
+    pub node: String,
+    /// The schema holding the Oban tables.
+    pub prefix: Prefix,
+    /// Queues this node runs, with their local concurrency limits.
+    pub queues: Vec<QueueConfig>,
+    /// How often each producer looks for jobs without being woken.
+    pub poll_interval: Duration,
+    /// Wake-ups this soon after a claim are folded into one claim.
+    pub dispatch_cooldown: Duration,
+    /// How long running jobs may take to finish after shutdown begins.
+    pub shutdown_grace: Duration,
+    /// Most acks written in one statement.
+    pub ack_batch_limit: usize,
+    /// Interval of the listener's self-ping; three silent intervals mean a dead connection.
+    pub heartbeat: Duration,
+    /// Where to LISTEN, when not through the pool's server (e.g. the pool goes through a
+    /// transaction-mode pooler, which cannot carry LISTEN).
+    pub listen_options: Option<PgConnectOptions>,
+    /// Whether this node takes part in leader election (and so may run maintenance).
+    pub leadership: bool,
+    /// The `oban_peers.name` this runtime elects under: distinct from Elixir's instance name
+    /// so neither runtime takes leadership from the other.
+    pub leadership_name: String,
+    /// Election interval; the leader renews at half of it.
+    pub leader_interval: Duration,
+    /// Queues the leader stages, rescues and prunes; `None` means [`Config::queues`].
+    pub maintained_queues: Option<Vec<String>>,
+    /// Staging interval.
+    pub stage_interval: Duration,
+    /// Most jobs staged per run.
+    pub stage_limit: i64,
+    /// Lifeline interval.
+    pub rescue_interval: Duration,
+    /// How long a job may be executing before the lifeline takes it for orphaned.
+    pub rescue_after: Duration,
+    /// Pruner interval.
+    pub prune_interval: Duration,
+    /// How long finished jobs are kept.
+    pub prune_max_age: Duration,
+    /// Most jobs deleted per prune.
+    pub prune_limit: i64,
+}
+
+/// One queue and its local concurrency limit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueConfig {
+    /// Queue name.
+    pub name: String,
+    /// Jobs run at once on this node.
+    pub limit: usize,
+}
+
+impl QueueConfig {
+    /// A queue with its limit.
+    pub fn new(name: impl Into<String>, limit: usize) -> Self {
+        Self { name: name.into(), limit }
+    }
+}
+
+impl std::str::FromStr for QueueConfig {
+    type Err = Error;
+
+    /// Parses `name` or `name=limit` (limit 10 when omitted, as oban-py's default).
+    fn from_str(spec: &str) -> Result<Self> {
+        let (name, limit) = match spec.split_once(['=', ':']) {
+            Some((name, limit)) => {
+                let limit = limit
+                    .trim()
+                    .parse()
+                    .map_err(|_| Error::Config(format!("queue limit in {spec:?} is not a number")))?;
+                (name, limit)
+            }
+            None => (spec, 10),
+        };
+        Ok(Self::new(name.trim(), limit))
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            name: "Oban".to_owned(),
+            node: default_node_name(),
+            prefix: Prefix::default(),
+            queues: Vec::new(),
+            poll_interval: Duration::from_secs(1),
+            dispatch_cooldown: Duration::from_millis(5),
+            shutdown_grace: Duration::from_secs(15),
+            ack_batch_limit: 1000,
+            heartbeat: Duration::from_secs(5),
+            listen_options: None,
+            leadership: true,
+            leadership_name: "Oban.rust".to_owned(),
+            leader_interval: Duration::from_secs(30),
+            maintained_queues: None,
+            stage_interval: Duration::from_secs(1),
+            stage_limit: 5_000,
+            rescue_interval: Duration::from_secs(60),
+            rescue_after: Duration::from_secs(300),
+            prune_interval: Duration::from_secs(60),
+            prune_max_age: Duration::from_secs(86_400),
+            prune_limit: 10_000,
+        }
+    }
+}
+
+impl Config {
+    /// Checks values that would otherwise fail later or silently misbehave.
+    pub fn validate(&self) -> Result<()> {
+        if self.node.is_empty() || self.node.chars().any(char::is_whitespace) {
+            return Err(Error::Config(format!("node name {:?} must be non-empty without whitespace", self.node)));
+        }
+        if self.leadership_name == self.name {
+            return Err(Error::Config(format!(
+                "leadership_name must differ from the instance name {:?}, or this node would contend with Elixir for leadership",
+                self.name
+            )));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for queue in &self.queues {
+            if queue.name.is_empty() || queue.name.chars().count() > 127 || queue.limit == 0 {
+                return Err(Error::Config(format!("queue {:?} needs a name of 1-127 characters and a limit > 0", queue.name)));
+            }
+            if !seen.insert(&queue.name) {
+                return Err(Error::Config(format!("queue {:?} is configured twice", queue.name)));
+            }
+        }
+        for (what, value) in [
+            ("poll_interval", self.poll_interval),
+            ("heartbeat", self.heartbeat),
+            ("leader_interval", self.leader_interval),
+            ("stage_interval", self.stage_interval),
+            ("rescue_interval", self.rescue_interval),
+            ("prune_interval", self.prune_interval),
+        ] {
+            if value.is_zero() {
+                return Err(Error::Config(format!("{what} must be positive")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The queues the leader maintains.
+    pub fn maintained_queues(&self) -> Vec<String> {
+        self.maintained_queues
+            .clone()
+            .unwrap_or_else(|| self.queues.iter().map(|queue| queue.name.clone()).collect())
+    }
+}
+
+/// `<hostname>.<pid>`, unique per process on a host, as oban-py names nodes.
+pub fn default_node_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|host| host.trim().to_owned())
+        .filter(|host| !host.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned());
+    format!("{host}.{}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_queue_specs() {
+        assert_eq!("badges=25".parse::<QueueConfig>().unwrap(), QueueConfig::new("badges", 25));
+        assert_eq!("badges:3".parse::<QueueConfig>().unwrap(), QueueConfig::new("badges", 3));
+        assert_eq!("badges".parse::<QueueConfig>().unwrap(), QueueConfig::new("badges", 10));
+        assert!("badges=lots".parse::<QueueConfig>().is_err());
+    }
+
+    #[test]
+    fn rejects_contending_for_elixirs_leadership() {
+        let config = Config { leadership_name: "Oban".into(), ..Config::default() };
+        assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn default_node_names_carry_the_pid() {
+        assert!(default_node_name().ends_with(&format!(".{}", std::process::id())));
+        assert!(Config::default().validate().is_ok());
+    }
+}

@@ -1,0 +1,314 @@
+//! Enqueueing: building jobs and inserting them the way `Oban.insert_all` does.
+
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::postgres::PgArguments;
+use sqlx::query::QueryAs;
+use sqlx::{PgExecutor, Postgres, SqlStr};
+
+use crate::job::JobState;
+use crate::{Error, Prefix, Result};
+
+const INSERT_JOBS: &str = include_str!("sql/insert_jobs.sql");
+const INSERT_ALL: &str = include_str!("sql/insert_all.sql");
+
+/// Elixir's schema limits worker and queue names to 1..=127 characters.
+const MAX_NAME_CHARS: usize = 127;
+
+/// A job to insert, built like `Oban.Job.new/2` (Elixir) or `Job(...)` (oban-py).
+///
+/// ```
+/// # fn main() -> oban_core::Result<()> {
+/// use oban_core::insert::NewJob;
+/// let job = NewJob::new("BadgeForge.PrintCenter", &serde_json::json!({"id": 1}))?
+///     .queue("printing")
+///     .max_attempts(5)
+///     .tags(["demo"]);
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewJob {
+    worker: String,
+    queue: String,
+    args: Value,
+    max_attempts: i32,
+    priority: Option<i32>,
+    scheduled_at: Option<NaiveDateTime>,
+    tags: Vec<String>,
+    meta: Value,
+}
+
+impl NewJob {
+    /// A job for `worker` (the name string stored in the row) with `args` serialized to a JSON
+    /// object. Defaults are Oban's: queue `default`, max_attempts 20, priority left to the table
+    /// (0), no tags, empty meta, runnable now.
+    pub fn new(worker: impl Into<String>, args: &impl Serialize) -> Result<Self> {
+        let args = serde_json::to_value(args)?;
+        if !args.is_object() {
+            return Err(Error::InvalidJob(format!(
+                "args must serialize to a JSON object, got {args}"
+            )));
+        }
+        // Elixir writers strip the module prefix; a row carrying it would not match
+        // worker-based queries, metrics labels or unique checks.
+        let worker = worker.into();
+        let worker = worker.strip_prefix("Elixir.").map(str::to_owned).unwrap_or(worker);
+        Ok(Self {
+            worker,
+            queue: "default".to_owned(),
+            args,
+            max_attempts: 20,
+            priority: None,
+            scheduled_at: None,
+            tags: Vec::new(),
+            meta: Value::Object(Default::default()),
+        })
+    }
+
+    /// The queue to insert into.
+    pub fn queue(mut self, queue: impl Into<String>) -> Self {
+        self.queue = queue.into();
+        self
+    }
+
+    /// Attempts allowed before the job is discarded (must be positive).
+    pub fn max_attempts(mut self, max_attempts: i32) -> Self {
+        self.max_attempts = max_attempts;
+        self
+    }
+
+    /// Priority 0 (highest) to 9.
+    pub fn priority(mut self, priority: i32) -> Self {
+        self.priority = Some(priority);
+        self
+    }
+
+    /// Runs no earlier than `at`; the job is inserted `scheduled` (whatever the time, as Oban does).
+    pub fn scheduled_at(mut self, at: DateTime<Utc>) -> Self {
+        self.scheduled_at = Some(at.naive_utc());
+        self
+    }
+
+    /// Runs no earlier than `delay` from now (application clock, as Elixir's `schedule_in`).
+    pub fn schedule_in(self, delay: Duration) -> Self {
+        let delay = chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+        self.scheduled_at(Utc::now() + delay)
+    }
+
+    /// Tags, normalised as Elixir does: trimmed, lower-cased, blanks and duplicates removed,
+    /// first occurrence order kept.
+    pub fn tags<S: AsRef<str>>(mut self, tags: impl IntoIterator<Item = S>) -> Self {
+        self.tags.clear();
+        for tag in tags {
+            let tag = tag.as_ref().trim().to_lowercase();
+            if !tag.is_empty() && !self.tags.contains(&tag) {
+                self.tags.push(tag);
+            }
+        }
+        self
+    }
+
+    /// Metadata object stored in `meta`.
+    pub fn meta(mut self, meta: &impl Serialize) -> Result<Self> {
+        let meta = serde_json::to_value(meta)?;
+        if !meta.is_object() {
+            return Err(Error::InvalidJob(format!("meta must be a JSON object, got {meta}")));
+        }
+        self.meta = meta;
+        Ok(self)
+    }
+
+    /// The worker name string.
+    pub fn worker_name(&self) -> &str {
+        &self.worker
+    }
+
+    /// The queue name.
+    pub fn queue_name(&self) -> &str {
+        &self.queue
+    }
+
+    /// The arguments.
+    pub fn args(&self) -> &Value {
+        &self.args
+    }
+
+    /// Checks the rules both Oban runtimes and the schema's check constraints enforce.
+    pub fn validate(&self) -> Result<()> {
+        for (what, name) in [("worker", &self.worker), ("queue", &self.queue)] {
+            let chars = name.chars().count();
+            if name.trim().is_empty() || chars > MAX_NAME_CHARS {
+                return Err(Error::InvalidJob(format!(
+                    "{what} must be 1 to {MAX_NAME_CHARS} characters and not blank, got {name:?}"
+                )));
+            }
+        }
+        if self.max_attempts < 1 {
+            return Err(Error::InvalidJob(format!(
+                "max_attempts must be positive, got {}",
+                self.max_attempts
+            )));
+        }
+        if let Some(priority) = self.priority.filter(|p| !(0..=9).contains(p)) {
+            return Err(Error::InvalidJob(format!("priority must be 0..=9, got {priority}")));
+        }
+        Ok(())
+    }
+}
+
+/// What the database assigned to an inserted job.
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct InsertedJob {
+    /// The new row's id.
+    pub id: i64,
+    /// Its queue.
+    pub queue: String,
+    /// `available` or `scheduled`.
+    #[sqlx(try_from = "String")]
+    pub state: StateLabel,
+    /// When it becomes runnable (UTC).
+    pub scheduled_at: NaiveDateTime,
+}
+
+/// A [`JobState`] decoded from its text label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StateLabel(pub JobState);
+
+impl TryFrom<String> for StateLabel {
+    type Error = String;
+
+    fn try_from(label: String) -> std::result::Result<Self, String> {
+        label.parse().map(StateLabel)
+    }
+}
+
+/// A batch of jobs laid out as the parallel arrays that `insert_jobs.sql` unnests.
+#[derive(Default)]
+pub(crate) struct JobColumns {
+    pub worker: Vec<String>,
+    pub queue: Vec<String>,
+    pub args: Vec<Value>,
+    pub max_attempts: Vec<i32>,
+    pub priority: Vec<Option<i32>>,
+    pub scheduled_at: Vec<Option<NaiveDateTime>>,
+    pub tags: Vec<Value>,
+    pub meta: Vec<Value>,
+}
+
+impl JobColumns {
+    /// Validates and appends one job.
+    pub fn push(&mut self, job: &NewJob) -> Result<()> {
+        job.validate()?;
+        self.worker.push(job.worker.clone());
+        self.queue.push(job.queue.clone());
+        self.args.push(job.args.clone());
+        self.max_attempts.push(job.max_attempts);
+        self.priority.push(job.priority);
+        self.scheduled_at.push(job.scheduled_at);
+        self.tags.push(Value::from(job.tags.clone()));
+        self.meta.push(job.meta.clone());
+        Ok(())
+    }
+
+    /// Binds the eight arrays, in the order of the `new_jobs` columns.
+    pub fn bind<'q, O>(self, query: QueryAs<'q, Postgres, O, PgArguments>) -> QueryAs<'q, Postgres, O, PgArguments> {
+        query
+            .bind(self.worker)
+            .bind(self.queue)
+            .bind(self.args)
+            .bind(self.max_attempts)
+            .bind(self.priority)
+            .bind(self.scheduled_at)
+            .bind(self.tags)
+            .bind(self.meta)
+    }
+}
+
+/// Renders a statement that embeds `insert_jobs.sql`, with `$channel` bound at `channel_param`.
+pub(crate) fn render_with_insert(prefix: &Prefix, template: &str, channel_param: usize) -> SqlStr {
+    let insert = INSERT_JOBS
+        .lines()
+        .filter(|line| !line.starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replace("$channel", &format!("${channel_param}"));
+    prefix.render(&template.replace("{insert_jobs}", &insert))
+}
+
+/// Inserts one job. See [`insert_all`].
+pub async fn insert<'e>(
+    executor: impl PgExecutor<'e>,
+    prefix: &Prefix,
+    job: &NewJob,
+) -> Result<InsertedJob> {
+    let mut inserted = insert_all(executor, prefix, std::slice::from_ref(job)).await?;
+    inserted
+        .pop()
+        .ok_or_else(|| Error::InvalidJob("the insert was skipped by a conflict".to_owned()))
+}
+
+/// Inserts `jobs` in one statement, as `Oban.insert_all` does, and announces every queue that
+/// received an available job on `<prefix>.oban_insert`.
+///
+/// `executor` is a pool, a connection, or the caller's transaction (`&mut *tx`): inside a
+/// transaction the jobs and their notification are committed with the caller's data or not at
+/// all. Every job is validated before anything is sent.
+pub async fn insert_all<'e>(
+    executor: impl PgExecutor<'e>,
+    prefix: &Prefix,
+    jobs: &[NewJob],
+) -> Result<Vec<InsertedJob>> {
+    if jobs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut columns = JobColumns::default();
+    for job in jobs {
+        columns.push(job)?;
+    }
+    let sql = render_with_insert(prefix, INSERT_ALL, 9);
+    let query = columns.bind(sqlx::query_as(sql)).bind(prefix.channel("insert"));
+    Ok(query.fetch_all(executor).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job() -> NewJob {
+        NewJob::new("Elixir.MyApp.Worker", &serde_json::json!({"a": 1})).unwrap()
+    }
+
+    #[test]
+    fn strips_the_elixir_module_prefix_and_keeps_defaults() {
+        let job = job();
+        assert_eq!(job.worker_name(), "MyApp.Worker");
+        assert_eq!(job.queue_name(), "default");
+        assert_eq!(job.max_attempts, 20);
+        assert!(job.validate().is_ok());
+    }
+
+    #[test]
+    fn normalises_tags_like_elixir() {
+        let job = job().tags([" Foo", "bar", "", "foo", "BAR "]);
+        assert_eq!(job.tags, ["foo", "bar"]);
+    }
+
+    #[test]
+    fn rejects_what_the_schema_would_reject() {
+        assert!(job().queue("").validate().is_err());
+        assert!(job().queue("q".repeat(128)).validate().is_err());
+        assert!(job().max_attempts(0).validate().is_err());
+        assert!(job().priority(10).validate().is_err());
+        assert!(NewJob::new("W", &[1, 2]).is_err());
+    }
+
+    #[test]
+    fn scheduling_sets_scheduled_at() {
+        let job = job().schedule_in(Duration::from_secs(60));
+        let at = job.scheduled_at.unwrap().and_utc();
+        assert!(at > Utc::now() + chrono::Duration::seconds(59));
+    }
+}

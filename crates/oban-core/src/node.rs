@@ -1,0 +1,376 @@
+//! A running node: producers for its queues, the acker, the listener, and, when it leads, the
+//! maintenance loops. [`Node::builder`] starts one; [`NodeHandle::shutdown`] stops it gracefully.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use sqlx::PgPool;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::ack::Acker;
+use crate::client::Client;
+use crate::config::Config;
+use crate::leader::Leader;
+use crate::lifeline::Lifeline;
+use crate::notifier::{Channel, Listener, ListenerHealth, Notification};
+use crate::producer::{Producer, ProducerContext, ProducerEvent, ProducerSettings, QueueStatus};
+use crate::pruner::Pruner;
+use crate::schema::{self, SchemaInfo};
+use crate::signal::{self, Signal};
+use crate::stager::Stager;
+use crate::telemetry::Metrics;
+use crate::worker::{Registry, Worker};
+use crate::{Error, Result};
+
+/// Entry point: `Node::builder(pool).config(config).worker(MyWorker)?.start().await?`.
+pub struct Node;
+
+impl Node {
+    /// A builder for a node on `pool`.
+    pub fn builder(pool: PgPool) -> NodeBuilder {
+        NodeBuilder { pool, config: Config::default(), registry: Registry::default() }
+    }
+}
+
+/// Collects configuration and workers, then starts the node.
+pub struct NodeBuilder {
+    pool: PgPool,
+    config: Config,
+    registry: Registry,
+}
+
+impl NodeBuilder {
+    /// Replaces the configuration.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Registers a worker under its name.
+    pub fn worker<W: Worker>(mut self, worker: W) -> Result<Self> {
+        self.registry.register(worker)?;
+        Ok(self)
+    }
+
+    /// Checks the schema, then starts every component. Fails with one clear message when the
+    /// schema is missing or too old, or the configuration is invalid.
+    pub async fn start(self) -> Result<NodeHandle> {
+        let NodeBuilder { pool, config, registry } = self;
+        config.validate()?;
+        let schema = schema::check(&pool, &config.prefix).await?;
+        let metrics = Metrics::default();
+        let stop_claiming = CancellationToken::new();
+        let stop_services = CancellationToken::new();
+        let abandon = CancellationToken::new();
+        let give_up_acks = CancellationToken::new();
+
+        let (acker, acker_task) = Acker::new(pool.clone(), &config.prefix, config.ack_batch_limit, metrics.clone())
+            .spawn(give_up_acks.clone());
+        let context = ProducerContext {
+            pool: pool.clone(),
+            prefix: config.prefix.clone(),
+            registry: Arc::new(registry),
+            acker,
+            metrics: metrics.clone(),
+            abandon: abandon.clone(),
+        };
+        let mut producers = HashMap::new();
+        let mut producer_tasks = JoinSet::new();
+        let mut own_producers = Vec::new();
+        for queue in &config.queues {
+            let (events, inbox) = mpsc::channel(256);
+            let producer = Producer::new(
+                ProducerSettings {
+                    queue: queue.name.clone(),
+                    limit: queue.limit,
+                    node: config.node.clone(),
+                    poll_interval: config.poll_interval,
+                    dispatch_cooldown: config.dispatch_cooldown,
+                },
+                context.clone(),
+            );
+            own_producers.push(producer.uuid().to_string());
+            producer_tasks.spawn(producer.run(inbox, stop_claiming.clone()));
+            producers.insert(queue.name.clone(), events);
+        }
+        // Producers hold the only ack senders: once they end, the acker drains and ends.
+        drop(context);
+
+        let mut services = JoinSet::new();
+        let (is_leader_tx, is_leader) = watch::channel(false);
+        let (resigned_tx, resigned) = mpsc::channel(1);
+        let (health_tx, health) =
+            watch::channel(ListenerHealth::Down { since: tokio::time::Instant::now() });
+        let (deliver, notifications) = mpsc::channel(1024);
+        let (reconnected_tx, reconnected) = mpsc::channel(1);
+        let listen_options = config
+            .listen_options
+            .clone()
+            .unwrap_or_else(|| pool.connect_options().as_ref().clone());
+        let listener = Listener {
+            pool: pool.clone(),
+            listen_pool: Listener::pool_for(listen_options),
+            prefix: config.prefix.clone(),
+            node: config.node.clone(),
+            heartbeat: config.heartbeat,
+            deliver,
+            health: health_tx,
+            reconnected: reconnected_tx,
+        };
+        services.spawn(listener.run(stop_services.clone()));
+        let router = Router {
+            ident: signal::ident(&config.name, &config.node),
+            leadership_name: config.leadership_name.clone(),
+            producers: producers.clone(),
+            resigned: resigned_tx,
+        };
+        services.spawn(router.run(notifications, reconnected));
+
+        let leadership = config.leadership && schema.has_oban_peers;
+        if config.leadership && !leadership {
+            tracing::warn!("no oban_peers table (an oban-py install): this node will not lead, so its queues are not staged, rescued or pruned by it");
+        }
+        if leadership {
+            let queues: Arc<[String]> = config.maintained_queues().into();
+            let leader = Leader {
+                pool: pool.clone(),
+                prefix: config.prefix.clone(),
+                name: config.leadership_name.clone(),
+                node: config.node.clone(),
+                interval: config.leader_interval,
+                is_leader: is_leader_tx,
+                resigned,
+            };
+            services.spawn(leader.run(stop_services.clone()));
+            let stager = Stager {
+                pool: pool.clone(),
+                prefix: config.prefix.clone(),
+                queues: queues.clone(),
+                interval: config.stage_interval,
+                limit: config.stage_limit,
+            };
+            services.spawn(stager.run(is_leader.clone(), stop_services.clone()));
+            let lifeline = Lifeline {
+                pool: pool.clone(),
+                prefix: config.prefix.clone(),
+                queues: queues.clone(),
+                own_producers: own_producers.into(),
+                interval: config.rescue_interval,
+                rescue_after: config.rescue_after,
+            };
+            services.spawn(lifeline.run(is_leader.clone(), stop_services.clone()));
+            let pruner = Pruner {
+                pool: pool.clone(),
+                prefix: config.prefix.clone(),
+                queues,
+                interval: config.prune_interval,
+                max_age: config.prune_max_age,
+                limit: config.prune_limit,
+            };
+            services.spawn(pruner.run(is_leader.clone(), stop_services.clone()));
+        }
+        tracing::info!(
+            node = %config.node,
+            queues = ?config.queues.iter().map(|q| format!("{}={}", q.name, q.limit)).collect::<Vec<_>>(),
+            schema = ?schema.version,
+            "node started"
+        );
+        Ok(NodeHandle {
+            client: Client::new(pool, config.prefix.clone()),
+            config,
+            schema,
+            metrics,
+            producers,
+            producer_tasks,
+            acker_task,
+            services,
+            stop_claiming,
+            stop_services,
+            abandon,
+            give_up_acks,
+            is_leader,
+            health,
+        })
+    }
+}
+
+/// A running node.
+pub struct NodeHandle {
+    config: Config,
+    schema: SchemaInfo,
+    client: Client,
+    metrics: Metrics,
+    producers: HashMap<String, mpsc::Sender<ProducerEvent>>,
+    producer_tasks: JoinSet<()>,
+    acker_task: tokio::task::JoinHandle<()>,
+    services: JoinSet<()>,
+    stop_claiming: CancellationToken,
+    stop_services: CancellationToken,
+    abandon: CancellationToken,
+    give_up_acks: CancellationToken,
+    is_leader: watch::Receiver<bool>,
+    health: watch::Receiver<ListenerHealth>,
+}
+
+/// What a graceful shutdown achieved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Whether every running job finished within the grace period.
+    pub drained: bool,
+}
+
+impl NodeHandle {
+    /// The configuration the node runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// What the schema check found.
+    pub fn schema(&self) -> &SchemaInfo {
+        &self.schema
+    }
+
+    /// A client on the node's pool and prefix.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Counters since start.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Whether this node currently leads this runtime's nodes.
+    pub fn is_leader(&self) -> bool {
+        *self.is_leader.borrow()
+    }
+
+    /// Watches leadership changes.
+    pub fn leadership(&self) -> watch::Receiver<bool> {
+        self.is_leader.clone()
+    }
+
+    /// The notification listener's state.
+    pub fn listener_health(&self) -> ListenerHealth {
+        *self.health.borrow()
+    }
+
+    /// The status of each queue, as gossip checks report it.
+    pub async fn queue_status(&self) -> Vec<QueueStatus> {
+        let mut statuses = Vec::with_capacity(self.producers.len());
+        for events in self.producers.values() {
+            let (reply, answer) = oneshot::channel();
+            if events.send(ProducerEvent::Status(reply)).await.is_ok()
+                && let Ok(status) = answer.await
+            {
+                statuses.push(status);
+            }
+        }
+        statuses.sort_by(|a, b| a.queue.cmp(&b.queue));
+        statuses
+    }
+
+    /// Stops gracefully: no new claims; running jobs get the grace period to finish and are
+    /// acked; jobs still running after it are abandoned unacked (left `executing` for rescue,
+    /// never half-written); acks are flushed; leadership is released.
+    pub async fn shutdown(mut self) -> ShutdownReport {
+        tracing::info!(node = %self.config.node, grace = ?self.config.shutdown_grace, "shutting down");
+        self.stop_claiming.cancel();
+        let drain = async {
+            while self.producer_tasks.join_next().await.is_some() {}
+        };
+        let drained = tokio::time::timeout(self.config.shutdown_grace, drain).await.is_ok();
+        if !drained {
+            self.abandon.cancel();
+            while self.producer_tasks.join_next().await.is_some() {}
+        }
+        let ack_deadline = self.config.shutdown_grace.max(Duration::from_secs(5));
+        if tokio::time::timeout(ack_deadline, &mut self.acker_task).await.is_err() {
+            self.give_up_acks.cancel();
+            let _ = (&mut self.acker_task).await;
+        }
+        self.stop_services.cancel();
+        while self.services.join_next().await.is_some() {}
+        tracing::info!(node = %self.config.node, drained, "node stopped");
+        ShutdownReport { drained }
+    }
+}
+
+/// Routes notifications to the producers and the leader.
+struct Router {
+    ident: String,
+    leadership_name: String,
+    producers: HashMap<String, mpsc::Sender<ProducerEvent>>,
+    resigned: mpsc::Sender<()>,
+}
+
+impl Router {
+    async fn run(self, mut notifications: mpsc::Receiver<Notification>, mut reconnected: mpsc::Receiver<()>) {
+        loop {
+            tokio::select! {
+                Some(notification) = notifications.recv() => self.route(notification),
+                Some(()) = reconnected.recv() => {
+                    // Wake-ups sent while the listener was away are lost: look now.
+                    for events in self.producers.values() {
+                        let _ = events.try_send(ProducerEvent::Wake);
+                    }
+                }
+                else => return,
+            }
+        }
+    }
+
+    fn route(&self, Notification { channel, payload }: Notification) {
+        match channel {
+            Channel::Insert => {
+                if let Some(events) = payload["queue"].as_str().and_then(|queue| self.producers.get(queue)) {
+                    // A full inbox already holds a wake-up.
+                    let _ = events.try_send(ProducerEvent::Wake);
+                }
+            }
+            Channel::Signal => self.signal(&payload),
+            Channel::Leader => {
+                if payload["down"].as_str() == Some(self.leadership_name.as_str()) {
+                    let _ = self.resigned.try_send(());
+                }
+            }
+            Channel::Sonar | Channel::Gossip | Channel::Metrics | Channel::Cronitor => {}
+        }
+    }
+
+    fn signal(&self, payload: &Value) {
+        let Some(signal) = Signal::parse(payload, &self.ident) else {
+            return;
+        };
+        tracing::debug!(?signal, "signal received");
+        let send = |queue: &str, event: ProducerEvent| {
+            if let Some(events) = self.producers.get(queue) {
+                let _ = events.try_send(event);
+            }
+        };
+        match signal {
+            Signal::Pause(ref target) | Signal::Resume(ref target) => {
+                let pause = matches!(signal, Signal::Pause(_));
+                for queue in self.producers.keys().filter(|queue| target.matches(queue)) {
+                    send(queue, if pause { ProducerEvent::Pause } else { ProducerEvent::Resume });
+                }
+            }
+            Signal::Scale { queue, limit } => send(&queue, ProducerEvent::Scale(limit)),
+            Signal::Kill { job_id } => {
+                for queue in self.producers.keys() {
+                    send(queue, ProducerEvent::Kill(job_id));
+                }
+            }
+        }
+    }
+}
+
+impl From<tokio::task::JoinError> for Error {
+    fn from(error: tokio::task::JoinError) -> Self {
+        Error::Config(format!("task failed: {error}"))
+    }
+}

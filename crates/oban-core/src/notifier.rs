@@ -1,0 +1,346 @@
+//! LISTEN/NOTIFY: the payload encodings Oban uses, publishing, and a listener that survives
+//! lost connections.
+//!
+//! The listener holds one dedicated connection (which may go to a different URL than the pool,
+//! e.g. straight to PostgreSQL while the pool goes through a transaction-mode pooler). It proves
+//! its own liveness: every `heartbeat` the node publishes a `sonar` ping and expects to hear it
+//! back; a connection that has heard nothing for three heartbeats is dropped and replaced, with
+//! jittered backoff. PostgreSQL keeps no notifications for absent listeners, so producers also
+//! poll the table on their own timer and are woken after every reconnect: a dead listener slows
+//! wake-ups to the poll interval but never strands a job.
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use flate2::Compression;
+use flate2::read::GzDecoder;
+use flate2::write::GzEncoder;
+use serde_json::Value;
+use sqlx::postgres::{PgListener, PgPoolOptions};
+use sqlx::{PgExecutor, PgPool};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::backoff::reconnect_delay;
+use crate::{Error, Prefix, Result};
+
+const NOTIFY: &str = include_str!("sql/notify.sql");
+
+/// JSON at most this long is sent as is; longer payloads are compressed (Elixir's threshold).
+const PLAIN_LIMIT: usize = 512;
+
+/// The Oban channels, each `<prefix>.oban_<name>` on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Channel {
+    /// `{"queue": Q}`: jobs became available in Q.
+    Insert,
+    /// pause, resume, scale, pkill, start, stop.
+    Signal,
+    /// Leadership changes (`{"down": name}`, oban-py's `resign`).
+    Leader,
+    /// Elixir's connectivity pings, `{"node": N, "ping": true}`.
+    Sonar,
+    /// Queue status checks for Oban Web.
+    Gossip,
+    /// Job metrics for Oban Web.
+    Metrics,
+    /// Crontabs for Oban Web.
+    Cronitor,
+}
+
+impl Channel {
+    /// Every channel.
+    pub const ALL: [Channel; 7] = [
+        Channel::Insert,
+        Channel::Signal,
+        Channel::Leader,
+        Channel::Sonar,
+        Channel::Gossip,
+        Channel::Metrics,
+        Channel::Cronitor,
+    ];
+
+    /// The name after `oban_`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Channel::Insert => "insert",
+            Channel::Signal => "signal",
+            Channel::Leader => "leader",
+            Channel::Sonar => "sonar",
+            Channel::Gossip => "gossip",
+            Channel::Metrics => "metrics",
+            Channel::Cronitor => "cronitor",
+        }
+    }
+
+    /// The channel a full channel name belongs to, for this prefix.
+    pub fn parse(prefix: &Prefix, full: &str) -> Option<Channel> {
+        Channel::ALL
+            .into_iter()
+            .find(|channel| prefix.channel(channel.name()) == full)
+    }
+}
+
+/// Encodes a payload as Oban does: compact JSON up to 512 bytes, bare base64 of gzip above
+/// (Elixir prefixes `Z:`, which oban-py 0.7 cannot read; the bare form every version reads).
+pub fn encode_payload(message: &Value) -> String {
+    let json = message.to_string();
+    if json.len() <= PLAIN_LIMIT {
+        return json;
+    }
+    let mut gzip = GzEncoder::new(Vec::new(), Compression::default());
+    gzip.write_all(json.as_bytes()).expect("writing to a Vec cannot fail");
+    BASE64.encode(gzip.finish().expect("writing to a Vec cannot fail"))
+}
+
+/// Decodes any payload form a node may send: plain JSON, `Z:` + base64(gzip) (Elixir ≥ 2.21)
+/// or bare base64(gzip) (Elixir < 2.21, oban-py).
+pub fn decode_payload(payload: &str) -> Result<Value> {
+    let trimmed = payload.trim_start();
+    if trimmed.starts_with('{') || trimmed.starts_with('[') {
+        return Ok(serde_json::from_str(trimmed)?);
+    }
+    let encoded = trimmed.strip_prefix("Z:").unwrap_or(trimmed);
+    let compressed = BASE64
+        .decode(encoded.trim_end())
+        .map_err(|error| Error::Notification(format!("payload is neither JSON nor base64: {error}")))?;
+    let mut json = Vec::new();
+    GzDecoder::new(compressed.as_slice())
+        .take(1 << 20)
+        .read_to_end(&mut json)
+        .map_err(|error| Error::Notification(format!("payload is not gzip: {error}")))?;
+    Ok(serde_json::from_slice(&json)?)
+}
+
+/// Publishes `messages` on `channel` in one round trip, encoded with [`encode_payload`].
+/// On a transaction (`&mut *tx`) they are delivered at commit.
+pub async fn publish<'e>(
+    executor: impl PgExecutor<'e>,
+    prefix: &Prefix,
+    channel: Channel,
+    messages: &[Value],
+) -> Result<()> {
+    let payloads: Vec<String> = messages.iter().map(encode_payload).collect();
+    sqlx::query(NOTIFY)
+        .bind(prefix.channel(channel.name()))
+        .bind(payloads)
+        .execute(executor)
+        .await?;
+    Ok(())
+}
+
+/// A decoded notification.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Notification {
+    /// Which channel it came on.
+    pub channel: Channel,
+    /// The decoded JSON payload.
+    pub payload: Value,
+}
+
+/// The listener's view of its connection, for health checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListenerHealth {
+    /// Not connected yet, or reconnecting; `since` is when notifications stopped.
+    Down {
+        /// When the listener last stopped hearing.
+        since: Instant,
+    },
+    /// Connected and hearing its own heartbeat.
+    Up,
+}
+
+/// Runs the listener until `stop`; see the module docs.
+pub(crate) struct Listener {
+    pub pool: PgPool,
+    pub listen_pool: PgPool,
+    pub prefix: Prefix,
+    pub node: String,
+    pub heartbeat: Duration,
+    pub deliver: mpsc::Sender<Notification>,
+    pub health: watch::Sender<ListenerHealth>,
+    /// Told after every (re)connect, so that producers look for jobs whose wake-up was missed.
+    pub reconnected: mpsc::Sender<()>,
+}
+
+impl Listener {
+    /// A single-connection pool for LISTEN, built from `options` (a URL other than the main
+    /// pool's when the pool goes through a pooler).
+    pub fn pool_for(options: sqlx::postgres::PgConnectOptions) -> PgPool {
+        PgPoolOptions::new()
+            .max_connections(1)
+            .min_connections(0)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_lazy_with(options)
+    }
+
+    pub async fn run(self, stop: CancellationToken) {
+        let channels: Vec<String> = Channel::ALL
+            .iter()
+            .map(|channel| self.prefix.channel(channel.name()))
+            .collect();
+        let mut failures = 0u32;
+        let mut warned_silent = false;
+        loop {
+            let session = self.session(&channels, &stop);
+            let outcome = tokio::select! {
+                _ = stop.cancelled() => return,
+                outcome = session => outcome,
+            };
+            if stop.is_cancelled() {
+                return;
+            }
+            let down = ListenerHealth::Down { since: Instant::now() };
+            self.health.send_if_modified(|health| {
+                let was_up = *health == ListenerHealth::Up;
+                if was_up {
+                    *health = down;
+                }
+                was_up
+            });
+            match outcome {
+                SessionEnd::Silent if !warned_silent => {
+                    warned_silent = true;
+                    tracing::warn!(
+                        "LISTEN connected but this node's own notifications never arrived (a transaction-mode \
+                         pooler such as PgBouncer cannot carry LISTEN); running on polling. Point the listener \
+                         at PostgreSQL directly (--listen-url / OBAN_LISTEN_URL) for instant wake-ups."
+                    );
+                }
+                SessionEnd::Silent => {}
+                SessionEnd::Lost(error) => {
+                    tracing::warn!(%error, "notification listener lost its connection; reconnecting")
+                }
+            }
+            failures += 1;
+            let delay = reconnect_delay(
+                failures.min(8),
+                Duration::from_millis(100),
+                Duration::from_secs(10),
+                &mut rand::rng(),
+            );
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(delay) => {}
+            }
+            if matches!(self.health.borrow().clone(), ListenerHealth::Up) {
+                failures = 0;
+            }
+        }
+    }
+
+    /// One connection's life: LISTEN, then deliver until it goes quiet or fails.
+    async fn session(&self, channels: &[String], stop: &CancellationToken) -> SessionEnd {
+        let mut listener = match PgListener::connect_with(&self.listen_pool).await {
+            Ok(listener) => listener,
+            Err(error) => return SessionEnd::Lost(error.into()),
+        };
+        if let Err(error) = listener.listen_all(channels.iter().map(String::as_str)).await {
+            return SessionEnd::Lost(error.into());
+        }
+        let _ = self.reconnected.try_send(());
+        let mut heard_self = false;
+        let mut ping = tokio::time::interval(self.heartbeat);
+        let mut deadline = Instant::now() + self.heartbeat * 3;
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return SessionEnd::Lost(Error::Notification("stopped".into())),
+                _ = ping.tick() => self.ping().await,
+                _ = tokio::time::sleep_until(deadline) => {
+                    return if heard_self {
+                        SessionEnd::Lost(Error::Notification(format!("no notification for {:?}", self.heartbeat * 3)))
+                    } else {
+                        SessionEnd::Silent
+                    };
+                }
+                received = listener.try_recv() => match received {
+                    Ok(Some(notification)) => {
+                        deadline = Instant::now() + self.heartbeat * 3;
+                        let Some(message) = self.decode(&notification) else { continue };
+                        if message.channel == Channel::Sonar && message.payload["node"] == self.node.as_str() {
+                            if !heard_self {
+                                heard_self = true;
+                                self.health.send_replace(ListenerHealth::Up);
+                            }
+                            continue;
+                        }
+                        if self.deliver.send(message).await.is_err() {
+                            return SessionEnd::Lost(Error::Notification("node stopped".into()));
+                        }
+                    }
+                    Ok(None) => return SessionEnd::Lost(Error::Notification("connection closed".into())),
+                    Err(error) => return SessionEnd::Lost(error.into()),
+                },
+            }
+        }
+    }
+
+    /// Publishes this node's sonar ping (Elixir's shape); hearing it proves the connection.
+    async fn ping(&self) {
+        let ping = serde_json::json!({"node": self.node, "ping": true});
+        if let Err(error) = publish(&self.pool, &self.prefix, Channel::Sonar, &[ping]).await {
+            tracing::debug!(%error, "heartbeat ping not sent");
+        }
+    }
+
+    fn decode(&self, notification: &sqlx::postgres::PgNotification) -> Option<Notification> {
+        let channel = Channel::parse(&self.prefix, notification.channel())?;
+        match decode_payload(notification.payload()) {
+            Ok(payload) => Some(Notification { channel, payload }),
+            Err(error) => {
+                tracing::warn!(%error, channel = channel.name(), "undecodable notification ignored");
+                None
+            }
+        }
+    }
+}
+
+enum SessionEnd {
+    /// Connected, but never heard its own ping.
+    Silent,
+    /// The connection failed or went quiet after working.
+    Lost(Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn small_payloads_are_plain_compact_json() {
+        assert_eq!(encode_payload(&json!({"queue": "badges"})), r#"{"queue":"badges"}"#);
+    }
+
+    #[test]
+    fn large_payloads_are_bare_base64_gzip_and_round_trip() {
+        let big = json!({"checks": (0..100).map(|i| json!({"queue": format!("q{i}")})).collect::<Vec<_>>()});
+        let encoded = encode_payload(&big);
+        assert!(encoded.starts_with("H4sI"), "{encoded}");
+        assert_eq!(decode_payload(&encoded).unwrap(), big);
+    }
+
+    #[test]
+    fn decodes_elixirs_prefixed_form() {
+        let big = json!({"x": "y".repeat(600)});
+        let encoded = format!("Z:{}", encode_payload(&big));
+        assert_eq!(decode_payload(&encoded).unwrap(), big);
+    }
+
+    #[test]
+    fn rejects_garbage_with_a_clear_error() {
+        for bad in ["", "nonsense!", "Z:!!!", "H4sIAAAA", "{\"unterminated"] {
+            assert!(decode_payload(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn channels_are_named_like_oban() {
+        let prefix = Prefix::default();
+        assert_eq!(Channel::parse(&prefix, "public.oban_signal"), Some(Channel::Signal));
+        assert_eq!(Channel::parse(&prefix, "other.oban_signal"), None);
+    }
+}

@@ -1,0 +1,130 @@
+//! What a node tells the outside world about its jobs: one structured `tracing` event per job
+//! end, and in-process [`Metrics`] that a metrics endpoint can render.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::ack::Ack;
+use crate::job::{Job, JobState};
+
+/// Emits the job-end event with oban-py's keys, in its order and units:
+/// `id, worker, queue, attempt, max_attempts, args, meta, tags, event` (`oban.job.stop` or
+/// `oban.job.exception`), then `state`, for exceptions `error_message`, then `duration` and
+/// `queue_time` in milliseconds rounded to two decimals. `args`, `meta` and `tags` are JSON text.
+pub(crate) fn job_ended(job: &Job, ack: &Ack, duration: Duration) {
+    let duration = round2(duration.as_secs_f64() * 1000.0);
+    let queue_time = round2(job.queue_time().num_microseconds().unwrap_or(i64::MAX) as f64 / 1000.0);
+    let args = job.args.to_string();
+    let meta = job.meta.to_string();
+    let tags = serde_json::Value::from(job.tags.clone()).to_string();
+    let state = ack.state.as_str();
+    match (ack.state, &ack.error) {
+        (JobState::Retryable | JobState::Discarded, Some(error)) => tracing::warn!(
+            target: "oban",
+            id = job.id, worker = %job.worker, queue = %job.queue, attempt = job.attempt,
+            max_attempts = job.max_attempts, args, meta, tags, event = "oban.job.exception",
+            state, error_message = %error, duration, queue_time,
+            "job failed"
+        ),
+        _ => tracing::info!(
+            target: "oban",
+            id = job.id, worker = %job.worker, queue = %job.queue, attempt = job.attempt,
+            max_attempts = job.max_attempts, args, meta, tags, event = "oban.job.stop",
+            state, duration, queue_time,
+            "job finished"
+        ),
+    }
+}
+
+fn round2(value: f64) -> f64 {
+    (value * 100.0).round() / 100.0
+}
+
+/// Upper bounds (seconds) of the job duration histogram buckets.
+pub const DURATION_BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0,
+];
+
+/// Finished jobs of one (queue, worker, state).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct JobCounts {
+    /// Jobs that ended in this state.
+    pub count: u64,
+    /// Sum of their run durations in seconds.
+    pub duration_sum: f64,
+    /// Cumulative counts per [`DURATION_BUCKETS`] bound.
+    pub buckets: [u64; DURATION_BUCKETS.len()],
+}
+
+/// Counters kept by a node since it started; cheap to clone and share.
+#[derive(Clone, Debug, Default)]
+pub struct Metrics(Arc<Mutex<MetricsInner>>);
+
+#[derive(Debug, Default)]
+struct MetricsInner {
+    jobs: BTreeMap<(String, String, JobState), JobCounts>,
+    claims: u64,
+    claimed_jobs: u64,
+    claim_seconds: f64,
+    ack_batches: u64,
+    acked_jobs: u64,
+    ack_seconds: f64,
+}
+
+/// A consistent copy of [`Metrics`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MetricsSnapshot {
+    /// Finished jobs by (queue, worker, state).
+    pub jobs: Vec<((String, String, JobState), JobCounts)>,
+    /// Claim round trips, jobs they returned, and their total time in seconds.
+    pub claims: (u64, u64, f64),
+    /// Ack statements, jobs they recorded, and their total time in seconds.
+    pub acks: (u64, u64, f64),
+}
+
+impl Metrics {
+    fn lock(&self) -> std::sync::MutexGuard<'_, MetricsInner> {
+        // A panic while holding this lock cannot leave the counters inconsistent in a way
+        // that matters more than losing them, so a poisoned lock is simply reused.
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn record_job(&self, job: &Job, state: JobState, duration: Duration) {
+        let seconds = duration.as_secs_f64();
+        let mut inner = self.lock();
+        let key = (job.queue.clone(), job.worker.clone(), state);
+        let counts = inner.jobs.entry(key).or_default();
+        counts.count += 1;
+        counts.duration_sum += seconds;
+        for (bucket, bound) in counts.buckets.iter_mut().zip(DURATION_BUCKETS) {
+            if seconds <= bound {
+                *bucket += 1;
+            }
+        }
+    }
+
+    pub(crate) fn record_claim(&self, jobs: usize, elapsed: Duration) {
+        let mut inner = self.lock();
+        inner.claims += 1;
+        inner.claimed_jobs += jobs as u64;
+        inner.claim_seconds += elapsed.as_secs_f64();
+    }
+
+    pub(crate) fn record_ack_batch(&self, jobs: usize, elapsed: Duration) {
+        let mut inner = self.lock();
+        inner.ack_batches += 1;
+        inner.acked_jobs += jobs as u64;
+        inner.ack_seconds += elapsed.as_secs_f64();
+    }
+
+    /// Copies the counters.
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        let inner = self.lock();
+        MetricsSnapshot {
+            jobs: inner.jobs.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            claims: (inner.claims, inner.claimed_jobs, inner.claim_seconds),
+            acks: (inner.ack_batches, inner.acked_jobs, inner.ack_seconds),
+        }
+    }
+}

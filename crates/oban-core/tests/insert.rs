@@ -1,0 +1,143 @@
+//! Enqueueing against a real PostgreSQL: rows indistinguishable from `Oban.insert_all`'s,
+//! batches of any size, transactions, and the insert notification.
+
+mod support;
+
+use std::time::Duration;
+
+use oban_core::insert::{self, NewJob};
+use oban_core::{Error, Prefix};
+use serde_json::{Value, json};
+use sqlx::postgres::PgListener;
+use support::database;
+
+/// What `Oban.insert_all([Oban.Job.new(args, worker: ..., queue: ...)])` sends (Ecto writes
+/// every non-nil field: these nine columns; the rest are the table's defaults).
+const ELIXIR_INSERT_ALL: &str = "INSERT INTO public.oban_jobs AS o0 \
+    (args, attempt, errors, max_attempts, meta, queue, state, tags, worker) \
+    VALUES ($1, 0, '{}', 20, '{}', $2, 'available', '{}', $3) ON CONFLICT DO NOTHING RETURNING id";
+
+#[tokio::test]
+async fn rows_are_indistinguishable_from_oban_insert_all() {
+    let (pool, _, _) = database().await;
+    let args = json!({"id": "b-1", "name": "Zoë Ω", "company": "Acme", "type": "speaker"});
+    let mut tx = pool.begin().await.unwrap();
+    let elixir_id: i64 = sqlx::query_scalar(ELIXIR_INSERT_ALL)
+        .bind(&args)
+        .bind("badges")
+        .bind("badge_forge.generator.GenerateBadge")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    let job = NewJob::new("badge_forge.generator.GenerateBadge", &args).unwrap().queue("badges");
+    let ours = insert::insert_all(&mut *tx, &Prefix::default(), &[job]).await.unwrap();
+    // Same transaction, so the default timestamps are equal too: every column but id matches.
+    let rows: Vec<Value> = sqlx::query_scalar(
+        "SELECT to_jsonb(j) - 'id' FROM oban_jobs j WHERE id = ANY($1) ORDER BY id",
+    )
+    .bind(vec![elixir_id, ours[0].id])
+    .fetch_all(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0], rows[1], "an oban-core row differs from Oban.insert_all's");
+    assert_eq!(rows[1]["state"], "available");
+    assert_eq!(rows[1]["attempted_by"], Value::Null);
+}
+
+#[tokio::test]
+async fn options_land_in_their_columns() {
+    let (pool, client, _) = database().await;
+    let job = NewJob::new("W", &json!({"a": 1}))
+        .unwrap()
+        .queue("q")
+        .priority(3)
+        .max_attempts(5)
+        .tags(["Red", "blue "])
+        .meta(&json!({"source": "test"}))
+        .unwrap()
+        .schedule_in(Duration::from_secs(3600));
+    let inserted = client.insert(&job).await.unwrap();
+    let row: (String, i32, i32, Vec<String>, Value, bool) = sqlx::query_as(
+        "SELECT state::text, priority, max_attempts, tags, meta, \
+         scheduled_at > timezone('UTC', now()) + interval '59 minutes' FROM oban_jobs WHERE id = $1",
+    )
+    .bind(inserted.id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(row, ("scheduled".into(), 3, 5, vec!["red".into(), "blue".into()], json!({"source": "test"}), true));
+}
+
+#[tokio::test]
+async fn one_statement_takes_more_jobs_than_the_parameter_limit_allows_rows() {
+    let (pool, client, _) = database().await;
+    // 9 parameters a row would cap a VALUES insert at 7,281 rows; arrays have no such cap.
+    let jobs: Vec<NewJob> = (0..20_000)
+        .map(|i| NewJob::new("W", &json!({"i": i})).unwrap().queue(format!("q{}", i % 3)))
+        .collect();
+    let inserted = client.insert_all(&jobs).await.unwrap();
+    assert_eq!(inserted.len(), 20_000);
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM oban_jobs").fetch_one(&pool).await.unwrap();
+    assert_eq!(count, 20_000);
+}
+
+#[tokio::test]
+async fn invalid_jobs_are_rejected_before_anything_is_written() {
+    let (pool, client, _) = database().await;
+    let good = NewJob::new("W", &json!({})).unwrap();
+    let bad = NewJob::new("W", &json!({})).unwrap().priority(12);
+    let error = client.insert_all(&[good, bad]).await.unwrap_err();
+    assert!(matches!(error, Error::InvalidJob(ref message) if message.contains("priority")), "{error}");
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM oban_jobs").fetch_one(&pool).await.unwrap();
+    assert_eq!(count, 0);
+}
+
+#[tokio::test]
+async fn announces_each_queue_once_at_commit_and_never_on_rollback() {
+    let (pool, _, url) = database().await;
+    let mut listener = PgListener::connect(&url).await.unwrap();
+    listener.listen("public.oban_insert").await.unwrap();
+    let prefix = Prefix::default();
+    let jobs: Vec<NewJob> = ["a", "a", "b"]
+        .iter()
+        .map(|queue| NewJob::new("W", &json!({})).unwrap().queue(*queue))
+        .chain([NewJob::new("W", &json!({})).unwrap().queue("later").schedule_in(Duration::from_secs(60))])
+        .collect();
+
+    let mut tx = pool.begin().await.unwrap();
+    insert::insert_all(&mut *tx, &prefix, &jobs).await.unwrap();
+    tx.rollback().await.unwrap();
+
+    let mut tx = pool.begin().await.unwrap();
+    insert::insert_all(&mut *tx, &prefix, &jobs).await.unwrap();
+    let early = tokio::time::timeout(Duration::from_millis(300), listener.recv()).await;
+    assert!(early.is_err(), "a notification arrived before commit");
+    tx.commit().await.unwrap();
+
+    let mut payloads = Vec::new();
+    while let Ok(Ok(notification)) = tokio::time::timeout(Duration::from_millis(500), listener.recv()).await {
+        payloads.push(notification.payload().to_owned());
+    }
+    payloads.sort();
+    // Compact JSON exactly as Elixir sends it; nothing for the scheduled job's queue.
+    assert_eq!(payloads, [r#"{"queue":"a"}"#, r#"{"queue":"b"}"#]);
+}
+
+#[tokio::test]
+async fn a_job_committed_with_the_callers_data_or_not_at_all() {
+    let (pool, _, _) = database().await;
+    sqlx::query("CREATE TABLE orders (id int primary key)").execute(&pool).await.unwrap();
+    let prefix = Prefix::default();
+    for commit in [false, true] {
+        let mut tx = pool.begin().await.unwrap();
+        sqlx::query("INSERT INTO orders VALUES (1)").execute(&mut *tx).await.unwrap();
+        insert::insert(&mut *tx, &prefix, &NewJob::new("Mailer", &json!({"order": 1})).unwrap())
+            .await
+            .unwrap();
+        if commit { tx.commit().await.unwrap() } else { tx.rollback().await.unwrap() }
+        let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM oban_jobs").fetch_one(&pool).await.unwrap();
+        assert_eq!(jobs, i64::from(commit));
+    }
+}

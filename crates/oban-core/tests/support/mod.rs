@@ -1,0 +1,110 @@
+//! Shared set-up for the runtime tests: a fresh migrated database per test, a configurable test
+//! worker, and polling helpers. Every test talks to a real PostgreSQL.
+
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::future::Future;
+use std::time::Duration;
+
+use oban_core::config::{Config, QueueConfig};
+use oban_core::job::Job;
+use oban_core::temp_postgres::fresh_database;
+use oban_core::worker::{Outcome, WorkResult, Worker, WorkerOptions};
+use oban_core::{Client, Prefix, schema};
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+
+/// A migrated database of its own, and a client on it.
+pub async fn database() -> (PgPool, Client, String) {
+    let url = fresh_database().await.expect("a test database (see scripts/test)");
+    let pool = PgPoolOptions::new()
+        .max_connections(20)
+        .connect(&url)
+        .await
+        .expect("connect to the test database");
+    schema::migrate(&pool, &Prefix::default()).await.expect("migrate");
+    (pool.clone(), Client::new(pool, Prefix::default()), url)
+}
+
+/// A configuration with short intervals so tests run in seconds.
+pub fn fast_config(queues: &[(&str, usize)]) -> Config {
+    Config {
+        queues: queues.iter().map(|(name, limit)| QueueConfig::new(*name, *limit)).collect(),
+        poll_interval: Duration::from_millis(200),
+        heartbeat: Duration::from_millis(500),
+        shutdown_grace: Duration::from_secs(5),
+        leader_interval: Duration::from_secs(2),
+        stage_interval: Duration::from_millis(200),
+        rescue_interval: Duration::from_millis(200),
+        prune_interval: Duration::from_millis(200),
+        ..Config::default()
+    }
+}
+
+/// Does what its args say: `{"do": "ok" | "error" | "panic" | "discard" | "cancel" | "snooze" |
+/// "sleep", "ms": N, "follow_up": bool}`.
+pub struct Scripted;
+
+impl Worker for Scripted {
+    const NAME: &'static str = "Test.Scripted";
+    const OPTIONS: WorkerOptions = WorkerOptions {
+        queue: "default",
+        max_attempts: 3,
+        priority: 0,
+        timeout: Some(Duration::from_millis(1500)),
+    };
+
+    async fn process(&self, job: &Job) -> WorkResult {
+        let ms = job.args["ms"].as_u64().unwrap_or(0);
+        match job.args["do"].as_str().unwrap_or("ok") {
+            "ok" if job.args["follow_up"] == true => Ok(Outcome::complete_and_insert(vec![
+                oban_core::insert::NewJob::new("Elixir.Test.FollowUp", &serde_json::json!({"parent": job.id}))?
+                    .queue("follow_ups"),
+            ])),
+            "ok" => Ok(Outcome::complete()),
+            "error" => Err(std::io::Error::other("boom").into()),
+            "panic" => panic!("worker exploded"),
+            "discard" => Ok(Outcome::Discard("not fixable".into())),
+            "cancel" => Ok(Outcome::Cancel("no longer wanted".into())),
+            "snooze" => Ok(Outcome::Snooze(Duration::from_secs(30))),
+            "sleep" => {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                Ok(Outcome::complete())
+            }
+            other => Err(format!("unknown instruction {other}").into()),
+        }
+    }
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, or panics after `timeout` saying `what`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The state of job `id`.
+pub async fn state_of(pool: &PgPool, id: i64) -> String {
+    sqlx::query_scalar("SELECT state::text FROM oban_jobs WHERE id = $1")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .expect("job exists")
+}
+
+/// Waits until job `id` is in `state`.
+pub async fn wait_for_state(pool: &PgPool, id: i64, state: &str) {
+    eventually(&format!("job {id} to be {state}"), Duration::from_secs(10), || async {
+        (state_of(pool, id).await == state).then_some(())
+    })
+    .await
+}
