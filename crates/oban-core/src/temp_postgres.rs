@@ -411,7 +411,118 @@ fn tail(text: &str, lines: usize) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::io::{BufRead, BufReader};
+    use std::net::{SocketAddr, TcpStream};
+    use std::time::{Duration, Instant};
+
     use super::*;
+
+    /// `127.0.0.1:PORT` of a cluster URL.
+    fn address(url: &str) -> SocketAddr {
+        let port = url.rsplit(':').next().unwrap().split('/').next().unwrap();
+        format!("127.0.0.1:{port}").parse().unwrap()
+    }
+
+    /// Polls for up to 20 s until the server is gone and its directory removed.
+    fn wait_until_gone(dir: &Path, address: SocketAddr) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while dir.exists() || TcpStream::connect(address).is_ok() {
+            assert!(
+                Instant::now() < deadline,
+                "{} or its server outlived its owner",
+                dir.display()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    #[tokio::test]
+    async fn starts_a_tuned_cluster_and_drop_removes_it() {
+        let started = Instant::now();
+        let cluster = tokio::task::spawn_blocking(TempPostgres::start)
+            .await
+            .unwrap()
+            .unwrap();
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(10), "start took {took:?}");
+        eprintln!("TempPostgres::start took {took:?}");
+
+        let dir = cluster.dir().to_owned();
+        assert!(dir.join("data").join("PG_VERSION").is_file());
+        let mut conn = PgConnection::connect(cluster.url()).await.unwrap();
+        let settings: Vec<String> = sqlx::query_scalar(
+            "SELECT current_setting(name) FROM unnest(ARRAY['fsync', 'max_connections', \
+             'listen_addresses', 'server_encoding']) AS name",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        assert_eq!(settings, ["off", "200", "127.0.0.1", "UTF8"]);
+        conn.close().await.unwrap();
+
+        let address = address(cluster.url());
+        tokio::task::spawn_blocking(move || drop(cluster))
+            .await
+            .unwrap();
+        assert!(!dir.exists(), "drop must remove {}", dir.display());
+        assert!(
+            TcpStream::connect(address).is_err(),
+            "drop must stop the server"
+        );
+    }
+
+    /// Set in the copy of this test binary that `a_killed_owner_leaves_nothing_behind` runs.
+    const HOLDER: &str = "OBAN_TEMP_POSTGRES_HOLDER";
+
+    #[test]
+    fn a_killed_owner_leaves_nothing_behind() {
+        if std::env::var_os(HOLDER).is_some() {
+            // The owner's role: start a cluster, say where it is, wait for SIGKILL.
+            let cluster = TempPostgres::start().unwrap();
+            println!("CLUSTER {} {}", cluster.url(), cluster.dir().display());
+            std::thread::sleep(Duration::from_secs(60));
+            panic!("the owner was not killed");
+        }
+
+        let mut owner = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "temp_postgres::tests::a_killed_owner_leaves_nothing_behind",
+            ])
+            .args(["--nocapture", "--test-threads=1"])
+            .env(HOLDER, "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let line = BufReader::new(owner.stdout.take().unwrap())
+            .lines()
+            .map_while(|line| line.ok())
+            // libtest prints the test's name on the same line, before the report.
+            .find_map(|line| line.find("CLUSTER ").map(|at| line[at..].to_owned()));
+        let Some(line) = line else {
+            let _ = owner.kill();
+            panic!(
+                "the owner process did not report a cluster: {:?}",
+                owner.wait()
+            );
+        };
+        let mut fields = line.split(' ').skip(1);
+        let (url, dir) = (
+            fields.next().unwrap(),
+            PathBuf::from(fields.next().unwrap()),
+        );
+        let address = address(url);
+        assert!(
+            TcpStream::connect(address).is_ok(),
+            "the owner's server should be up"
+        );
+
+        owner.kill().unwrap(); // SIGKILL: no destructor, no atexit.
+        owner.wait().unwrap();
+        wait_until_gone(&dir, address);
+    }
 
     #[test]
     fn replaces_the_database_and_keeps_the_rest() {
