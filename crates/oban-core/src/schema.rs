@@ -43,8 +43,9 @@ pub enum SchemaVersion {
     Recorded(u32),
     /// The comment `'∞'`, which Oban Pro writes for tables it manages itself; never migrated.
     Unbounded,
-    /// A schema installed by oban-py 0.7: no usable version comment, `oban_leaders` and
-    /// `oban_producers` present and `errors` stored as `jsonb`.
+    /// A schema installed by oban-py, recognised by its shape whatever its comment says (0.7
+    /// writes none, 0.6 wrote `'1'`): `errors` stored as `jsonb`, `oban_leaders` and
+    /// `oban_producers` present.
     ObanPy,
 }
 
