@@ -1,0 +1,245 @@
+//! The bundled font faces, parsed once per process, and per-cluster font fallback.
+
+use std::sync::LazyLock;
+
+use rustybuzz::Face;
+use rustybuzz::ttf_parser::name_id;
+
+use super::sfnt;
+
+/// Index of a face in [`FontSet::faces`].
+pub(crate) type FaceId = u8;
+
+/// The two weights the badge uses. Each has its own fallback chain over the scripts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Style {
+    /// Event line (city), company.
+    Regular,
+    /// Name, event title, type label.
+    Bold,
+}
+
+/// A bundled face: its file bytes (compiled in) and what the PDF calls it.
+struct FaceSpec {
+    /// PostScript name, used as the PDF `/BaseFont` after the subset tag.
+    ps_name: &'static str,
+    data: &'static [u8],
+    /// Preferred for clusters that ask for emoji presentation (U+FE0F).
+    emoji: bool,
+}
+
+macro_rules! bundled {
+    ($file:literal, $ps:literal, $emoji:literal) => {
+        FaceSpec {
+            ps_name: $ps,
+            data: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../fonts/", $file)),
+            emoji: $emoji,
+        }
+    };
+}
+
+/// Order matters: it is the [`FaceId`] of each face.
+const SPECS: [FaceSpec; 8] = [
+    bundled!("NotoSans-Regular.ttf", "NotoSans-Regular", false),
+    bundled!("NotoSans-Bold.ttf", "NotoSans-Bold", false),
+    bundled!(
+        "NotoSansArabic-Regular.ttf",
+        "NotoSansArabic-Regular",
+        false
+    ),
+    bundled!("NotoSansArabic-Bold.ttf", "NotoSansArabic-Bold", false),
+    bundled!(
+        "NotoSansHebrew-Regular.ttf",
+        "NotoSansHebrew-Regular",
+        false
+    ),
+    bundled!("NotoSansHebrew-Bold.ttf", "NotoSansHebrew-Bold", false),
+    bundled!("NotoSansCJKsc-Bold.otf", "NotoSansCJKsc-Bold", false),
+    bundled!("NotoEmoji-Bold.ttf", "NotoEmoji-Bold", true),
+];
+
+/// Fallback order per style: the first face that has every glyph of a cluster draws it.
+const REGULAR_CHAIN: [FaceId; 5] = [0, 2, 4, 6, 7];
+const BOLD_CHAIN: [FaceId; 5] = [1, 3, 5, 6, 7];
+/// The face whose metrics (cap height, ascender) set the type scale.
+pub(crate) const PRIMARY_BOLD: FaceId = 1;
+
+/// One parsed face.
+pub(crate) struct FontFace {
+    pub(crate) ps_name: &'static str,
+    pub(crate) data: &'static [u8],
+    pub(crate) face: Face<'static>,
+    pub(crate) units_per_em: f32,
+    pub(crate) emoji: bool,
+    /// CFF outlines (embedded as CIDFontType0) rather than TrueType `glyf`.
+    pub(crate) cff: bool,
+    /// The `name` table given to embedded TrueType subsets: copyright and PostScript name.
+    pub(crate) name_table: Vec<u8>,
+}
+
+impl FontFace {
+    /// Advance of `gid` in font units (0 for an unknown glyph).
+    pub(crate) fn advance(&self, gid: u16) -> u16 {
+        self.face
+            .glyph_hor_advance(rustybuzz::ttf_parser::GlyphId(gid))
+            .unwrap_or(0)
+    }
+
+    /// Whether the face's cmap maps `c`.
+    pub(crate) fn has_char(&self, c: char) -> bool {
+        self.face.glyph_index(c).is_some()
+    }
+
+    /// Cap height in em (falls back to 0.7 em when OS/2 does not say).
+    pub(crate) fn cap_height(&self) -> f32 {
+        self.face
+            .capital_height()
+            .map_or(0.7, |h| f32::from(h) / self.units_per_em)
+    }
+
+    /// Descender depth in em, positive.
+    pub(crate) fn descender(&self) -> f32 {
+        -f32::from(self.face.descender()) / self.units_per_em
+    }
+}
+
+/// Every bundled face, parsed.
+pub(crate) struct FontSet {
+    pub(crate) faces: Vec<FontFace>,
+}
+
+/// Parsed once per process: parsing only reads table directories, the glyph data stays in
+/// the binary's read-only pages and is paged in on demand.
+static FONTS: LazyLock<Result<FontSet, &'static str>> = LazyLock::new(FontSet::parse);
+
+impl FontSet {
+    /// The process-wide font set, or the name of the face that failed to parse.
+    pub(crate) fn get() -> Result<&'static FontSet, &'static str> {
+        FONTS.as_ref().map_err(|name| *name)
+    }
+
+    fn parse() -> Result<FontSet, &'static str> {
+        let faces = SPECS
+            .iter()
+            .map(|spec| {
+                let face = Face::from_slice(spec.data, 0).ok_or(spec.ps_name)?;
+                let copyright = face
+                    .names()
+                    .into_iter()
+                    .filter(|n| n.name_id == name_id::COPYRIGHT_NOTICE)
+                    .find_map(|n| n.to_string())
+                    .unwrap_or_default();
+                Ok::<_, &'static str>(FontFace {
+                    name_table: sfnt::minimal_name_table(&copyright, spec.ps_name),
+                    ps_name: spec.ps_name,
+                    data: spec.data,
+                    units_per_em: f32::from(face.units_per_em() as u16),
+                    cff: face.tables().cff.is_some(),
+                    emoji: spec.emoji,
+                    face,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(FontSet { faces })
+    }
+
+    pub(crate) fn face(&self, id: FaceId) -> &FontFace {
+        &self.faces[usize::from(id)]
+    }
+
+    pub(crate) fn chain(style: Style) -> &'static [FaceId] {
+        match style {
+            Style::Regular => &REGULAR_CHAIN,
+            Style::Bold => &BOLD_CHAIN,
+        }
+    }
+
+    /// Picks the face for one grapheme cluster: emoji presentation first when asked for,
+    /// then the face of the previous cluster for script-neutral clusters (spaces,
+    /// punctuation, digits) so they shape with their neighbours, then the chain order.
+    ///
+    /// `Err(c)` names the first character that no face of the chain can draw.
+    pub(crate) fn pick(
+        &self,
+        style: Style,
+        cluster: &str,
+        previous: Option<FaceId>,
+    ) -> Result<FaceId, char> {
+        let covers = |id: FaceId| {
+            let face = self.face(id);
+            cluster
+                .chars()
+                .all(|c| is_default_ignorable(c) || face.has_char(c))
+        };
+        let chain = Self::chain(style);
+        if cluster.contains('\u{FE0F}')
+            && let Some(&id) = chain.iter().find(|&&id| self.face(id).emoji)
+            && covers(id)
+        {
+            return Ok(id);
+        }
+        if !cluster.chars().any(char::is_alphabetic)
+            && let Some(prev) = previous
+            && covers(prev)
+        {
+            return Ok(prev);
+        }
+        if let Some(&id) = chain.iter().find(|&&id| covers(id)) {
+            return Ok(id);
+        }
+        // No single face draws the whole cluster: blame the first character the face of
+        // its base character cannot draw (or the base itself when nothing has it).
+        let base = cluster.chars().next().unwrap_or('\u{FFFD}');
+        let base_face = chain.iter().find(|&&id| self.face(id).has_char(base));
+        let culprit = match base_face {
+            Some(&id) => cluster
+                .chars()
+                .find(|&c| !is_default_ignorable(c) && !self.face(id).has_char(c))
+                .unwrap_or(base),
+            None => base,
+        };
+        Err(culprit)
+    }
+}
+
+/// Characters that are invisible formatting controls: shapers drop them, so no font
+/// needs a glyph for them (ZWJ, ZWNJ, variation selectors, bidi marks, tags, ...).
+pub(crate) fn is_default_ignorable(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}'
+        | '\u{17B4}' | '\u{17B5}' | '\u{180B}'..='\u{180F}'
+        | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}'
+        | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}'
+        | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}'
+        | '\u{E0000}'..='\u{E0FFF}')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_bundled_face_parses() {
+        let set = FontSet::get().expect("bundled fonts parse");
+        assert_eq!(set.faces.len(), SPECS.len());
+        assert!(set.face(6).cff, "the CJK face has CFF outlines");
+        assert!(!set.face(0).cff);
+    }
+
+    #[test]
+    fn fallback_follows_the_script() {
+        let set = FontSet::get().unwrap();
+        assert_eq!(set.pick(Style::Bold, "é", None), Ok(1));
+        assert_eq!(set.pick(Style::Bold, "ع", None), Ok(3));
+        assert_eq!(set.pick(Style::Regular, "ש", None), Ok(4));
+        assert_eq!(set.pick(Style::Bold, "山", None), Ok(6));
+        assert_eq!(set.pick(Style::Bold, "한", None), Ok(6));
+        assert_eq!(set.pick(Style::Bold, "🎉", None), Ok(7));
+        // A space after Arabic stays in the Arabic face.
+        assert_eq!(set.pick(Style::Bold, " ", Some(3)), Ok(3));
+        // Emoji presentation selector prefers the emoji face even for a text symbol.
+        assert_eq!(set.pick(Style::Bold, "\u{2764}\u{FE0F}", None), Ok(7));
+        // Private-use characters are in no face.
+        assert_eq!(set.pick(Style::Bold, "\u{E000}", None), Err('\u{E000}'));
+    }
+}
