@@ -1,3 +1,11 @@
 //! Badge Forge: print-ready conference badges, rendered in Rust, as a drop-in Oban worker.
+//!
+//! [`worker::GenerateBadge`] replaces the article's Python worker on queue `badges`;
+//! [`render`] draws the badge PDF; [`badge_args`] reads job args; [`output`] writes files;
+//! [`fake_badges`] makes demo attendees. The `badge-forge` binary wraps them in a CLI.
 
+pub mod badge_args;
+pub mod fake_badges;
+pub mod output;
 pub mod render;
+pub mod worker;

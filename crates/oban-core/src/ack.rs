@@ -157,9 +157,14 @@ impl Acker {
             .bind(&self.insert_channel)
             .fetch_one(&self.pool)
             .await?;
-        self.metrics.record_ack_batch(batch.len(), started.elapsed());
+        self.metrics
+            .record_ack_batch(batch.len(), started.elapsed());
         if acked.len() < ids.len() {
-            let stale: Vec<i64> = ids.iter().filter(|id| !acked.contains(id)).copied().collect();
+            let stale: Vec<i64> = ids
+                .iter()
+                .filter(|id| !acked.contains(id))
+                .copied()
+                .collect();
             tracing::warn!(
                 ?stale,
                 "acks skipped: these jobs were rescued, cancelled or deleted while running"

@@ -33,7 +33,12 @@ pub fn jitter_down(time: Duration, mult: f64, rng: &mut impl Rng) -> Duration {
 
 /// Exponential backoff with full jitter for reconnecting to the database:
 /// `min(cap, base * 2^failures)`, scaled by a random factor in [0.5, 1).
-pub fn reconnect_delay(failures: u32, base: Duration, cap: Duration, rng: &mut impl Rng) -> Duration {
+pub fn reconnect_delay(
+    failures: u32,
+    base: Duration,
+    cap: Duration,
+    rng: &mut impl Rng,
+) -> Duration {
     let exp = base.saturating_mul(2u32.saturating_pow(failures.min(16)));
     exp.min(cap).mul_f64(0.5 + rng.random::<f64>() * 0.5)
 }

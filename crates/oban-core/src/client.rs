@@ -23,7 +23,11 @@ pub struct Client {
 impl Client {
     /// A client for the instance named `"Oban"` under `prefix`.
     pub fn new(pool: PgPool, prefix: Prefix) -> Self {
-        Self { pool, prefix, name: "Oban".to_owned() }
+        Self {
+            pool,
+            prefix,
+            name: "Oban".to_owned(),
+        }
     }
 
     /// The pool it uses.
@@ -51,7 +55,8 @@ impl Client {
     /// Sends `signal` to every node (`node: None`) or to one node of this instance.
     pub async fn signal(&self, signal: &Signal, node: Option<&str>) -> Result<()> {
         let ident = node.map_or_else(|| "any".to_owned(), |node| signal::ident(&self.name, node));
-        self.publish(Channel::Signal, &[signal.to_payload(&ident)]).await
+        self.publish(Channel::Signal, &[signal.to_payload(&ident)])
+            .await
     }
 
     /// Cancels a job as `Oban.cancel_job/1` does: a job not yet finished becomes `cancelled`

@@ -77,7 +77,10 @@ pub struct QueueConfig {
 impl QueueConfig {
     /// A queue with its limit.
     pub fn new(name: impl Into<String>, limit: usize) -> Self {
-        Self { name: name.into(), limit }
+        Self {
+            name: name.into(),
+            limit,
+        }
     }
 }
 
@@ -88,10 +91,9 @@ impl std::str::FromStr for QueueConfig {
     fn from_str(spec: &str) -> Result<Self> {
         let (name, limit) = match spec.split_once(['=', ':']) {
             Some((name, limit)) => {
-                let limit = limit
-                    .trim()
-                    .parse()
-                    .map_err(|_| Error::Config(format!("queue limit in {spec:?} is not a number")))?;
+                let limit = limit.trim().parse().map_err(|_| {
+                    Error::Config(format!("queue limit in {spec:?} is not a number"))
+                })?;
                 (name, limit)
             }
             None => (spec, 10),
@@ -132,7 +134,10 @@ impl Config {
     /// Checks values that would otherwise fail later or silently misbehave.
     pub fn validate(&self) -> Result<()> {
         if self.node.is_empty() || self.node.chars().any(char::is_whitespace) {
-            return Err(Error::Config(format!("node name {:?} must be non-empty without whitespace", self.node)));
+            return Err(Error::Config(format!(
+                "node name {:?} must be non-empty without whitespace",
+                self.node
+            )));
         }
         if self.leadership_name == self.name {
             return Err(Error::Config(format!(
@@ -143,10 +148,16 @@ impl Config {
         let mut seen = std::collections::HashSet::new();
         for queue in &self.queues {
             if queue.name.is_empty() || queue.name.chars().count() > 127 || queue.limit == 0 {
-                return Err(Error::Config(format!("queue {:?} needs a name of 1-127 characters and a limit > 0", queue.name)));
+                return Err(Error::Config(format!(
+                    "queue {:?} needs a name of 1-127 characters and a limit > 0",
+                    queue.name
+                )));
             }
             if !seen.insert(&queue.name) {
-                return Err(Error::Config(format!("queue {:?} is configured twice", queue.name)));
+                return Err(Error::Config(format!(
+                    "queue {:?} is configured twice",
+                    queue.name
+                )));
             }
         }
         for (what, value) in [
@@ -189,15 +200,27 @@ mod tests {
 
     #[test]
     fn parses_queue_specs() {
-        assert_eq!("badges=25".parse::<QueueConfig>().unwrap(), QueueConfig::new("badges", 25));
-        assert_eq!("badges:3".parse::<QueueConfig>().unwrap(), QueueConfig::new("badges", 3));
-        assert_eq!("badges".parse::<QueueConfig>().unwrap(), QueueConfig::new("badges", 10));
+        assert_eq!(
+            "badges=25".parse::<QueueConfig>().unwrap(),
+            QueueConfig::new("badges", 25)
+        );
+        assert_eq!(
+            "badges:3".parse::<QueueConfig>().unwrap(),
+            QueueConfig::new("badges", 3)
+        );
+        assert_eq!(
+            "badges".parse::<QueueConfig>().unwrap(),
+            QueueConfig::new("badges", 10)
+        );
         assert!("badges=lots".parse::<QueueConfig>().is_err());
     }
 
     #[test]
     fn rejects_contending_for_elixirs_leadership() {
-        let config = Config { leadership_name: "Oban".into(), ..Config::default() };
+        let config = Config {
+            leadership_name: "Oban".into(),
+            ..Config::default()
+        };
         assert!(config.validate().is_err());
     }
 

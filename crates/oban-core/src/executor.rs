@@ -110,7 +110,10 @@ impl Execution {
                 return ack(JobState::Scheduled, Some(delay.as_secs_f64()), None);
             }
             Ending::Killed => {
-                let reason = format!("{} was cancelled by a pkill signal while running", job.worker);
+                let reason = format!(
+                    "{} was cancelled by a pkill signal while running",
+                    job.worker
+                );
                 return ack(JobState::Cancelled, None, Some(reason));
             }
             Ending::Returned(Err(error)) => error_chain(error.as_ref()),

@@ -55,7 +55,10 @@ impl NewJob {
         // Elixir writers strip the module prefix; a row carrying it would not match
         // worker-based queries, metrics labels or unique checks.
         let worker = worker.into();
-        let worker = worker.strip_prefix("Elixir.").map(str::to_owned).unwrap_or(worker);
+        let worker = worker
+            .strip_prefix("Elixir.")
+            .map(str::to_owned)
+            .unwrap_or(worker);
         Ok(Self {
             worker,
             queue: "default".to_owned(),
@@ -115,7 +118,9 @@ impl NewJob {
     pub fn meta(mut self, meta: &impl Serialize) -> Result<Self> {
         let meta = serde_json::to_value(meta)?;
         if !meta.is_object() {
-            return Err(Error::InvalidJob(format!("meta must be a JSON object, got {meta}")));
+            return Err(Error::InvalidJob(format!(
+                "meta must be a JSON object, got {meta}"
+            )));
         }
         self.meta = meta;
         Ok(self)
@@ -153,7 +158,9 @@ impl NewJob {
             )));
         }
         if let Some(priority) = self.priority.filter(|p| !(0..=9).contains(p)) {
-            return Err(Error::InvalidJob(format!("priority must be 0..=9, got {priority}")));
+            return Err(Error::InvalidJob(format!(
+                "priority must be 0..=9, got {priority}"
+            )));
         }
         Ok(())
     }
@@ -214,7 +221,10 @@ impl JobColumns {
     }
 
     /// Binds the eight arrays, in the order of the `new_jobs` columns.
-    pub fn bind<'q, O>(self, query: QueryAs<'q, Postgres, O, PgArguments>) -> QueryAs<'q, Postgres, O, PgArguments> {
+    pub fn bind<'q, O>(
+        self,
+        query: QueryAs<'q, Postgres, O, PgArguments>,
+    ) -> QueryAs<'q, Postgres, O, PgArguments> {
         query
             .bind(self.worker)
             .bind(self.queue)
@@ -269,7 +279,9 @@ pub async fn insert_all<'e>(
         columns.push(job)?;
     }
     let sql = render_with_insert(prefix, INSERT_ALL, 9);
-    let query = columns.bind(sqlx::query_as(sql)).bind(prefix.channel("insert"));
+    let query = columns
+        .bind(sqlx::query_as(sql))
+        .bind(prefix.channel("insert"));
     Ok(query.fetch_all(executor).await?)
 }
 

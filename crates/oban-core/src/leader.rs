@@ -36,7 +36,10 @@ pub(crate) struct Leader {
 
 impl Leader {
     pub async fn run(mut self, stop: CancellationToken) {
-        let (delete_expired, elect) = (self.prefix.render(DELETE_EXPIRED), self.prefix.render(ELECT));
+        let (delete_expired, elect) = (
+            self.prefix.render(DELETE_EXPIRED),
+            self.prefix.render(ELECT),
+        );
         loop {
             let leading = match self.elect(&delete_expired, &elect).await {
                 Ok(leading) => leading,
@@ -48,7 +51,11 @@ impl Leader {
             if self.is_leader.send_replace(leading) != leading {
                 tracing::info!(node = %self.node, leading, "leadership changed");
             }
-            let wait = if leading { self.interval / 2 } else { self.interval };
+            let wait = if leading {
+                self.interval / 2
+            } else {
+                self.interval
+            };
             tokio::select! {
                 _ = stop.cancelled() => break,
                 _ = tokio::time::sleep(jitter_down(wait, 0.1, &mut rand::rng())) => {}
@@ -62,7 +69,10 @@ impl Leader {
 
     async fn elect(&self, delete_expired: &SqlStr, elect: &SqlStr) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(delete_expired.clone()).bind(&self.name).execute(&mut *tx).await?;
+        sqlx::query(delete_expired.clone())
+            .bind(&self.name)
+            .execute(&mut *tx)
+            .await?;
         let leader: Option<(String,)> = sqlx::query_as(elect.clone())
             .bind(&self.name)
             .bind(&self.node)
@@ -82,11 +92,19 @@ impl Leader {
                 .bind(&self.node)
                 .execute(&self.pool)
                 .await?;
-            notifier::publish(&self.pool, &self.prefix, Channel::Leader, &[json!({"down": self.name})]).await
+            notifier::publish(
+                &self.pool,
+                &self.prefix,
+                Channel::Leader,
+                &[json!({"down": self.name})],
+            )
+            .await
         };
         match resigned.await {
             Ok(()) => tracing::info!(node = %self.node, "resigned leadership"),
-            Err(error) => tracing::warn!(%error, "could not resign leadership; it expires by itself"),
+            Err(error) => {
+                tracing::warn!(%error, "could not resign leadership; it expires by itself")
+            }
         }
     }
 }

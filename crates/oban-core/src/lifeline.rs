@@ -10,8 +10,8 @@ use sqlx::PgPool;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::leader::every_while_leading;
 use crate::Prefix;
+use crate::leader::every_while_leading;
 
 const RESCUE: &str = include_str!("sql/rescue.sql");
 

@@ -32,7 +32,11 @@ pub struct Node;
 impl Node {
     /// A builder for a node on `pool`.
     pub fn builder(pool: PgPool) -> NodeBuilder {
-        NodeBuilder { pool, config: Config::default(), registry: Registry::default() }
+        NodeBuilder {
+            pool,
+            config: Config::default(),
+            registry: Registry::default(),
+        }
     }
 }
 
@@ -59,7 +63,11 @@ impl NodeBuilder {
     /// Checks the schema, then starts every component. Fails with one clear message when the
     /// schema is missing or too old, or the configuration is invalid.
     pub async fn start(self) -> Result<NodeHandle> {
-        let NodeBuilder { pool, config, registry } = self;
+        let NodeBuilder {
+            pool,
+            config,
+            registry,
+        } = self;
         config.validate()?;
         let schema = schema::check(&pool, &config.prefix).await?;
         let metrics = Metrics::default();
@@ -68,8 +76,13 @@ impl NodeBuilder {
         let abandon = CancellationToken::new();
         let give_up_acks = CancellationToken::new();
 
-        let (acker, acker_task) = Acker::new(pool.clone(), &config.prefix, config.ack_batch_limit, metrics.clone())
-            .spawn(give_up_acks.clone());
+        let (acker, acker_task) = Acker::new(
+            pool.clone(),
+            &config.prefix,
+            config.ack_batch_limit,
+            metrics.clone(),
+        )
+        .spawn(give_up_acks.clone());
         let context = ProducerContext {
             pool: pool.clone(),
             prefix: config.prefix.clone(),
@@ -103,8 +116,9 @@ impl NodeBuilder {
         let mut services = JoinSet::new();
         let (is_leader_tx, is_leader) = watch::channel(false);
         let (resigned_tx, resigned) = mpsc::channel(1);
-        let (health_tx, health) =
-            watch::channel(ListenerHealth::Down { since: tokio::time::Instant::now() });
+        let (health_tx, health) = watch::channel(ListenerHealth::Down {
+            since: tokio::time::Instant::now(),
+        });
         let (deliver, notifications) = mpsc::channel(1024);
         let (reconnected_tx, reconnected) = mpsc::channel(1);
         let listen_options = config
@@ -132,7 +146,9 @@ impl NodeBuilder {
 
         let leadership = config.leadership && schema.has_oban_peers;
         if config.leadership && !leadership {
-            tracing::warn!("no oban_peers table (an oban-py install): this node will not lead, so its queues are not staged, rescued or pruned by it");
+            tracing::warn!(
+                "no oban_peers table (an oban-py install): this node will not lead, so its queues are not staged, rescued or pruned by it"
+            );
         }
         if leadership {
             let queues: Arc<[String]> = config.maintained_queues().into();
@@ -280,16 +296,19 @@ impl NodeHandle {
     pub async fn shutdown(mut self) -> ShutdownReport {
         tracing::info!(node = %self.config.node, grace = ?self.config.shutdown_grace, "shutting down");
         self.stop_claiming.cancel();
-        let drain = async {
-            while self.producer_tasks.join_next().await.is_some() {}
-        };
-        let drained = tokio::time::timeout(self.config.shutdown_grace, drain).await.is_ok();
+        let drain = async { while self.producer_tasks.join_next().await.is_some() {} };
+        let drained = tokio::time::timeout(self.config.shutdown_grace, drain)
+            .await
+            .is_ok();
         if !drained {
             self.abandon.cancel();
             while self.producer_tasks.join_next().await.is_some() {}
         }
         let ack_deadline = self.config.shutdown_grace.max(Duration::from_secs(5));
-        if tokio::time::timeout(ack_deadline, &mut self.acker_task).await.is_err() {
+        if tokio::time::timeout(ack_deadline, &mut self.acker_task)
+            .await
+            .is_err()
+        {
             self.give_up_acks.cancel();
             let _ = (&mut self.acker_task).await;
         }
@@ -309,7 +328,11 @@ struct Router {
 }
 
 impl Router {
-    async fn run(self, mut notifications: mpsc::Receiver<Notification>, mut reconnected: mpsc::Receiver<()>) {
+    async fn run(
+        self,
+        mut notifications: mpsc::Receiver<Notification>,
+        mut reconnected: mpsc::Receiver<()>,
+    ) {
         loop {
             tokio::select! {
                 Some(notification) = notifications.recv() => self.route(notification),
@@ -327,7 +350,10 @@ impl Router {
     fn route(&self, Notification { channel, payload }: Notification) {
         match channel {
             Channel::Insert => {
-                if let Some(events) = payload["queue"].as_str().and_then(|queue| self.producers.get(queue)) {
+                if let Some(events) = payload["queue"]
+                    .as_str()
+                    .and_then(|queue| self.producers.get(queue))
+                {
                     // A full inbox already holds a wake-up.
                     let _ = events.try_send(ProducerEvent::Wake);
                 }
@@ -356,7 +382,14 @@ impl Router {
             Signal::Pause(ref target) | Signal::Resume(ref target) => {
                 let pause = matches!(signal, Signal::Pause(_));
                 for queue in self.producers.keys().filter(|queue| target.matches(queue)) {
-                    send(queue, if pause { ProducerEvent::Pause } else { ProducerEvent::Resume });
+                    send(
+                        queue,
+                        if pause {
+                            ProducerEvent::Pause
+                        } else {
+                            ProducerEvent::Resume
+                        },
+                    );
                 }
             }
             Signal::Scale { queue, limit } => send(&queue, ProducerEvent::Scale(limit)),

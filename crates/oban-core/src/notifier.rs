@@ -92,7 +92,8 @@ pub fn encode_payload(message: &Value) -> String {
         return json;
     }
     let mut gzip = GzEncoder::new(Vec::new(), Compression::default());
-    gzip.write_all(json.as_bytes()).expect("writing to a Vec cannot fail");
+    gzip.write_all(json.as_bytes())
+        .expect("writing to a Vec cannot fail");
     BASE64.encode(gzip.finish().expect("writing to a Vec cannot fail"))
 }
 
@@ -104,9 +105,9 @@ pub fn decode_payload(payload: &str) -> Result<Value> {
         return Ok(serde_json::from_str(trimmed)?);
     }
     let encoded = trimmed.strip_prefix("Z:").unwrap_or(trimmed);
-    let compressed = BASE64
-        .decode(encoded.trim_end())
-        .map_err(|error| Error::Notification(format!("payload is neither JSON nor base64: {error}")))?;
+    let compressed = BASE64.decode(encoded.trim_end()).map_err(|error| {
+        Error::Notification(format!("payload is neither JSON nor base64: {error}"))
+    })?;
     let mut json = Vec::new();
     GzDecoder::new(compressed.as_slice())
         .take(1 << 20)
@@ -185,19 +186,19 @@ impl Listener {
         let mut failures = 0u32;
         let mut warned_silent = false;
         loop {
-            let session = self.session(&channels, &stop);
             let outcome = tokio::select! {
                 _ = stop.cancelled() => return,
-                outcome = session => outcome,
+                outcome = self.session(&channels, &stop) => outcome,
             };
             if stop.is_cancelled() {
                 return;
             }
-            let down = ListenerHealth::Down { since: Instant::now() };
             self.health.send_if_modified(|health| {
                 let was_up = *health == ListenerHealth::Up;
                 if was_up {
-                    *health = down;
+                    *health = ListenerHealth::Down {
+                        since: Instant::now(),
+                    };
                 }
                 was_up
             });
@@ -211,8 +212,12 @@ impl Listener {
                     );
                 }
                 SessionEnd::Silent => {}
-                SessionEnd::Lost(error) => {
-                    tracing::warn!(%error, "notification listener lost its connection; reconnecting")
+                SessionEnd::Lost { error, worked } => {
+                    // A connection that worked earns a quick reconnect; repeated failures back off.
+                    if worked {
+                        failures = 0;
+                    }
+                    tracing::warn!(%error, "notification listener lost its connection; reconnecting");
                 }
             }
             failures += 1;
@@ -226,9 +231,6 @@ impl Listener {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(delay) => {}
             }
-            if matches!(self.health.borrow().clone(), ListenerHealth::Up) {
-                failures = 0;
-            }
         }
     }
 
@@ -236,10 +238,13 @@ impl Listener {
     async fn session(&self, channels: &[String], stop: &CancellationToken) -> SessionEnd {
         let mut listener = match PgListener::connect_with(&self.listen_pool).await {
             Ok(listener) => listener,
-            Err(error) => return SessionEnd::Lost(error.into()),
+            Err(error) => return SessionEnd::lost(error.into(), false),
         };
-        if let Err(error) = listener.listen_all(channels.iter().map(String::as_str)).await {
-            return SessionEnd::Lost(error.into());
+        if let Err(error) = listener
+            .listen_all(channels.iter().map(String::as_str))
+            .await
+        {
+            return SessionEnd::lost(error.into(), false);
         }
         let _ = self.reconnected.try_send(());
         let mut heard_self = false;
@@ -247,11 +252,11 @@ impl Listener {
         let mut deadline = Instant::now() + self.heartbeat * 3;
         loop {
             tokio::select! {
-                _ = stop.cancelled() => return SessionEnd::Lost(Error::Notification("stopped".into())),
+                _ = stop.cancelled() => return SessionEnd::Silent,
                 _ = ping.tick() => self.ping().await,
                 _ = tokio::time::sleep_until(deadline) => {
                     return if heard_self {
-                        SessionEnd::Lost(Error::Notification(format!("no notification for {:?}", self.heartbeat * 3)))
+                        SessionEnd::lost(Error::Notification(format!("no notification for {:?}", self.heartbeat * 3)), true)
                     } else {
                         SessionEnd::Silent
                     };
@@ -268,11 +273,11 @@ impl Listener {
                             continue;
                         }
                         if self.deliver.send(message).await.is_err() {
-                            return SessionEnd::Lost(Error::Notification("node stopped".into()));
+                            return SessionEnd::Silent;
                         }
                     }
-                    Ok(None) => return SessionEnd::Lost(Error::Notification("connection closed".into())),
-                    Err(error) => return SessionEnd::Lost(error.into()),
+                    Ok(None) => return SessionEnd::lost(Error::Notification("connection closed".into()), heard_self),
+                    Err(error) => return SessionEnd::lost(error.into(), heard_self),
                 },
             }
         }
@@ -299,10 +304,16 @@ impl Listener {
 }
 
 enum SessionEnd {
-    /// Connected, but never heard its own ping.
+    /// Connected, but never heard its own ping (or the node is stopping).
     Silent,
-    /// The connection failed or went quiet after working.
-    Lost(Error),
+    /// The connection failed, or went quiet; `worked` if it had heard its own ping.
+    Lost { error: Error, worked: bool },
+}
+
+impl SessionEnd {
+    fn lost(error: Error, worked: bool) -> Self {
+        SessionEnd::Lost { error, worked }
+    }
 }
 
 #[cfg(test)]
@@ -312,7 +323,10 @@ mod tests {
 
     #[test]
     fn small_payloads_are_plain_compact_json() {
-        assert_eq!(encode_payload(&json!({"queue": "badges"})), r#"{"queue":"badges"}"#);
+        assert_eq!(
+            encode_payload(&json!({"queue": "badges"})),
+            r#"{"queue":"badges"}"#
+        );
     }
 
     #[test]
@@ -340,7 +354,10 @@ mod tests {
     #[test]
     fn channels_are_named_like_oban() {
         let prefix = Prefix::default();
-        assert_eq!(Channel::parse(&prefix, "public.oban_signal"), Some(Channel::Signal));
+        assert_eq!(
+            Channel::parse(&prefix, "public.oban_signal"),
+            Some(Channel::Signal)
+        );
         assert_eq!(Channel::parse(&prefix, "other.oban_signal"), None);
     }
 }

@@ -92,8 +92,17 @@ mod tests {
     #[test]
     fn renders_quoted_and_names_channels() {
         let p = Prefix::new("tenant").unwrap();
-        assert_eq!(p.render("SELECT 1 FROM {prefix}.oban_jobs").as_str(), "SELECT 1 FROM \"tenant\".oban_jobs");
+        assert_eq!(
+            p.render("SELECT 1 FROM {prefix}.oban_jobs").as_str(),
+            "SELECT 1 FROM \"tenant\".oban_jobs"
+        );
         assert_eq!(p.channel("insert"), "tenant.oban_insert");
-        assert_eq!(Prefix::new("x".repeat(49)).unwrap().channel("cronitor").len(), 63);
+        assert_eq!(
+            Prefix::new("x".repeat(49))
+                .unwrap()
+                .channel("cronitor")
+                .len(),
+            63
+        );
     }
 }

@@ -202,7 +202,10 @@ impl Producer {
         }
     }
 
-    fn finished(&mut self, done: std::result::Result<(tokio::task::Id, i64), tokio::task::JoinError>) {
+    fn finished(
+        &mut self,
+        done: std::result::Result<(tokio::task::Id, i64), tokio::task::JoinError>,
+    ) {
         let task = match done {
             Ok((task, _)) => task,
             // Execution catches the worker's panics, so this is a bug in this crate; the job
@@ -272,7 +275,9 @@ impl Producer {
             .bind(&self.attempted_by[..])
             .fetch_all(&self.context.pool)
             .await?;
-        self.context.metrics.record_claim(jobs.len(), started.elapsed());
+        self.context
+            .metrics
+            .record_claim(jobs.len(), started.elapsed());
         Ok(jobs)
     }
 

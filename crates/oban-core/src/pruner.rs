@@ -8,8 +8,8 @@ use sqlx::PgPool;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::leader::every_while_leading;
 use crate::Prefix;
+use crate::leader::every_while_leading;
 
 const PRUNE: &str = include_str!("sql/prune.sql");
 

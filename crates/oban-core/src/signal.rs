@@ -58,7 +58,12 @@ impl Signal {
             Some(target) if target == ident => {}
             Some(_) => return None,
         }
-        let queue = || payload.get("queue").and_then(Value::as_str).map(str::to_owned);
+        let queue = || {
+            payload
+                .get("queue")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
         let target = || {
             queue().map(|queue| {
                 if queue == "*" {
@@ -89,8 +94,12 @@ impl Signal {
             QueueTarget::Named(name) => name.clone(),
         };
         match self {
-            Signal::Pause(target) => json!({"action": "pause", "queue": queue(target), "ident": ident}),
-            Signal::Resume(target) => json!({"action": "resume", "queue": queue(target), "ident": ident}),
+            Signal::Pause(target) => {
+                json!({"action": "pause", "queue": queue(target), "ident": ident})
+            }
+            Signal::Resume(target) => {
+                json!({"action": "resume", "queue": queue(target), "ident": ident})
+            }
             Signal::Scale { queue, limit } => {
                 json!({"action": "scale", "queue": queue, "limit": limit, "ident": ident})
             }
@@ -109,13 +118,32 @@ mod tests {
     #[test]
     fn reads_the_payloads_elixir_and_oban_web_send() {
         let cases = [
-            (json!({"action":"pause","queue":"badges","ident":"any"}), Signal::Pause(QueueTarget::Named("badges".into()))),
-            (json!({"action":"resume","queue":"*","ident":ME}), Signal::Resume(QueueTarget::All)),
-            (json!({"action":"scale","queue":"badges","limit":3,"ident":"any","node":"x"}), Signal::Scale { queue: "badges".into(), limit: 3 }),
-            (json!({"action":"pkill","job_id":42}), Signal::Kill { job_id: 42 }),
+            (
+                json!({"action":"pause","queue":"badges","ident":"any"}),
+                Signal::Pause(QueueTarget::Named("badges".into())),
+            ),
+            (
+                json!({"action":"resume","queue":"*","ident":ME}),
+                Signal::Resume(QueueTarget::All),
+            ),
+            (
+                json!({"action":"scale","queue":"badges","limit":3,"ident":"any","node":"x"}),
+                Signal::Scale {
+                    queue: "badges".into(),
+                    limit: 3,
+                },
+            ),
+            (
+                json!({"action":"pkill","job_id":42}),
+                Signal::Kill { job_id: 42 },
+            ),
         ];
         for (payload, signal) in cases {
-            assert_eq!(Signal::parse(&payload, ME), Some(signal.clone()), "{payload}");
+            assert_eq!(
+                Signal::parse(&payload, ME),
+                Some(signal.clone()),
+                "{payload}"
+            );
         }
     }
 
@@ -137,10 +165,16 @@ mod tests {
         for signal in [
             Signal::Pause(QueueTarget::All),
             Signal::Resume(QueueTarget::Named("q".into())),
-            Signal::Scale { queue: "q".into(), limit: 7 },
+            Signal::Scale {
+                queue: "q".into(),
+                limit: 7,
+            },
             Signal::Kill { job_id: 9 },
         ] {
-            assert_eq!(Signal::parse(&signal.to_payload("any"), ME), Some(signal.clone()));
+            assert_eq!(
+                Signal::parse(&signal.to_payload("any"), ME),
+                Some(signal.clone())
+            );
         }
     }
 }

@@ -27,7 +27,10 @@ pub(crate) struct Stager {
 
 impl Stager {
     pub async fn run(self, is_leader: watch::Receiver<bool>, stop: CancellationToken) {
-        let (stage, available) = (self.prefix.render(STAGE), self.prefix.render(AVAILABLE_QUEUES));
+        let (stage, available) = (
+            self.prefix.render(STAGE),
+            self.prefix.render(AVAILABLE_QUEUES),
+        );
         every_while_leading("staging", self.interval, is_leader, stop, || async {
             let (staged,): (i64,) = sqlx::query_as(stage.clone())
                 .bind(&self.queues[..])

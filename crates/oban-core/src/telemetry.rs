@@ -14,7 +14,8 @@ use crate::job::{Job, JobState};
 /// `queue_time` in milliseconds rounded to two decimals. `args`, `meta` and `tags` are JSON text.
 pub(crate) fn job_ended(job: &Job, ack: &Ack, duration: Duration) {
     let duration = round2(duration.as_secs_f64() * 1000.0);
-    let queue_time = round2(job.queue_time().num_microseconds().unwrap_or(i64::MAX) as f64 / 1000.0);
+    let queue_time =
+        round2(job.queue_time().num_microseconds().unwrap_or(i64::MAX) as f64 / 1000.0);
     let args = job.args.to_string();
     let meta = job.meta.to_string();
     let tags = serde_json::Value::from(job.tags.clone()).to_string();
@@ -87,7 +88,9 @@ impl Metrics {
     fn lock(&self) -> std::sync::MutexGuard<'_, MetricsInner> {
         // A panic while holding this lock cannot leave the counters inconsistent in a way
         // that matters more than losing them, so a poisoned lock is simply reused.
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub(crate) fn record_job(&self, job: &Job, state: JobState, duration: Duration) {
@@ -122,7 +125,11 @@ impl Metrics {
     pub fn snapshot(&self) -> MetricsSnapshot {
         let inner = self.lock();
         MetricsSnapshot {
-            jobs: inner.jobs.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            jobs: inner
+                .jobs
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             claims: (inner.claims, inner.claimed_jobs, inner.claim_seconds),
             acks: (inner.ack_batches, inner.acked_jobs, inner.ack_seconds),
         }

@@ -42,7 +42,9 @@ pub enum Outcome {
 impl Outcome {
     /// A plain completion.
     pub fn complete() -> Self {
-        Outcome::Complete { then_insert: Vec::new() }
+        Outcome::Complete {
+            then_insert: Vec::new(),
+        }
     }
 
     /// A completion that inserts `jobs` atomically with it.
@@ -161,7 +163,10 @@ impl Registry {
     /// Registers `worker` under `W::NAME`; a name can be registered once.
     pub fn register<W: Worker>(&mut self, worker: W) -> Result<()> {
         if self.workers.contains_key(W::NAME) {
-            return Err(Error::Config(format!("worker {} is registered twice", W::NAME)));
+            return Err(Error::Config(format!(
+                "worker {} is registered twice",
+                W::NAME
+            )));
         }
         self.workers.insert(W::NAME.to_owned(), Arc::new(worker));
         Ok(())

@@ -29,8 +29,12 @@ async fn rows_are_indistinguishable_from_oban_insert_all() {
         .fetch_one(&mut *tx)
         .await
         .unwrap();
-    let job = NewJob::new("badge_forge.generator.GenerateBadge", &args).unwrap().queue("badges");
-    let ours = insert::insert_all(&mut *tx, &Prefix::default(), &[job]).await.unwrap();
+    let job = NewJob::new("badge_forge.generator.GenerateBadge", &args)
+        .unwrap()
+        .queue("badges");
+    let ours = insert::insert_all(&mut *tx, &Prefix::default(), &[job])
+        .await
+        .unwrap();
     // Same transaction, so the default timestamps are equal too: every column but id matches.
     let rows: Vec<Value> = sqlx::query_scalar(
         "SELECT to_jsonb(j) - 'id' FROM oban_jobs j WHERE id = ANY($1) ORDER BY id",
@@ -41,7 +45,10 @@ async fn rows_are_indistinguishable_from_oban_insert_all() {
     .unwrap();
     tx.commit().await.unwrap();
     assert_eq!(rows.len(), 2);
-    assert_eq!(rows[0], rows[1], "an oban-core row differs from Oban.insert_all's");
+    assert_eq!(
+        rows[0], rows[1],
+        "an oban-core row differs from Oban.insert_all's"
+    );
     assert_eq!(rows[1]["state"], "available");
     assert_eq!(rows[1]["attempted_by"], Value::Null);
 }
@@ -67,7 +74,17 @@ async fn options_land_in_their_columns() {
     .fetch_one(&pool)
     .await
     .unwrap();
-    assert_eq!(row, ("scheduled".into(), 3, 5, vec!["red".into(), "blue".into()], json!({"source": "test"}), true));
+    assert_eq!(
+        row,
+        (
+            "scheduled".into(),
+            3,
+            5,
+            vec!["red".into(), "blue".into()],
+            json!({"source": "test"}),
+            true
+        )
+    );
 }
 
 #[tokio::test]
@@ -75,11 +92,18 @@ async fn one_statement_takes_more_jobs_than_the_parameter_limit_allows_rows() {
     let (pool, client, _) = database().await;
     // 9 parameters a row would cap a VALUES insert at 7,281 rows; arrays have no such cap.
     let jobs: Vec<NewJob> = (0..20_000)
-        .map(|i| NewJob::new("W", &json!({"i": i})).unwrap().queue(format!("q{}", i % 3)))
+        .map(|i| {
+            NewJob::new("W", &json!({"i": i}))
+                .unwrap()
+                .queue(format!("q{}", i % 3))
+        })
         .collect();
     let inserted = client.insert_all(&jobs).await.unwrap();
     assert_eq!(inserted.len(), 20_000);
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM oban_jobs").fetch_one(&pool).await.unwrap();
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM oban_jobs")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(count, 20_000);
 }
 
@@ -89,8 +113,14 @@ async fn invalid_jobs_are_rejected_before_anything_is_written() {
     let good = NewJob::new("W", &json!({})).unwrap();
     let bad = NewJob::new("W", &json!({})).unwrap().priority(12);
     let error = client.insert_all(&[good, bad]).await.unwrap_err();
-    assert!(matches!(error, Error::InvalidJob(ref message) if message.contains("priority")), "{error}");
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM oban_jobs").fetch_one(&pool).await.unwrap();
+    assert!(
+        matches!(error, Error::InvalidJob(ref message) if message.contains("priority")),
+        "{error}"
+    );
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM oban_jobs")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(count, 0);
 }
 
@@ -103,7 +133,10 @@ async fn announces_each_queue_once_at_commit_and_never_on_rollback() {
     let jobs: Vec<NewJob> = ["a", "a", "b"]
         .iter()
         .map(|queue| NewJob::new("W", &json!({})).unwrap().queue(*queue))
-        .chain([NewJob::new("W", &json!({})).unwrap().queue("later").schedule_in(Duration::from_secs(60))])
+        .chain([NewJob::new("W", &json!({}))
+            .unwrap()
+            .queue("later")
+            .schedule_in(Duration::from_secs(60))])
         .collect();
 
     let mut tx = pool.begin().await.unwrap();
@@ -117,7 +150,9 @@ async fn announces_each_queue_once_at_commit_and_never_on_rollback() {
     tx.commit().await.unwrap();
 
     let mut payloads = Vec::new();
-    while let Ok(Ok(notification)) = tokio::time::timeout(Duration::from_millis(500), listener.recv()).await {
+    while let Ok(Ok(notification)) =
+        tokio::time::timeout(Duration::from_millis(500), listener.recv()).await
+    {
         payloads.push(notification.payload().to_owned());
     }
     payloads.sort();
@@ -128,16 +163,33 @@ async fn announces_each_queue_once_at_commit_and_never_on_rollback() {
 #[tokio::test]
 async fn a_job_committed_with_the_callers_data_or_not_at_all() {
     let (pool, _, _) = database().await;
-    sqlx::query("CREATE TABLE orders (id int primary key)").execute(&pool).await.unwrap();
+    sqlx::query("CREATE TABLE orders (id int primary key)")
+        .execute(&pool)
+        .await
+        .unwrap();
     let prefix = Prefix::default();
     for commit in [false, true] {
         let mut tx = pool.begin().await.unwrap();
-        sqlx::query("INSERT INTO orders VALUES (1)").execute(&mut *tx).await.unwrap();
-        insert::insert(&mut *tx, &prefix, &NewJob::new("Mailer", &json!({"order": 1})).unwrap())
+        sqlx::query("INSERT INTO orders VALUES (1)")
+            .execute(&mut *tx)
             .await
             .unwrap();
-        if commit { tx.commit().await.unwrap() } else { tx.rollback().await.unwrap() }
-        let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM oban_jobs").fetch_one(&pool).await.unwrap();
+        insert::insert(
+            &mut *tx,
+            &prefix,
+            &NewJob::new("Mailer", &json!({"order": 1})).unwrap(),
+        )
+        .await
+        .unwrap();
+        if commit {
+            tx.commit().await.unwrap()
+        } else {
+            tx.rollback().await.unwrap()
+        }
+        let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM oban_jobs")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
         assert_eq!(jobs, i64::from(commit));
     }
 }

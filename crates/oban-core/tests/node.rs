@@ -16,7 +16,11 @@ use sqlx::PgPool;
 use support::{Scripted, database, eventually, fast_config, state_of, wait_for_state};
 
 async fn insert(client: &oban_core::Client, args: Value) -> i64 {
-    client.insert(&Scripted::new_job(&args).unwrap()).await.unwrap().id
+    client
+        .insert(&Scripted::new_job(&args).unwrap())
+        .await
+        .unwrap()
+        .id
 }
 
 async fn errors_of(pool: &PgPool, id: i64) -> Vec<Value> {
@@ -45,7 +49,11 @@ async fn every_outcome_is_recorded_as_oban_records_it() {
     let discard = insert(&client, json!({"do": "discard"})).await;
     let cancel = insert(&client, json!({"do": "cancel"})).await;
     let snooze = insert(&client, json!({"do": "snooze"})).await;
-    let unknown = client.insert(&NewJob::new("Nobody.Knows", &json!({})).unwrap()).await.unwrap().id;
+    let unknown = client
+        .insert(&NewJob::new("Nobody.Knows", &json!({})).unwrap())
+        .await
+        .unwrap()
+        .id;
 
     wait_for_state(&pool, ok, "completed").await;
     for (id, message) in [
@@ -61,20 +69,31 @@ async fn every_outcome_is_recorded_as_oban_records_it() {
         assert_eq!(errors[0]["error"], message);
         let at = errors[0]["at"].as_str().unwrap();
         // Elixir's form: six fractional digits and Z.
-        assert!(NaiveDateTime::parse_from_str(at, "%Y-%m-%dT%H:%M:%S%.6fZ").is_ok() && at.len() == 27, "{at}");
+        assert!(
+            NaiveDateTime::parse_from_str(at, "%Y-%m-%dT%H:%M:%S%.6fZ").is_ok() && at.len() == 27,
+            "{at}"
+        );
     }
     wait_for_state(&pool, discard, "discarded").await;
     assert_eq!(errors_of(&pool, discard).await[0]["error"], "not fixable");
     wait_for_state(&pool, cancel, "cancelled").await;
-    assert_eq!(errors_of(&pool, cancel).await[0]["error"], "no longer wanted");
+    assert_eq!(
+        errors_of(&pool, cancel).await[0]["error"],
+        "no longer wanted"
+    );
     wait_for_state(&pool, snooze, "scheduled").await;
-    let (attempt, snoozed, errors): (i32, Value, Value) =
-        sqlx::query_as("SELECT attempt, meta->'snoozed', to_jsonb(errors) FROM oban_jobs WHERE id = $1")
-            .bind(snooze)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-    assert_eq!((attempt, snoozed, errors), (0, json!(1), json!([])), "a snooze gives the attempt back");
+    let (attempt, snoozed, errors): (i32, Value, Value) = sqlx::query_as(
+        "SELECT attempt, meta->'snoozed', to_jsonb(errors) FROM oban_jobs WHERE id = $1",
+    )
+    .bind(snooze)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (attempt, snoozed, errors),
+        (0, json!(1), json!([])),
+        "a snooze gives the attempt back"
+    );
 
     // Timestamps of the final states are set, and only theirs.
     let stamps: (bool, bool, bool) = sqlx::query_as(
@@ -116,7 +135,11 @@ async fn retries_back_off_within_obans_bounds_and_discard_when_exhausted() {
 
     // On the last attempt a failure discards the job.
     let last = client
-        .insert(&Scripted::new_job(&json!({"do": "error"})).unwrap().max_attempts(1))
+        .insert(
+            &Scripted::new_job(&json!({"do": "error"}))
+                .unwrap()
+                .max_attempts(1),
+        )
         .await
         .unwrap()
         .id;
@@ -130,7 +153,9 @@ async fn claims_by_priority_then_time_and_signs_attempted_by() {
     let (pool, client, _) = database().await;
     let mut ids = Vec::new();
     for priority in [3, 0, 2, 0] {
-        let job = Scripted::new_job(&json!({"do": "ok"})).unwrap().priority(priority);
+        let job = Scripted::new_job(&json!({"do": "ok"}))
+            .unwrap()
+            .priority(priority);
         ids.push(client.insert(&job).await.unwrap().id);
     }
     // One slot: jobs run one at a time, in claim order.
@@ -142,10 +167,11 @@ async fn claims_by_priority_then_time_and_signs_attempted_by() {
         .await
         .unwrap();
     eventually("all jobs to complete", Duration::from_secs(10), || async {
-        let done: i64 = sqlx::query_scalar("SELECT count(*) FROM oban_jobs WHERE state = 'completed'")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+        let done: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM oban_jobs WHERE state = 'completed'")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
         (done == 4).then_some(())
     })
     .await;
@@ -159,7 +185,10 @@ async fn claims_by_priority_then_time_and_signs_attempted_by() {
         .fetch_all(&pool)
         .await
         .unwrap();
-    assert_eq!(by, [vec![node.config().node.clone(), status[0].uuid.to_string()]]);
+    assert_eq!(
+        by,
+        [vec![node.config().node.clone(), status[0].uuid.to_string()]]
+    );
     node.shutdown().await;
 }
 
@@ -180,22 +209,40 @@ async fn completion_and_follow_up_jobs_commit_together_and_a_stale_ack_writes_no
             .fetch_all(&pool)
             .await
             .unwrap();
-    assert_eq!(follow_ups, [("Test.FollowUp".into(), "follow_ups".into(), json!({"parent": parent}))]);
+    assert_eq!(
+        follow_ups,
+        [(
+            "Test.FollowUp".into(),
+            "follow_ups".into(),
+            json!({"parent": parent})
+        )]
+    );
 
     // A job rescued while it runs (attempted_at changes): its ack and follow-up are skipped.
-    let slow = insert(&client, json!({"do": "sleep", "ms": 800, "follow_up": true})).await;
+    let slow = insert(
+        &client,
+        json!({"do": "sleep", "ms": 800, "follow_up": true}),
+    )
+    .await;
     wait_for_state(&pool, slow, "executing").await;
-    sqlx::query("UPDATE oban_jobs SET attempted_at = attempted_at - interval '1 hour' WHERE id = $1")
-        .bind(slow)
-        .execute(&pool)
-        .await
-        .unwrap();
+    sqlx::query(
+        "UPDATE oban_jobs SET attempted_at = attempted_at - interval '1 hour' WHERE id = $1",
+    )
+    .bind(slow)
+    .execute(&pool)
+    .await
+    .unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(state_of(&pool, slow).await, "executing", "a guarded ack must not touch a rescued job");
-    let extra: i64 = sqlx::query_scalar("SELECT count(*) FROM oban_jobs WHERE queue = 'follow_ups'")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    assert_eq!(
+        state_of(&pool, slow).await,
+        "executing",
+        "a guarded ack must not touch a rescued job"
+    );
+    let extra: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM oban_jobs WHERE queue = 'follow_ups'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     assert_eq!(extra, 1, "no follow-up for an ack that did not land");
     node.shutdown().await;
 }
@@ -212,38 +259,70 @@ async fn obeys_pause_resume_scale_and_pkill_signals() {
         .unwrap();
     wait_until_listening(&node).await;
 
-    client.signal(&Signal::Pause(QueueTarget::All), None).await.unwrap();
+    client
+        .signal(&Signal::Pause(QueueTarget::All), None)
+        .await
+        .unwrap();
     eventually("pause to apply", Duration::from_secs(5), || async {
         node.queue_status().await[0].paused.then_some(())
     })
     .await;
     let held = insert(&client, json!({"do": "ok"})).await;
     tokio::time::sleep(Duration::from_millis(700)).await;
-    assert_eq!(state_of(&pool, held).await, "available", "a paused queue claimed a job");
+    assert_eq!(
+        state_of(&pool, held).await,
+        "available",
+        "a paused queue claimed a job"
+    );
 
     // Signals for another node are ignored.
-    client.signal(&Signal::Resume(QueueTarget::All), Some("someone-else")).await.unwrap();
-    client.signal(&Signal::Scale { queue: "default".into(), limit: 2 }, Some(&node.config().node)).await.unwrap();
+    client
+        .signal(&Signal::Resume(QueueTarget::All), Some("someone-else"))
+        .await
+        .unwrap();
+    client
+        .signal(
+            &Signal::Scale {
+                queue: "default".into(),
+                limit: 2,
+            },
+            Some(&node.config().node),
+        )
+        .await
+        .unwrap();
     eventually("scale to apply", Duration::from_secs(5), || async {
         (node.queue_status().await[0].limit == 2).then_some(())
     })
     .await;
     assert!(node.queue_status().await[0].paused);
-    client.signal(&Signal::Resume(QueueTarget::Named("default".into())), None).await.unwrap();
+    client
+        .signal(&Signal::Resume(QueueTarget::Named("default".into())), None)
+        .await
+        .unwrap();
     wait_for_state(&pool, held, "completed").await;
 
     let long = insert(&client, json!({"do": "sleep", "ms": 1000})).await;
     wait_for_state(&pool, long, "executing").await;
-    client.signal(&Signal::Kill { job_id: long }, None).await.unwrap();
+    client
+        .signal(&Signal::Kill { job_id: long }, None)
+        .await
+        .unwrap();
     wait_for_state(&pool, long, "cancelled").await;
-    assert!(errors_of(&pool, long).await[0]["error"].as_str().unwrap().contains("pkill"));
+    assert!(
+        errors_of(&pool, long).await[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("pkill")
+    );
     node.shutdown().await;
 }
 
 async fn wait_until_listening(node: &oban_core::node::NodeHandle) {
-    eventually("the listener to hear itself", Duration::from_secs(10), || async {
-        (node.listener_health() == ListenerHealth::Up).then_some(())
-    })
+    eventually(
+        "the listener to hear itself",
+        Duration::from_secs(10),
+        || async { (node.listener_health() == ListenerHealth::Up).then_some(()) },
+    )
     .await;
 }
 
@@ -257,23 +336,46 @@ async fn leads_beside_an_elixir_leader_without_taking_its_row() {
     .await
     .unwrap();
     let start = |node: &str| {
-        let config = oban_core::config::Config { node: node.into(), ..fast_config(&[("default", 1)]) };
-        Node::builder(pool.clone()).config(config).worker(Scripted).unwrap().start()
+        let config = oban_core::config::Config {
+            node: node.into(),
+            ..fast_config(&[("default", 1)])
+        };
+        Node::builder(pool.clone())
+            .config(config)
+            .worker(Scripted)
+            .unwrap()
+            .start()
     };
     let first = start("rust-1").await.unwrap();
-    eventually("rust-1 to lead", Duration::from_secs(10), || async { first.is_leader().then_some(()) }).await;
+    eventually("rust-1 to lead", Duration::from_secs(10), || async {
+        first.is_leader().then_some(())
+    })
+    .await;
     let second = start("rust-2").await.unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert!(first.is_leader() && !second.is_leader(), "leadership moved while its holder was alive");
-    let peers: Vec<(String, String)> = sqlx::query_as("SELECT name, node FROM oban_peers ORDER BY name")
-        .fetch_all(&pool)
-        .await
-        .unwrap();
-    assert_eq!(peers, [("Oban".into(), "elixir@host".into()), ("Oban.rust".into(), "rust-1".into())]);
+    assert!(
+        first.is_leader() && !second.is_leader(),
+        "leadership moved while its holder was alive"
+    );
+    let peers: Vec<(String, String)> =
+        sqlx::query_as("SELECT name, node FROM oban_peers ORDER BY name")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        peers,
+        [
+            ("Oban".into(), "elixir@host".into()),
+            ("Oban.rust".into(), "rust-1".into())
+        ]
+    );
 
     // Resigning hands over at once, and Elixir's row is still untouched.
     first.shutdown().await;
-    eventually("rust-2 to take over", Duration::from_secs(5), || async { second.is_leader().then_some(()) }).await;
+    eventually("rust-2 to take over", Duration::from_secs(5), || async {
+        second.is_leader().then_some(())
+    })
+    .await;
     let elixir: String = sqlx::query_scalar("SELECT node FROM oban_peers WHERE name = 'Oban'")
         .fetch_one(&pool)
         .await
@@ -307,13 +409,20 @@ async fn the_leader_stages_rescues_and_prunes_its_queues_only() {
         // staged jobs complete, which is what the states below account for.
         ..fast_config(&[("default", 5)])
     };
-    let node = Node::builder(pool.clone()).config(config).worker(Scripted).unwrap().start().await.unwrap();
+    let node = Node::builder(pool.clone())
+        .config(config)
+        .worker(Scripted)
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
     let states = || async {
-        let rows: Vec<(String, String, String)> =
-            sqlx::query_as("SELECT queue, meta->>'tag', state::text FROM oban_jobs ORDER BY queue, id")
-                .fetch_all(&pool)
-                .await
-                .unwrap();
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT queue, meta->>'tag', state::text FROM oban_jobs ORDER BY queue, id",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
         rows
     };
     let expected_default = [
@@ -323,15 +432,19 @@ async fn the_leader_stages_rescues_and_prunes_its_queues_only() {
         ("orphan_exhausted", "discarded"),
         ("fresh", "completed"),
     ];
-    let rows = eventually("maintenance of queue default", Duration::from_secs(15), || async {
-        let rows = states().await;
-        let default: Vec<(&str, &str)> = rows
-            .iter()
-            .filter(|(queue, _, _)| queue == "default")
-            .map(|(_, tag, state)| (tag.as_str(), state.as_str()))
-            .collect();
-        (default == expected_default).then_some(rows)
-    })
+    let rows = eventually(
+        "maintenance of queue default",
+        Duration::from_secs(15),
+        || async {
+            let rows = states().await;
+            let default: Vec<(&str, &str)> = rows
+                .iter()
+                .filter(|(queue, _, _)| queue == "default")
+                .map(|(_, tag, state)| (tag.as_str(), state.as_str()))
+                .collect();
+            (default == expected_default).then_some(rows)
+        },
+    )
     .await;
     let rescued: i64 = sqlx::query_scalar("SELECT (meta->>'rescued')::int8 FROM oban_jobs WHERE queue = 'default' AND meta->>'tag' = 'orphan'")
         .fetch_one(&pool)
@@ -361,8 +474,17 @@ async fn the_leader_stages_rescues_and_prunes_its_queues_only() {
 #[tokio::test]
 async fn graceful_shutdown_finishes_what_fits_in_the_grace_period_and_leaves_the_rest() {
     let (pool, client, _) = database().await;
-    let config = oban_core::config::Config { shutdown_grace: Duration::from_millis(1200), ..fast_config(&[("default", 5)]) };
-    let node = Node::builder(pool.clone()).config(config).worker(Scripted).unwrap().start().await.unwrap();
+    let config = oban_core::config::Config {
+        shutdown_grace: Duration::from_millis(1200),
+        ..fast_config(&[("default", 5)])
+    };
+    let node = Node::builder(pool.clone())
+        .config(config)
+        .worker(Scripted)
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
     let quick = insert(&client, json!({"do": "sleep", "ms": 400})).await;
     let slow = client
         .insert(&Scripted::new_job(&json!({"do": "sleep", "ms": 60_000})).unwrap())
@@ -374,12 +496,26 @@ async fn graceful_shutdown_finishes_what_fits_in_the_grace_period_and_leaves_the
     let later = insert(&client, json!({"do": "ok"})).await;
     let report = node.shutdown().await;
     assert!(!report.drained);
-    assert_eq!(state_of(&pool, quick).await, "completed", "an in-flight job that fits the grace period is acked");
-    assert_eq!(state_of(&pool, slow).await, "executing", "a job past the grace period is left for rescue");
-    assert!(errors_of(&pool, slow).await.is_empty(), "an abandoned job is not half-written");
+    assert_eq!(
+        state_of(&pool, quick).await,
+        "completed",
+        "an in-flight job that fits the grace period is acked"
+    );
+    assert_eq!(
+        state_of(&pool, slow).await,
+        "executing",
+        "a job past the grace period is left for rescue"
+    );
+    assert!(
+        errors_of(&pool, slow).await.is_empty(),
+        "an abandoned job is not half-written"
+    );
     // Inserted while stopping: claimed by nobody, or completed if it was claimed before.
     assert!(["available", "completed"].contains(&state_of(&pool, later).await.as_str()));
-    let leaders: i64 = sqlx::query_scalar("SELECT count(*) FROM oban_peers").fetch_one(&pool).await.unwrap();
+    let leaders: i64 = sqlx::query_scalar("SELECT count(*) FROM oban_peers")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(leaders, 0, "leadership is released on shutdown");
 }
 
@@ -402,7 +538,10 @@ async fn jobs_still_run_when_the_listen_connection_is_killed() {
         .fetch_one(&pool)
         .await
         .unwrap();
-        assert_eq!(killed, 1, "round {round}: expected the node's LISTEN connection");
+        assert_eq!(
+            killed, 1,
+            "round {round}: expected the node's LISTEN connection"
+        );
         let id = insert(&client, json!({"do": "ok"})).await;
         wait_for_state(&pool, id, "completed").await;
         wait_until_listening(&node).await;

@@ -16,20 +16,27 @@ use sqlx::postgres::PgPoolOptions;
 
 /// A migrated database of its own, and a client on it.
 pub async fn database() -> (PgPool, Client, String) {
-    let url = fresh_database().await.expect("a test database (see scripts/test)");
+    let url = fresh_database()
+        .await
+        .expect("a test database (see scripts/test)");
     let pool = PgPoolOptions::new()
         .max_connections(20)
         .connect(&url)
         .await
         .expect("connect to the test database");
-    schema::migrate(&pool, &Prefix::default()).await.expect("migrate");
+    schema::migrate(&pool, &Prefix::default())
+        .await
+        .expect("migrate");
     (pool.clone(), Client::new(pool, Prefix::default()), url)
 }
 
 /// A configuration with short intervals so tests run in seconds.
 pub fn fast_config(queues: &[(&str, usize)]) -> Config {
     Config {
-        queues: queues.iter().map(|(name, limit)| QueueConfig::new(*name, *limit)).collect(),
+        queues: queues
+            .iter()
+            .map(|(name, limit)| QueueConfig::new(*name, *limit))
+            .collect(),
         poll_interval: Duration::from_millis(200),
         heartbeat: Duration::from_millis(500),
         shutdown_grace: Duration::from_secs(5),
@@ -58,8 +65,11 @@ impl Worker for Scripted {
         let ms = job.args["ms"].as_u64().unwrap_or(0);
         match job.args["do"].as_str().unwrap_or("ok") {
             "ok" if job.args["follow_up"] == true => Ok(Outcome::complete_and_insert(vec![
-                oban_core::insert::NewJob::new("Elixir.Test.FollowUp", &serde_json::json!({"parent": job.id}))?
-                    .queue("follow_ups"),
+                oban_core::insert::NewJob::new(
+                    "Elixir.Test.FollowUp",
+                    &serde_json::json!({"parent": job.id}),
+                )?
+                .queue("follow_ups"),
             ])),
             "ok" => Ok(Outcome::complete()),
             "error" => Err(std::io::Error::other("boom").into()),
@@ -87,7 +97,10 @@ where
         if let Some(value) = check().await {
             return value;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -103,8 +116,10 @@ pub async fn state_of(pool: &PgPool, id: i64) -> String {
 
 /// Waits until job `id` is in `state`.
 pub async fn wait_for_state(pool: &PgPool, id: i64, state: &str) {
-    eventually(&format!("job {id} to be {state}"), Duration::from_secs(10), || async {
-        (state_of(pool, id).await == state).then_some(())
-    })
+    eventually(
+        &format!("job {id} to be {state}"),
+        Duration::from_secs(10),
+        || async { (state_of(pool, id).await == state).then_some(()) },
+    )
     .await
 }

@@ -1,0 +1,162 @@
+//! Reading a GenerateBadge job's args, as Elixir's `enqueue_batch` writes them.
+
+use serde_json::{Map, Value};
+
+use crate::render::{Badge, BadgeType};
+
+/// Longest id accepted; ids become file names.
+const MAX_ID_LEN: usize = 128;
+
+/// Why a job's args can never make a badge. The message is what the job's error entry says.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid badge args: {0}")]
+pub struct InvalidArgs(pub String);
+
+/// Reads `{id, name, company, type}` (`badge_id` accepted for `id`, as the article's Python
+/// worker reads it; unknown keys ignored). Text is checked further by the renderer.
+pub fn badge_from_args(args: &Value) -> Result<Badge, InvalidArgs> {
+    let args = args
+        .as_object()
+        .ok_or_else(|| InvalidArgs(format!("args must be a JSON object, got {}", kind(args))))?;
+    let id = match (args.get("id"), args.get("badge_id")) {
+        (Some(id), _) | (None, Some(id)) => badge_id(id)?,
+        (None, None) => return Err(InvalidArgs("missing key \"id\" (or \"badge_id\")".into())),
+    };
+    let name = string(args, "name")?;
+    let company = string(args, "company")?;
+    let badge_type = string(args, "type")?;
+    let badge_type = badge_type.parse::<BadgeType>().map_err(|_| {
+        InvalidArgs(format!(
+            "unknown badge type {badge_type:?}; expected one of attendee, speaker, sponsor, organizer"
+        ))
+    })?;
+    Ok(Badge {
+        id,
+        name,
+        company,
+        badge_type,
+    })
+}
+
+/// The id as a string that is safe as a file name: letters, digits, `-` and `_` only, so no id
+/// can name a path outside the output directory.
+fn badge_id(id: &Value) -> Result<String, InvalidArgs> {
+    let id = match id {
+        Value::String(id) => id.clone(),
+        Value::Number(id) if id.is_i64() || id.is_u64() => id.to_string(),
+        other => {
+            return Err(InvalidArgs(format!(
+                "\"id\" must be a string or an integer, got {}",
+                kind(other)
+            )));
+        }
+    };
+    let safe = id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if id.is_empty() || id.len() > MAX_ID_LEN || !safe {
+        return Err(InvalidArgs(format!(
+            "\"id\" {:?} must be 1 to {MAX_ID_LEN} letters, digits, '-' or '_'",
+            truncate(&id)
+        )));
+    }
+    Ok(id)
+}
+
+fn string(args: &Map<String, Value>, key: &str) -> Result<String, InvalidArgs> {
+    match args.get(key) {
+        Some(Value::String(text)) => Ok(text.clone()),
+        Some(other) => Err(InvalidArgs(format!(
+            "\"{key}\" must be a string, got {}",
+            kind(other)
+        ))),
+        None => Err(InvalidArgs(format!("missing key \"{key}\""))),
+    }
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// At most 40 characters of `text`, for error messages about oversized input.
+fn truncate(text: &str) -> String {
+    let mut short: String = text.chars().take(40).collect();
+    if short.len() < text.len() {
+        short.push('…');
+    }
+    short
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn args() -> Value {
+        json!({"id": "0b8f-1", "name": "Zoë", "company": "Acme", "type": "speaker", "extra": 1})
+    }
+
+    #[test]
+    fn reads_elixirs_args_and_ignores_unknown_keys() {
+        let badge = badge_from_args(&args()).unwrap();
+        assert_eq!(
+            (
+                badge.id.as_str(),
+                badge.name.as_str(),
+                badge.company.as_str()
+            ),
+            ("0b8f-1", "Zoë", "Acme")
+        );
+        assert_eq!(badge.badge_type, BadgeType::Speaker);
+    }
+
+    #[test]
+    fn accepts_badge_id_and_integer_ids() {
+        let mut args = args();
+        args.as_object_mut().unwrap().remove("id");
+        args["badge_id"] = json!(42);
+        assert_eq!(badge_from_args(&args).unwrap().id, "42");
+    }
+
+    #[test]
+    fn explains_every_kind_of_bad_input() {
+        let cases = [
+            (json!([1]), "args must be a JSON object, got an array"),
+            (
+                json!({"name": "a", "company": "b", "type": "attendee"}),
+                "missing key \"id\"",
+            ),
+            (
+                json!({"id": "1", "company": "b", "type": "attendee"}),
+                "missing key \"name\"",
+            ),
+            (
+                json!({"id": "1", "name": 7, "company": "b", "type": "attendee"}),
+                "\"name\" must be a string, got a number",
+            ),
+            (
+                json!({"id": "1", "name": "a", "company": "b", "type": "vip"}),
+                "unknown badge type \"vip\"",
+            ),
+            (
+                json!({"id": "../../etc/passwd", "name": "a", "company": "b", "type": "attendee"}),
+                "must be 1 to 128 letters",
+            ),
+            (
+                json!({"id": 1.5, "name": "a", "company": "b", "type": "attendee"}),
+                "must be a string or an integer",
+            ),
+        ];
+        for (args, expected) in cases {
+            let error = badge_from_args(&args).unwrap_err().to_string();
+            assert!(error.contains(expected), "{args}: {error}");
+        }
+    }
+}

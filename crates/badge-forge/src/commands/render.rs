@@ -1,0 +1,90 @@
+//! `badge-forge render` and `badge-forge sheet`: badges to files, no database.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use badge_forge::fake_badges::fake_badges;
+use badge_forge::render::{Badge, BadgeType, Paper, Renderer};
+
+use super::EventArgs;
+
+#[derive(clap::Args, Debug)]
+pub struct RenderArgs {
+    /// The attendee's name.
+    #[arg(long)]
+    pub name: String,
+    /// The attendee's company.
+    #[arg(long, default_value = "")]
+    pub company: String,
+    /// Badge type.
+    #[arg(long = "type", value_parser = parse_type, default_value = "attendee")]
+    pub badge_type: BadgeType,
+    /// Badge id, encoded in the QR code.
+    #[arg(long, default_value = "preview")]
+    pub id: String,
+    /// Where to write the PDF.
+    #[arg(long, short)]
+    pub output: PathBuf,
+    #[command(flatten)]
+    pub event: EventArgs,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SheetArgs {
+    /// How many fake badges to impose.
+    #[arg(long, short = 'n', default_value_t = 12)]
+    pub count: usize,
+    /// Seed for the fake names.
+    #[arg(long, default_value_t = 2026)]
+    pub seed: u64,
+    /// Paper: letter (6-up 4x3 in) or a4 (4-up A6).
+    #[arg(long, value_parser = parse_paper, default_value = "letter")]
+    pub paper: Paper,
+    /// Where to write the PDF.
+    #[arg(long, short)]
+    pub output: PathBuf,
+    #[command(flatten)]
+    pub event: EventArgs,
+}
+
+fn parse_type(text: &str) -> Result<BadgeType, String> {
+    text.parse()
+        .map_err(|_| format!("{text:?} is not one of attendee, speaker, sponsor, organizer"))
+}
+
+fn parse_paper(text: &str) -> Result<Paper, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "letter" => Ok(Paper::Letter),
+        "a4" => Ok(Paper::A4),
+        _ => Err(format!("{text:?} is not letter or a4")),
+    }
+}
+
+pub fn render(args: RenderArgs) -> anyhow::Result<()> {
+    let renderer = Renderer::new(args.event.event_info())?;
+    let badge = Badge {
+        id: args.id,
+        name: args.name,
+        company: args.company,
+        badge_type: args.badge_type,
+    };
+    let pdf = renderer.render(&badge)?;
+    std::fs::write(&args.output, &pdf)
+        .with_context(|| format!("cannot write {}", args.output.display()))?;
+    println!("wrote {} ({} bytes)", args.output.display(), pdf.len());
+    Ok(())
+}
+
+pub fn sheet(args: SheetArgs) -> anyhow::Result<()> {
+    let renderer = Renderer::new(args.event.event_info())?;
+    let pdf = renderer.render_sheet(&fake_badges(args.count, args.seed), args.paper)?;
+    std::fs::write(&args.output, &pdf)
+        .with_context(|| format!("cannot write {}", args.output.display()))?;
+    println!(
+        "wrote {} badges to {} ({} bytes)",
+        args.count,
+        args.output.display(),
+        pdf.len()
+    );
+    Ok(())
+}

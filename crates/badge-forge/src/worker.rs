@@ -1,0 +1,111 @@
+//! The GenerateBadge worker: a drop-in for the article's Python worker.
+//!
+//! Same worker name, queue and args; it renders the badge, writes the PDF, and completes the job
+//! together with the `BadgeForge.PrintCenter` confirmation for Elixir, in one statement: Elixir
+//! gets exactly one confirmation per completed badge, none if the node dies before the ack, and
+//! no second one when a rescued job runs again.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use oban_core::insert::NewJob;
+use oban_core::job::Job;
+use oban_core::worker::{Outcome, WorkResult, Worker, WorkerOptions};
+use serde_json::json;
+
+use crate::badge_args::badge_from_args;
+use crate::output::OutputDir;
+use crate::render::Renderer;
+
+/// The Elixir worker that receives confirmations.
+pub const PRINT_CENTER: &str = "BadgeForge.PrintCenter";
+/// The queue Elixir runs PrintCenter on.
+pub const PRINT_QUEUE: &str = "printing";
+
+/// Renders badges for jobs of worker `badge_forge.generator.GenerateBadge`.
+pub struct GenerateBadge {
+    renderer: Arc<Renderer>,
+    output: OutputDir,
+    stats: Arc<RenderStats>,
+}
+
+/// Renders and bytes written since start, for metrics and summaries.
+#[derive(Debug, Default)]
+pub struct RenderStats {
+    /// Badges rendered and written.
+    pub renders: AtomicU64,
+    /// PDF bytes written.
+    pub pdf_bytes: AtomicU64,
+    /// Nanoseconds spent rendering (CPU work on the blocking pool).
+    pub render_nanos: AtomicU64,
+}
+
+impl GenerateBadge {
+    /// A worker writing into `output`.
+    pub fn new(renderer: Arc<Renderer>, output: OutputDir, stats: Arc<RenderStats>) -> Self {
+        Self {
+            renderer,
+            output,
+            stats,
+        }
+    }
+}
+
+impl Worker for GenerateBadge {
+    const NAME: &'static str = "badge_forge.generator.GenerateBadge";
+    const OPTIONS: WorkerOptions = WorkerOptions {
+        queue: "badges",
+        max_attempts: 5,
+        priority: 0,
+        timeout: Some(Duration::from_secs(60)),
+    };
+
+    async fn process(&self, job: &Job) -> WorkResult {
+        let badge = match badge_from_args(&job.args) {
+            Ok(badge) => badge,
+            Err(invalid) => return Ok(Outcome::Discard(invalid.to_string())),
+        };
+        let path = self.output.badge_path(&badge.id);
+        let (renderer, output, stats) = (
+            self.renderer.clone(),
+            self.output.clone(),
+            self.stats.clone(),
+        );
+        let (badge, path) = (badge, path);
+        // Rendering is CPU work: keep it off the runtime's threads so claims, acks and
+        // notifications never wait behind it.
+        let rendered = tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            let pdf = renderer.render(&badge);
+            stats
+                .render_nanos
+                .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            let pdf = match pdf {
+                Ok(pdf) => pdf,
+                Err(error) if error.is_permanent() => return Ok(Err(error.to_string())),
+                Err(error) => return Err(format!("rendering badge {}: {error}", badge.id)),
+            };
+            output
+                .write_atomically(&path, &pdf)
+                .map_err(|error| format!("writing {}: {error}", path.display()))?;
+            stats.renders.fetch_add(1, Ordering::Relaxed);
+            stats
+                .pdf_bytes
+                .fetch_add(pdf.len() as u64, Ordering::Relaxed);
+            Ok(Ok((badge, path)))
+        })
+        .await?;
+        match rendered? {
+            Err(reason) => Ok(Outcome::Discard(reason)),
+            Ok((badge, path)) => {
+                let confirmation = NewJob::new(
+                    PRINT_CENTER,
+                    &json!({"id": badge.id, "name": badge.name, "path": path.to_string_lossy()}),
+                )?
+                .queue(PRINT_QUEUE);
+                Ok(Outcome::complete_and_insert(vec![confirmation]))
+            }
+        }
+    }
+}
