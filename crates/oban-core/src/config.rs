@@ -63,6 +63,23 @@ pub struct Config {
     pub prune_max_age: Duration,
     /// Most jobs deleted per prune.
     pub prune_limit: i64,
+    /// How often to publish `gossip` checks (queue status for Oban Web); default 1 s. `None`
+    /// publishes none, and Oban Web then shows neither this node nor its queues. Elixir sends
+    /// them every 750 ms, oban-py every second; Oban Web forgets a check after 30 s.
+    pub gossip_interval: Option<Duration>,
+    /// How often to publish `metrics` (execution and wait time sketches and counts of the jobs
+    /// this node finished, for Oban Web's charts); default 1 s, as oban_met. `None` publishes
+    /// none.
+    pub metrics_interval: Option<Duration>,
+    /// Whether this runtime's leader (see [`Config::leadership`]) adds `full_count` (jobs per
+    /// state and queue, which Oban Web's sidebar and queue counts show) to its metrics. Oban
+    /// Web adds up every reporter's counts, so exactly one reporter in a cluster may send them:
+    /// normally the Elixir leader running oban_met. Default `false`; turn it on only when no
+    /// Elixir node with oban_met leads (and keep oban-py's `counts_enabled` off then).
+    pub full_counts: bool,
+    /// States with at least this many jobs at the previous count are estimated from the query
+    /// planner instead of counted, as oban_met does; default 50,000.
+    pub full_count_estimate_limit: i64,
 }
 
 /// One queue and its local concurrency limit.
@@ -126,6 +143,10 @@ impl Default for Config {
             prune_interval: Duration::from_secs(60),
             prune_max_age: Duration::from_secs(86_400),
             prune_limit: 10_000,
+            gossip_interval: Some(Duration::from_secs(1)),
+            metrics_interval: Some(Duration::from_secs(1)),
+            full_counts: false,
+            full_count_estimate_limit: 50_000,
         }
     }
 }
@@ -167,10 +188,23 @@ impl Config {
             ("stage_interval", self.stage_interval),
             ("rescue_interval", self.rescue_interval),
             ("prune_interval", self.prune_interval),
+            (
+                "gossip_interval",
+                self.gossip_interval.unwrap_or(Duration::MAX),
+            ),
+            (
+                "metrics_interval",
+                self.metrics_interval.unwrap_or(Duration::MAX),
+            ),
         ] {
             if value.is_zero() {
                 return Err(Error::Config(format!("{what} must be positive")));
             }
+        }
+        if self.full_counts && self.metrics_interval.is_none() {
+            return Err(Error::Config(
+                "full_counts needs metrics_interval: counts travel with the metrics".into(),
+            ));
         }
         Ok(())
     }

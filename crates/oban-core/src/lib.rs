@@ -8,8 +8,9 @@
 //! queue; `executor` runs it through a [`worker::Worker`]; `ack` records the outcome. The
 //! [`notifier`] carries wake-ups and [`signal`]s between nodes; `leader` elects the node that
 //! runs the maintenance loops (`stager`, `lifeline`, `pruner`); [`node`] wires them together,
-//! and [`client`] enqueues and signals without running queues. Every statement lives in
-//! `src/sql/` with a comment saying what it guarantees.
+//! and [`client`] enqueues and signals without running queues. [`gossip`] and [`met`] publish
+//! the queue status and job metrics that Oban Web shows. Every statement lives in `src/sql/`
+//! with a comment saying what it guarantees.
 //!
 //! ```no_run
 //! use oban_core::config::{Config, QueueConfig};
@@ -42,10 +43,12 @@ pub mod client;
 pub mod config;
 pub mod error;
 mod executor;
+pub mod gossip;
 pub mod insert;
 pub mod job;
 mod leader;
 mod lifeline;
+pub mod met;
 pub mod node;
 pub mod notifier;
 pub mod prefix;

@@ -1,5 +1,6 @@
-//! A running node: producers for its queues, the acker, the listener, and, when it leads, the
-//! maintenance loops. [`Node::builder`] starts one; [`NodeHandle::shutdown`] stops it gracefully.
+//! A running node: producers for its queues, the acker, the listener, the `gossip` and
+//! `metrics` publishers for Oban Web, and, when it leads, the maintenance loops.
+//! [`Node::builder`] starts one; [`NodeHandle::shutdown`] stops it gracefully.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,8 +15,10 @@ use tokio_util::sync::CancellationToken;
 use crate::ack::Acker;
 use crate::client::Client;
 use crate::config::Config;
+use crate::gossip::Gossip;
 use crate::leader::Leader;
 use crate::lifeline::Lifeline;
+use crate::met::{self, FullCounts};
 use crate::notifier::{Channel, Listener, ListenerHealth, Notification};
 use crate::producer::{Producer, ProducerContext, ProducerEvent, ProducerSettings, QueueStatus};
 use crate::pruner::Pruner;
@@ -143,6 +146,32 @@ impl NodeBuilder {
             resigned: resigned_tx,
         };
         services.spawn(router.run(notifications, reconnected));
+        if let Some(interval) = config.gossip_interval {
+            let gossip = Gossip {
+                pool: pool.clone(),
+                prefix: config.prefix.clone(),
+                name: config.name.clone(),
+                node: config.node.clone(),
+                producers: producers.clone(),
+                interval,
+            };
+            services.spawn(gossip.run(stop_services.clone()));
+        }
+        if let Some(interval) = config.metrics_interval {
+            let reporter = met::Reporter {
+                pool: pool.clone(),
+                prefix: config.prefix.clone(),
+                name: config.name.clone(),
+                node: config.node.clone(),
+                metrics: metrics.clone(),
+                interval,
+                full_counts: config.full_counts.then(|| FullCounts {
+                    estimate_limit: config.full_count_estimate_limit,
+                    is_leader: is_leader.clone(),
+                }),
+            };
+            services.spawn(reporter.run(stop_services.clone()));
+        }
 
         let leadership = config.leadership && schema.has_oban_peers;
         if config.leadership && !leadership {
@@ -277,17 +306,7 @@ impl NodeHandle {
 
     /// The status of each queue, as gossip checks report it.
     pub async fn queue_status(&self) -> Vec<QueueStatus> {
-        let mut statuses = Vec::with_capacity(self.producers.len());
-        for events in self.producers.values() {
-            let (reply, answer) = oneshot::channel();
-            if events.send(ProducerEvent::Status(reply)).await.is_ok()
-                && let Ok(status) = answer.await
-            {
-                statuses.push(status);
-            }
-        }
-        statuses.sort_by(|a, b| a.queue.cmp(&b.queue));
-        statuses
+        collect_statuses(&self.producers).await
     }
 
     /// Stops gracefully: no new claims; running jobs get the grace period to finish and are
@@ -317,6 +336,24 @@ impl NodeHandle {
         tracing::info!(node = %self.config.node, drained, "node stopped");
         ShutdownReport { drained }
     }
+}
+
+/// Asks every producer for its status, sorted by queue; producers that have stopped are left
+/// out.
+pub(crate) async fn collect_statuses(
+    producers: &HashMap<String, mpsc::Sender<ProducerEvent>>,
+) -> Vec<QueueStatus> {
+    let mut statuses = Vec::with_capacity(producers.len());
+    for events in producers.values() {
+        let (reply, answer) = oneshot::channel();
+        if events.send(ProducerEvent::Status(reply)).await.is_ok()
+            && let Ok(status) = answer.await
+        {
+            statuses.push(status);
+        }
+    }
+    statuses.sort_by(|a, b| a.queue.cmp(&b.queue));
+    statuses
 }
 
 /// Routes notifications to the producers and the leader.

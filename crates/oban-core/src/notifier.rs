@@ -84,6 +84,41 @@ impl Channel {
     }
 }
 
+/// The largest payload PostgreSQL accepts (`payload string too long` from 8,000 bytes on).
+pub const MAX_PAYLOAD: usize = 7_999;
+
+/// Packs `items` into messages made by `build` whose encoded payloads fit [`MAX_PAYLOAD`]:
+/// one message when everything fits, otherwise each half on its own, recursively. Returns the
+/// messages, and the items too large to send even alone.
+pub(crate) fn split_to_fit<T: Clone>(
+    items: Vec<T>,
+    build: impl Fn(&[T]) -> Value,
+) -> (Vec<Value>, Vec<T>) {
+    fn split<T: Clone>(
+        items: &[T],
+        build: &dyn Fn(&[T]) -> Value,
+        messages: &mut Vec<Value>,
+        too_big: &mut Vec<T>,
+    ) {
+        if items.is_empty() {
+            return;
+        }
+        let message = build(items);
+        if encode_payload(&message).len() <= MAX_PAYLOAD {
+            messages.push(message);
+        } else if let [item] = items {
+            too_big.push(item.clone());
+        } else {
+            let (first, second) = items.split_at(items.len() / 2);
+            split(first, build, messages, too_big);
+            split(second, build, messages, too_big);
+        }
+    }
+    let (mut messages, mut too_big) = (Vec::new(), Vec::new());
+    split(&items, &build, &mut messages, &mut too_big);
+    (messages, too_big)
+}
+
 /// Encodes a payload as Oban does: compact JSON up to 512 bytes, bare base64 of gzip above
 /// (Elixir prefixes `Z:`, which oban-py 0.7 cannot read; the bare form every version reads).
 pub fn encode_payload(message: &Value) -> String {
@@ -335,6 +370,43 @@ mod tests {
         let encoded = encode_payload(&big);
         assert!(encoded.starts_with("H4sI"), "{encoded}");
         assert_eq!(decode_payload(&encoded).unwrap(), big);
+    }
+
+    #[test]
+    fn splits_messages_to_fit_a_notification() {
+        let items: Vec<String> = (0..400)
+            .map(|i| format!("{i:04}-{}", noise(i, 60)))
+            .collect();
+        let build = |part: &[String]| json!({ "items": part });
+        let (messages, too_big) = split_to_fit(items.clone(), build);
+        assert!(messages.len() > 1, "{} message(s)", messages.len());
+        assert!(too_big.is_empty());
+        let mut seen = Vec::new();
+        for message in &messages {
+            assert!(encode_payload(message).len() <= MAX_PAYLOAD);
+            seen.extend(message["items"].as_array().unwrap().iter().cloned());
+        }
+        assert_eq!(
+            seen,
+            items.iter().map(|item| json!(item)).collect::<Vec<_>>()
+        );
+
+        let (messages, too_big) = split_to_fit(vec![noise(1, 20_000)], build);
+        assert!(messages.is_empty());
+        assert_eq!(too_big.len(), 1);
+    }
+
+    /// Text that gzip cannot shrink much, so that splitting is needed.
+    fn noise(seed: usize, len: usize) -> String {
+        let mut state = seed as u64;
+        (0..len)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                char::from(b'a' + (state >> 59) as u8 % 26)
+            })
+            .collect()
     }
 
     #[test]

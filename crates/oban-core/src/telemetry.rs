@@ -1,5 +1,6 @@
 //! What a node tells the outside world about its jobs: one structured `tracing` event per job
-//! end, and in-process [`Metrics`] that a metrics endpoint can render.
+//! end, and in-process [`Metrics`] that a metrics endpoint can render, plus the per-interval
+//! time sketches that the [`met`](crate::met) reporter publishes for Oban Web.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -7,6 +8,7 @@ use std::time::Duration;
 
 use crate::ack::Ack;
 use crate::job::{Job, JobState};
+use crate::met::Sketch;
 
 /// Emits the job-end event with oban-py's keys, in its order and units:
 /// `id, worker, queue, attempt, max_attempts, args, meta, tags, event` (`oban.job.stop` or
@@ -62,9 +64,25 @@ pub struct JobCounts {
 #[derive(Clone, Debug, Default)]
 pub struct Metrics(Arc<Mutex<MetricsInner>>);
 
+/// Jobs finished since the last report, by (queue, worker, final state).
+pub(crate) type IntervalJobs = BTreeMap<(String, String, JobState), IntervalGroup>;
+
+/// One group's jobs of one reporting interval, as oban_met's Listener collects them.
+#[derive(Debug, Default)]
+pub(crate) struct IntervalGroup {
+    /// Run durations in nanoseconds.
+    pub exec_time: Sketch,
+    /// `attempted_at - scheduled_at` in nanoseconds (absolute, at least 1, as oban_met clamps).
+    pub wait_time: Sketch,
+    /// How many jobs.
+    pub count: u64,
+}
+
 #[derive(Debug, Default)]
 struct MetricsInner {
     jobs: BTreeMap<(String, String, JobState), JobCounts>,
+    /// Drained by the metrics reporter every interval; sketches keep it bounded in between.
+    interval: IntervalJobs,
     claims: u64,
     claimed_jobs: u64,
     claim_seconds: f64,
@@ -95,8 +113,22 @@ impl Metrics {
 
     pub(crate) fn record_job(&self, job: &Job, state: JobState, duration: Duration) {
         let seconds = duration.as_secs_f64();
+        let wait = job
+            .queue_time()
+            .num_nanoseconds()
+            .map_or(u64::MAX, i64::unsigned_abs);
         let mut inner = self.lock();
         let key = (job.queue.clone(), job.worker.clone(), state);
+        // Looked up before inserting so that the steady state clones the key only once.
+        if !inner.interval.contains_key(&key) {
+            inner.interval.insert(key.clone(), IntervalGroup::default());
+        }
+        let group = inner.interval.get_mut(&key).expect("inserted above");
+        group
+            .exec_time
+            .add(duration.as_nanos().try_into().unwrap_or(u64::MAX));
+        group.wait_time.add(wait);
+        group.count += 1;
         let counts = inner.jobs.entry(key).or_default();
         counts.count += 1;
         counts.duration_sum += seconds;
@@ -119,6 +151,11 @@ impl Metrics {
         inner.ack_batches += 1;
         inner.acked_jobs += jobs as u64;
         inner.ack_seconds += elapsed.as_secs_f64();
+    }
+
+    /// Takes the jobs finished since the previous call.
+    pub(crate) fn take_interval(&self) -> IntervalJobs {
+        std::mem::take(&mut self.lock().interval)
     }
 
     /// Copies the counters.

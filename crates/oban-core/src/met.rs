@@ -1,0 +1,362 @@
+//! Job metrics for Oban Web, published on `<prefix>.oban_metrics` the way oban_met 1.3's
+//! Listener and Reporter do, so the dashboard's charts and counts include this node.
+//!
+//! Every interval (1 s) the reporter publishes what this node's jobs did since the previous
+//! report: for each (final state, queue, worker) an `exec_time` and a `wait_time`
+//! [`Sketch`] in nanoseconds and an `exec_count` [`Gauge`]. Optionally (off by default) the
+//! leader also publishes `full_count` gauges, the number of jobs per state × queue. oban_met
+//! **sums** the counts of every reporter, so exactly one reporter in a cluster may send them:
+//! normally the Elixir leader running oban_met; turn them on here only when there is none.
+//!
+//! The envelope is `{"metrics": [...], "name": <instance>, "node": <node>, "time": <unix s>}`.
+//! Reports larger than a notification can carry are split into several envelopes with the same
+//! `time`; oban_met merges entries with the same labels and time.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sqlx::{PgPool, SqlStr};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::job::JobState;
+use crate::notifier::{self, Channel};
+use crate::telemetry::{IntervalJobs, Metrics};
+use crate::{Prefix, Result};
+
+const COUNT_JOBS: &str = include_str!("sql/count_jobs.sql");
+const ESTIMATE_JOBS: &str = include_str!("sql/estimate_jobs.sql");
+
+/// oban_met's relative error: every value is reported within 2 % of its true value.
+const ERROR: f64 = 0.02;
+
+/// A DDSketch as oban_met's `Oban.Met.Values.Sketch` encodes it: positive integer values
+/// (nanoseconds here) counted in logarithmic bins, `bin = ceil(ln(v) / ln(γ))` with
+/// `γ = 1.02 / 0.98`. On the wire: `{"data": {"<bin>": count, ...}, "size": n}`, bins as JSON
+/// strings (how Elixir encodes integer map keys).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sketch {
+    /// Values per bin.
+    #[serde(deserialize_with = "bins_from_strings")]
+    pub data: BTreeMap<i32, u64>,
+    /// Number of values added.
+    pub size: u64,
+}
+
+impl Sketch {
+    /// The bin of `value`, computed exactly as oban_met does (`ln(v) * (1 / ln γ)`, then
+    /// `ceil`) so that both runtimes put the same value in the same bin. Values below 1 are
+    /// clamped to 1 (bin 0), as oban_met clamps zero and negative times.
+    pub fn bin(value: u64) -> i32 {
+        let gamma = (1.0 + ERROR) / (1.0 - ERROR);
+        let inv_log_gamma = 1.0 / gamma.ln();
+        ((value.max(1) as f64).ln() * inv_log_gamma).ceil() as i32
+    }
+
+    /// Adds one value.
+    pub fn add(&mut self, value: u64) {
+        *self.data.entry(Self::bin(value)).or_default() += 1;
+        self.size += 1;
+    }
+
+    /// The value a bin stands for (the midpoint oban_met reports for quantiles).
+    pub fn bin_value(bin: i32) -> f64 {
+        let gamma = (1.0 + ERROR) / (1.0 - ERROR);
+        2.0 * gamma.powi(bin) / (gamma + 1.0)
+    }
+}
+
+/// Reads bins keyed by JSON strings. (serde_json would read them into integer keys by itself,
+/// but not once an untagged enum has buffered them, as [`MetricValue`] does.)
+fn bins_from_strings<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<BTreeMap<i32, u64>, D::Error> {
+    BTreeMap::<String, u64>::deserialize(deserializer)?
+        .into_iter()
+        .map(|(bin, count)| {
+            bin.parse().map(|bin| (bin, count)).map_err(|_| {
+                serde::de::Error::custom(format!("sketch bin {bin:?} is not an integer"))
+            })
+        })
+        .collect()
+}
+
+/// A gauge as oban_met's `Oban.Met.Values.Gauge` encodes it: `{"data": [n, ...]}`; readers
+/// sum the list. This node always sends one summed number, as oban-py does.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gauge {
+    /// The values; their sum is the reading.
+    pub data: Vec<u64>,
+}
+
+/// A metric's value: a sketch (times) or a gauge (counts).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum MetricValue {
+    /// `exec_time` and `wait_time`.
+    Sketch(Sketch),
+    /// `exec_count` and `full_count`.
+    Gauge(Gauge),
+}
+
+/// One entry of a `metrics` message. oban_met stores it under labels made of every key except
+/// `series` and `value`, plus the envelope's `node`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Metric {
+    /// `exec_time`, `wait_time`, `exec_count` or `full_count`.
+    pub series: String,
+    /// The job state: the final state for exec series, the counted state for `full_count`.
+    pub state: String,
+    /// The queue.
+    pub queue: String,
+    /// The worker; absent for `full_count`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
+    /// The reading.
+    pub value: MetricValue,
+}
+
+/// A whole `metrics` message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetricsMessage {
+    /// The entries.
+    pub metrics: Vec<Metric>,
+    /// The Oban instance name, e.g. `"Oban"`.
+    pub name: String,
+    /// The reporting node.
+    pub node: String,
+    /// When the report was made, in Unix seconds.
+    pub time: i64,
+}
+
+/// The exec entries for one interval's finished jobs: per (state, queue, worker) an
+/// `exec_time` and a `wait_time` sketch and an `exec_count` gauge.
+pub(crate) fn exec_metrics(jobs: IntervalJobs) -> Vec<Metric> {
+    let mut metrics = Vec::with_capacity(jobs.len() * 3);
+    for ((queue, worker, state), group) in jobs {
+        let entry = |series: &str, value| Metric {
+            series: series.to_owned(),
+            state: state.as_str().to_owned(),
+            queue: queue.clone(),
+            worker: Some(worker.clone()),
+            value,
+        };
+        metrics.push(entry("exec_time", MetricValue::Sketch(group.exec_time)));
+        metrics.push(entry("wait_time", MetricValue::Sketch(group.wait_time)));
+        metrics.push(entry(
+            "exec_count",
+            MetricValue::Gauge(Gauge {
+                data: vec![group.count],
+            }),
+        ));
+    }
+    metrics
+}
+
+/// Settings of the `full_count` part of the reports.
+pub(crate) struct FullCounts {
+    /// States whose previous total reached this many jobs are estimated, not counted.
+    pub estimate_limit: i64,
+    /// True while this node leads; counts are sent only then.
+    pub is_leader: watch::Receiver<bool>,
+}
+
+/// Publishes a report every `interval` until `stop`, then a last one for the jobs that
+/// finished during shutdown.
+pub(crate) struct Reporter {
+    pub pool: PgPool,
+    pub prefix: Prefix,
+    pub name: String,
+    pub node: String,
+    pub metrics: Metrics,
+    pub interval: Duration,
+    pub full_counts: Option<FullCounts>,
+}
+
+impl Reporter {
+    pub async fn run(mut self, stop: CancellationToken) {
+        let mut counter = Counter::new(&self.prefix);
+        let mut tick = tokio::time::interval(self.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            let stopping = tokio::select! {
+                _ = stop.cancelled() => true,
+                _ = tick.tick() => false,
+            };
+            let mut metrics = exec_metrics(self.metrics.take_interval());
+            if !stopping && let Some(full) = &mut self.full_counts {
+                if *full.is_leader.borrow_and_update() {
+                    match counter.count(&self.pool, full.estimate_limit).await {
+                        Ok(counts) => metrics.extend(counts),
+                        Err(error) => tracing::warn!(%error, "counting jobs for full_count failed"),
+                    }
+                } else {
+                    // A new leader starts from exact counts.
+                    counter.forget();
+                }
+            }
+            if let Err(error) = self.publish(metrics).await {
+                tracing::debug!(%error, "metrics report not sent");
+            }
+            if stopping {
+                return;
+            }
+        }
+    }
+
+    async fn publish(&self, metrics: Vec<Metric>) -> Result<()> {
+        if metrics.is_empty() {
+            return Ok(());
+        }
+        let time = chrono::Utc::now().timestamp();
+        let (messages, too_big) = notifier::split_to_fit(metrics, |part| {
+            serde_json::to_value(MetricsMessage {
+                metrics: part.to_vec(),
+                name: self.name.clone(),
+                node: self.node.clone(),
+                time,
+            })
+            .expect("metrics serialize to JSON")
+        });
+        for metric in too_big {
+            tracing::warn!(series = %metric.series, queue = %metric.queue, "metric too large for one notification; dropped");
+        }
+        notifier::publish(&self.pool, &self.prefix, Channel::Metrics, &messages).await
+    }
+}
+
+/// Counts jobs per state × queue as oban_met's Reporter does: exactly while a state's previous
+/// total was below the estimate limit, from the planner's row estimate above it.
+struct Counter {
+    count_sql: SqlStr,
+    estimate_sql: SqlStr,
+    /// Each state's total in the previous report.
+    totals: BTreeMap<JobState, i64>,
+    /// Queues seen in any count so far: those an estimated state is estimated for. A queue
+    /// shows up in the small, exactly counted states (available, executing) before any of its
+    /// states grows past the limit, so this avoids scanning the table for its queues.
+    queues: BTreeSet<String>,
+}
+
+impl Counter {
+    fn new(prefix: &Prefix) -> Self {
+        Self {
+            count_sql: prefix.render(COUNT_JOBS),
+            estimate_sql: prefix.render(ESTIMATE_JOBS),
+            totals: BTreeMap::new(),
+            queues: BTreeSet::new(),
+        }
+    }
+
+    fn forget(&mut self) {
+        self.totals.clear();
+    }
+
+    async fn count(&mut self, pool: &PgPool, estimate_limit: i64) -> Result<Vec<Metric>> {
+        let (exact, estimated): (Vec<JobState>, Vec<JobState>) = JobState::ALL
+            .into_iter()
+            .partition(|state| self.totals.get(state).copied().unwrap_or(0) < estimate_limit);
+        let exact: Vec<&str> = exact.iter().map(|state| state.as_str()).collect();
+        let mut rows: Vec<(String, String, i64)> = sqlx::query_as(self.count_sql.clone())
+            .bind(&exact)
+            .fetch_all(pool)
+            .await?;
+        for state in estimated {
+            for queue in &self.queues {
+                let (plan,): (serde_json::Value,) = sqlx::query_as(self.estimate_sql.clone())
+                    .bind(state.as_str())
+                    .bind(queue)
+                    .fetch_one(pool)
+                    .await?;
+                let rows_estimate = plan[0]["Plan"]["Plan Rows"].as_f64().unwrap_or(0.0);
+                rows.push((
+                    state.as_str().to_owned(),
+                    queue.clone(),
+                    rows_estimate as i64,
+                ));
+            }
+        }
+        self.totals.clear();
+        let mut metrics = Vec::with_capacity(rows.len());
+        for (state, queue, count) in rows {
+            if let Ok(state) = state.parse::<JobState>() {
+                *self.totals.entry(state).or_default() += count;
+            }
+            self.queues.insert(queue.clone());
+            // oban_met sends only groups that exist (its count has no zero rows).
+            if count > 0 {
+                metrics.push(Metric {
+                    series: "full_count".to_owned(),
+                    state,
+                    queue,
+                    worker: None,
+                    value: MetricValue::Gauge(Gauge {
+                        data: vec![count as u64],
+                    }),
+                });
+            }
+        }
+        Ok(metrics)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn bins_match_oban_met() {
+        // ceil(ln(v) / ln(1.02/0.98)), checked by hand: ln γ = 0.0400053...
+        assert_eq!(Sketch::bin(0), 0);
+        assert_eq!(Sketch::bin(1), 0);
+        assert_eq!(Sketch::bin(2), 18);
+        assert_eq!(Sketch::bin(1_000), 173);
+        assert_eq!(Sketch::bin(1_000_000), 346);
+        assert_eq!(Sketch::bin(1_000_000_000), 519);
+    }
+
+    #[test]
+    fn bin_values_are_within_two_percent() {
+        for value in [1u64, 7, 1_000, 123_456, 5_000_000_000] {
+            let estimate = Sketch::bin_value(Sketch::bin(value));
+            let error = (estimate - value as f64).abs() / value as f64;
+            assert!(error <= ERROR + 1e-9, "{value}: {estimate}");
+        }
+    }
+
+    #[test]
+    fn sketches_and_gauges_encode_like_oban_met() {
+        let mut sketch = Sketch::default();
+        for value in [1_000, 1_000, 1_000_000] {
+            sketch.add(value);
+        }
+        let metric = Metric {
+            series: "exec_time".into(),
+            state: "completed".into(),
+            queue: "q".into(),
+            worker: Some("W".into()),
+            value: MetricValue::Sketch(sketch),
+        };
+        assert_eq!(
+            serde_json::to_string(&metric).unwrap(),
+            r#"{"series":"exec_time","state":"completed","queue":"q","worker":"W","value":{"data":{"173":2,"346":1},"size":3}}"#
+        );
+        let count = Metric {
+            series: "full_count".into(),
+            state: "available".into(),
+            queue: "q".into(),
+            worker: None,
+            value: MetricValue::Gauge(Gauge { data: vec![7] }),
+        };
+        assert_eq!(
+            serde_json::to_value(&count).unwrap(),
+            json!({"series": "full_count", "state": "available", "queue": "q", "value": {"data": [7]}})
+        );
+        let decoded: Metric =
+            serde_json::from_value(serde_json::to_value(&metric).unwrap()).unwrap();
+        assert_eq!(decoded, metric);
+    }
+}
