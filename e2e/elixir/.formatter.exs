@@ -1,0 +1,1 @@
+[inputs: ["peer.exs", "lib/**/*.ex"]]
