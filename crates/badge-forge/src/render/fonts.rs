@@ -39,7 +39,7 @@ macro_rules! bundled {
 }
 
 /// Order matters: it is the [`FaceId`] of each face.
-const SPECS: [FaceSpec; 8] = [
+const SPECS: [FaceSpec; 10] = [
     bundled!("NotoSans-Regular.ttf", "NotoSans-Regular", false),
     bundled!("NotoSans-Bold.ttf", "NotoSans-Bold", false),
     bundled!(
@@ -56,11 +56,17 @@ const SPECS: [FaceSpec; 8] = [
     bundled!("NotoSansHebrew-Bold.ttf", "NotoSansHebrew-Bold", false),
     bundled!("NotoSansCJKsc-Bold.otf", "NotoSansCJKsc-Bold", false),
     bundled!("NotoEmoji-Bold.ttf", "NotoEmoji-Bold", true),
+    bundled!(
+        "NotoSansDevanagari-Regular.ttf",
+        "NotoSansDevanagari-Regular",
+        false
+    ),
+    bundled!("NotoSansDevanagari-Bold.ttf", "NotoSansDevanagari-Bold", false),
 ];
 
 /// Fallback order per style: the first face that has every glyph of a cluster draws it.
-const REGULAR_CHAIN: [FaceId; 5] = [0, 2, 4, 6, 7];
-const BOLD_CHAIN: [FaceId; 5] = [1, 3, 5, 6, 7];
+const REGULAR_CHAIN: [FaceId; 6] = [0, 2, 4, 8, 6, 7];
+const BOLD_CHAIN: [FaceId; 6] = [1, 3, 5, 9, 6, 7];
 /// The face whose metrics (cap height, ascender) set the type scale.
 pub(crate) const PRIMARY_BOLD: FaceId = 1;
 
