@@ -18,6 +18,11 @@
 //! early and waits for the watchdog. The watchdog and the server sit in their own process
 //! groups, so a Ctrl-C aimed at this process does not take the database away from under a
 //! graceful shutdown.
+//!
+//! Fault tests can configure a cluster before it starts ([`TempPostgres::builder`]: extra
+//! settings, files in the data directory such as a TLS key pair, `pg_hba.conf` rules), and
+//! stop, start or restart a running one in any shutdown mode ([`TempPostgres::restart`]), always
+//! on the same port so that clients can reconnect to the same URL.
 
 use std::io;
 use std::net::TcpListener;
@@ -57,7 +62,70 @@ rm -rf "$2""#;
 pub struct TempPostgres {
     url: String,
     root: PathBuf,
+    port: u16,
+    bindir: PathBuf,
+    account: Option<Account>,
     watchdog: Child,
+}
+
+/// How [`TempPostgres::stop`] and [`TempPostgres::restart`] shut the server down (`pg_ctl -m`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopMode {
+    /// Waits for every client to disconnect.
+    Smart,
+    /// Rolls back open transactions and disconnects clients, then shuts down cleanly.
+    Fast,
+    /// Kills every server process at once, like a crash; the next start runs crash recovery.
+    Immediate,
+}
+
+impl StopMode {
+    fn as_str(self) -> &'static str {
+        match self {
+            StopMode::Smart => "smart",
+            StopMode::Fast => "fast",
+            StopMode::Immediate => "immediate",
+        }
+    }
+}
+
+/// Configures a [`TempPostgres`] before it starts; see [`TempPostgres::builder`].
+#[derive(Clone, Debug, Default)]
+pub struct TempPostgresBuilder {
+    settings: String,
+    files: Vec<(String, Vec<u8>)>,
+    hba: Vec<String>,
+}
+
+impl TempPostgresBuilder {
+    /// Adds `name = value` to `postgresql.conf`, after (and so overriding) the default tuning,
+    /// e.g. `.setting("max_connections", "20")` or `.setting("ssl", "on")`. `value` is written
+    /// as is: quote strings yourself (`"'server.crt'"`).
+    pub fn setting(mut self, name: &str, value: &str) -> Self {
+        self.settings.push_str(&format!("{name} = {value}\n"));
+        self
+    }
+
+    /// Writes `contents` to `name` inside the data directory, readable only by the server's
+    /// account (as PostgreSQL requires of a TLS key), e.g. `server.crt` and `server.key`.
+    pub fn file(mut self, name: &str, contents: impl Into<Vec<u8>>) -> Self {
+        self.files.push((name.to_owned(), contents.into()));
+        self
+    }
+
+    /// Puts `line` into `pg_hba.conf` before the default rules (which trust every local
+    /// connection), so it takes precedence: e.g.
+    /// `"host all app 127.0.0.1/32 scram-sha-256"` makes role `app` log in with its password,
+    /// `"hostnossl all app 0.0.0.0/0 reject"` forces it onto TLS. Lines keep their order.
+    pub fn hba(mut self, line: &str) -> Self {
+        self.hba.push(line.to_owned());
+        self
+    }
+
+    /// Creates and starts the cluster; see [`TempPostgres::start`].
+    pub fn start(self) -> Result<TempPostgres> {
+        TempPostgres::start_with(self)
+    }
 }
 
 /// The OS account that owns and runs the cluster.
@@ -74,6 +142,16 @@ impl TempPostgres {
     /// This blocks (it runs `initdb` and waits for the server), so from async code call it
     /// inside `tokio::task::spawn_blocking`.
     pub fn start() -> Result<Self> {
+        Self::start_with(TempPostgresBuilder::default())
+    }
+
+    /// A cluster with extra settings, files or `pg_hba.conf` rules:
+    /// `TempPostgres::builder().setting("max_connections", "20").start()`.
+    pub fn builder() -> TempPostgresBuilder {
+        TempPostgresBuilder::default()
+    }
+
+    fn start_with(options: TempPostgresBuilder) -> Result<Self> {
         let bindir = find_bindir()?;
         let account = cluster_account()?;
         let root = create_root(account.as_ref())?;
@@ -101,8 +179,12 @@ impl TempPostgres {
         let mut cluster = Self {
             url: String::new(),
             root,
+            port: 0,
+            bindir,
+            account,
             watchdog,
         };
+        let (bindir, account) = (cluster.bindir.clone(), cluster.account.clone());
 
         let data = cluster.root.join("data");
         let initdb = run(
@@ -123,35 +205,30 @@ impl TempPostgres {
 
         let conf = format!(
             "\n# oban-core temp_postgres\nlisten_addresses = '127.0.0.1'\n\
-             unix_socket_directories = '{}'\n{TUNING}",
-            cluster.root.display()
+             unix_socket_directories = '{}'\n{TUNING}{}",
+            cluster.root.display(),
+            options.settings
         );
         append(&data.join("postgresql.conf"), &conf)?;
+        for (name, contents) in &options.files {
+            write_private(&data.join(name), contents, account.as_ref())?;
+        }
+        if !options.hba.is_empty() {
+            let hba = data.join("pg_hba.conf");
+            let defaults = std::fs::read_to_string(&hba)
+                .map_err(|e| failure(format!("could not read {}: {e}", hba.display())))?;
+            let rules = format!("{}\n{defaults}", options.hba.join("\n"));
+            write_private(&hba, rules.as_bytes(), account.as_ref())?;
+        }
 
-        let log = cluster.root.join("postgres.log");
         for attempt in 1..=START_ATTEMPTS {
-            let port = free_port()?;
-            let started = run(
-                as_account(
-                    Command::new(bindir.join("pg_ctl"))
-                        .arg("-D")
-                        .arg(&data)
-                        .arg("-l")
-                        .arg(&log)
-                        .args(["-w", "-t", "60", "-o"])
-                        .arg(format!("-p {port}"))
-                        .arg("start")
-                        .current_dir(&cluster.root)
-                        .process_group(0),
-                    account.as_ref(),
-                ),
-                "pg_ctl start",
-            )?;
+            cluster.port = free_port()?;
+            let started = cluster.pg_ctl_start()?;
             if started.status.success() {
-                cluster.url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+                cluster.url = format!("postgres://postgres@127.0.0.1:{}/postgres", cluster.port);
                 return Ok(cluster);
             }
-            let server_log = std::fs::read_to_string(&log).unwrap_or_default();
+            let server_log = cluster.log();
             let port_taken = server_log.contains("could not bind");
             if !port_taken || attempt == START_ATTEMPTS {
                 return Err(failure(format!(
@@ -172,6 +249,82 @@ impl TempPostgres {
     /// The cluster's directory (data directory and server log).
     pub fn dir(&self) -> &Path {
         &self.root
+    }
+
+    /// The TCP port the server listens on (on 127.0.0.1); it stays the same across restarts.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The server log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.root.join("postgres.log")).unwrap_or_default()
+    }
+
+    /// Stops the server (`pg_ctl stop -m MODE`) and waits until it is down. The data stays;
+    /// [`TempPostgres::start_again`] brings the server back. Blocks like [`TempPostgres::start`].
+    pub fn stop(&self, mode: StopMode) -> Result<()> {
+        let stopped = self.pg_ctl(
+            &["-w", "-t", "60", "-m", mode.as_str(), "stop"],
+            "pg_ctl stop",
+        )?;
+        if !stopped.status.success() {
+            return Err(failure(format!(
+                "pg_ctl stop -m {} failed: {}",
+                mode.as_str(),
+                output_text(&stopped)
+            )));
+        }
+        Ok(())
+    }
+
+    /// Starts a stopped server again on the same port and waits until it accepts connections
+    /// (after crash recovery, if it was stopped with [`StopMode::Immediate`]).
+    pub fn start_again(&self) -> Result<()> {
+        let started = self.pg_ctl_start()?;
+        if !started.status.success() {
+            return Err(failure(format!(
+                "the server did not start again: {}\n--- server log ---\n{}",
+                output_text(&started),
+                tail(&self.log(), 40)
+            )));
+        }
+        Ok(())
+    }
+
+    /// `pg_ctl restart -m MODE`: stops the server as `mode` says, starts it again on the same
+    /// port, and waits until it accepts connections. Every client connection is broken.
+    pub fn restart(&self, mode: StopMode) -> Result<()> {
+        self.stop(mode)?;
+        self.start_again()
+    }
+
+    fn pg_ctl_start(&self) -> Result<Output> {
+        let log = self.root.join("postgres.log");
+        let port = format!("-p {}", self.port);
+        let log = log
+            .to_str()
+            .ok_or_else(|| failure("non-UTF-8 temp dir".into()))?;
+        self.pg_ctl(
+            &["-l", log, "-w", "-t", "60", "-o", &port, "start"],
+            "pg_ctl start",
+        )
+    }
+
+    /// Runs `pg_ctl -D <data> ARGS` as the cluster's account, in its own process group.
+    fn pg_ctl(&self, args: &[&str], what: &str) -> Result<Output> {
+        run(
+            as_account(
+                Command::new(self.bindir.join("pg_ctl"))
+                    .arg("-D")
+                    .arg(self.root.join("data"))
+                    .args(args)
+                    .current_dir(&self.root)
+                    .process_group(0),
+                self.account.as_ref(),
+            ),
+            what,
+        )
     }
 }
 
@@ -388,6 +541,19 @@ fn free_port() -> Result<u16> {
         .map_err(|e| failure(format!("could not find a free port: {e}")))
 }
 
+/// Writes `contents` to `path` with mode 0600, owned by `account`.
+fn write_private(path: &Path, contents: &[u8], account: Option<&Account>) -> Result<()> {
+    let write = || -> io::Result<()> {
+        std::fs::write(path, contents)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        if let Some(account) = account {
+            std::os::unix::fs::chown(path, Some(account.uid), Some(account.gid))?;
+        }
+        Ok(())
+    };
+    write().map_err(|e| failure(format!("could not write {}: {e}", path.display())))
+}
+
 fn append(path: &Path, text: &str) -> Result<()> {
     use std::io::Write;
     std::fs::OpenOptions::new()
@@ -469,6 +635,87 @@ mod tests {
             TcpStream::connect(address).is_err(),
             "drop must stop the server"
         );
+    }
+
+    /// Runs a blocking cluster operation off the async runtime.
+    async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        tokio::task::spawn_blocking(f).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn stops_starts_and_restarts_on_the_same_port_keeping_the_data() {
+        let cluster = std::sync::Arc::new(blocking(TempPostgres::start).await.unwrap());
+        let url = cluster.url().to_owned();
+        let mut conn = PgConnection::connect(&url).await.unwrap();
+        conn.execute("CREATE TABLE kept (x int); INSERT INTO kept VALUES (42)")
+            .await
+            .unwrap();
+
+        for mode in [StopMode::Fast, StopMode::Immediate] {
+            let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+            let restarting = cluster.clone();
+            blocking(move || restarting.restart(mode)).await.unwrap();
+            assert!(
+                sqlx::query("SELECT 1").execute(&mut conn).await.is_err(),
+                "{mode:?}: a restart breaks every connection"
+            );
+            conn = PgConnection::connect(&url).await.unwrap();
+            let (kept, new_pid): (i32, i32) =
+                sqlx::query_as("SELECT (SELECT x FROM kept), pg_backend_pid()")
+                    .fetch_one(&mut conn)
+                    .await
+                    .unwrap();
+            assert_eq!(kept, 42, "{mode:?}: the data survives");
+            assert_ne!(pid, new_pid);
+        }
+
+        let stopping = cluster.clone();
+        blocking(move || stopping.stop(StopMode::Fast))
+            .await
+            .unwrap();
+        assert!(TcpStream::connect(address(&url)).is_err(), "stopped");
+        let starting = cluster.clone();
+        blocking(move || starting.start_again()).await.unwrap();
+        assert!(PgConnection::connect(&url).await.is_ok(), "started again");
+        assert!(cluster.log().contains("database system is ready"));
+        drop(conn);
+        let cluster = std::sync::Arc::into_inner(cluster).unwrap();
+        blocking(move || drop(cluster)).await;
+    }
+
+    #[tokio::test]
+    async fn the_builder_applies_settings_files_and_hba_rules_first() {
+        let cluster = blocking(|| {
+            TempPostgres::builder()
+                .setting("max_connections", "17")
+                .file("note.txt", "hello")
+                .hba("host all locked_out 127.0.0.1/32 reject")
+                .start()
+        })
+        .await
+        .unwrap();
+        let mut conn = PgConnection::connect(cluster.url()).await.unwrap();
+        let max: String = sqlx::query_scalar("SHOW max_connections")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(max, "17");
+        conn.execute("CREATE ROLE locked_out LOGIN").await.unwrap();
+        let note = cluster.dir().join("data").join("note.txt");
+        assert_eq!(std::fs::read_to_string(&note).unwrap(), "hello");
+        let mode = std::fs::metadata(&note).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+
+        let as_locked_out = cluster.url().replace("postgres@", "locked_out@");
+        let refused = PgConnection::connect(&as_locked_out).await.unwrap_err();
+        assert!(
+            refused.to_string().contains("pg_hba.conf rejects"),
+            "{refused}"
+        );
+        blocking(move || drop(cluster)).await;
     }
 
     /// Set in the copy of this test binary that `a_killed_owner_leaves_nothing_behind` runs.
