@@ -27,7 +27,7 @@ use crate::signal::{self, Signal};
 use crate::stager::Stager;
 use crate::telemetry::Metrics;
 use crate::worker::{Registry, Worker};
-use crate::{Error, Result};
+use crate::{Db, Error, Result};
 
 /// Entry point: `Node::builder(pool).config(config).worker(MyWorker)?.start().await?`.
 pub struct Node;
@@ -72,6 +72,7 @@ impl NodeBuilder {
             registry,
         } = self;
         config.validate()?;
+        let pool = Db::with_pooler(pool, config.behind_pooler);
         let schema = schema::check(&pool, &config.prefix).await?;
         let metrics = Metrics::default();
         let stop_claiming = CancellationToken::new();
@@ -228,8 +229,12 @@ impl NodeBuilder {
             client: Client::new(pool, config.prefix.clone()),
             config,
             schema,
-            metrics,
-            producers,
+            monitor: NodeMonitor {
+                metrics,
+                producers,
+                is_leader,
+                health,
+            },
             producer_tasks,
             acker_task,
             services,
@@ -237,8 +242,6 @@ impl NodeBuilder {
             stop_services,
             abandon,
             give_up_acks,
-            is_leader,
-            health,
         })
     }
 }
@@ -248,8 +251,7 @@ pub struct NodeHandle {
     config: Config,
     schema: SchemaInfo,
     client: Client,
-    metrics: Metrics,
-    producers: HashMap<String, mpsc::Sender<ProducerEvent>>,
+    monitor: NodeMonitor,
     producer_tasks: JoinSet<()>,
     acker_task: tokio::task::JoinHandle<()>,
     services: JoinSet<()>,
@@ -257,8 +259,39 @@ pub struct NodeHandle {
     stop_services: CancellationToken,
     abandon: CancellationToken,
     give_up_acks: CancellationToken,
+}
+
+/// A cheap, cloneable view of a node for health checks and dashboards: counters, leadership,
+/// listener health and queue status. It may outlive the [`NodeHandle`] (a metrics endpoint
+/// keeps answering while the node drains); once the node has stopped, its queues are absent.
+#[derive(Clone)]
+pub struct NodeMonitor {
+    metrics: Metrics,
+    producers: HashMap<String, mpsc::Sender<ProducerEvent>>,
     is_leader: watch::Receiver<bool>,
     health: watch::Receiver<ListenerHealth>,
+}
+
+impl NodeMonitor {
+    /// Counters since start.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Whether this node currently leads this runtime's nodes.
+    pub fn is_leader(&self) -> bool {
+        *self.is_leader.borrow()
+    }
+
+    /// The notification listener's state.
+    pub fn listener_health(&self) -> ListenerHealth {
+        *self.health.borrow()
+    }
+
+    /// The status of each running queue, as gossip checks report it.
+    pub async fn queue_status(&self) -> Vec<QueueStatus> {
+        collect_statuses(&self.producers).await
+    }
 }
 
 /// What a graceful shutdown achieved.
@@ -284,29 +317,34 @@ impl NodeHandle {
         &self.client
     }
 
+    /// A view of the node for monitoring that can be cloned and outlive this handle.
+    pub fn monitor(&self) -> NodeMonitor {
+        self.monitor.clone()
+    }
+
     /// Counters since start.
     pub fn metrics(&self) -> &Metrics {
-        &self.metrics
+        self.monitor.metrics()
     }
 
     /// Whether this node currently leads this runtime's nodes.
     pub fn is_leader(&self) -> bool {
-        *self.is_leader.borrow()
+        self.monitor.is_leader()
     }
 
     /// Watches leadership changes.
     pub fn leadership(&self) -> watch::Receiver<bool> {
-        self.is_leader.clone()
+        self.monitor.is_leader.clone()
     }
 
     /// The notification listener's state.
     pub fn listener_health(&self) -> ListenerHealth {
-        *self.health.borrow()
+        self.monitor.listener_health()
     }
 
     /// The status of each queue, as gossip checks report it.
     pub async fn queue_status(&self) -> Vec<QueueStatus> {
-        collect_statuses(&self.producers).await
+        self.monitor.queue_status().await
     }
 
     /// Stops gracefully: no new claims; running jobs get the grace period to finish and are
