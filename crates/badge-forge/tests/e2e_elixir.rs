@@ -1,0 +1,229 @@
+//! The Badge Forge round trip with a real Elixir peer (`e2e/elixir/peer.exs`) on a real
+//! PostgreSQL: Elixir enqueues, the `badge-forge work` binary renders, Elixir's PrintCenter
+//! prints. Each test prints what it measured.
+//!
+//! The tests run one at a time: each drives two VMs and a database on a 2-core machine.
+
+mod support;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use sqlx::PgPool;
+use support::{ElixirPeer, RustNode, count, database, output_dir, pdftotext, wait_for_count};
+use tokio::sync::Mutex;
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
+
+const PRINTED: &str = "SELECT count(*) FROM print_log";
+const BADGES_DONE: &str =
+    "SELECT count(*) FROM oban_jobs WHERE queue = 'badges' AND state IN ('completed', 'discarded', 'cancelled')";
+
+/// Every badge has exactly one print of an existing PDF showing its name; every badge job is
+/// completed and no job of either queue is left available or executing.
+async fn assert_exactly_one_print_each(pool: &PgPool, expected: i64) {
+    let (prints, reprints, distinct): (i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE prints > 1), count(DISTINCT id) FROM print_log",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!((prints, reprints, distinct), (expected, 0, expected), "prints, reprints, distinct ids");
+    let leftover = count(
+        pool,
+        "SELECT count(*) FROM oban_jobs WHERE queue IN ('badges', 'printing') AND state NOT IN ('completed', 'discarded')",
+    )
+    .await;
+    assert_eq!(leftover, 0, "jobs left available, executing, scheduled or retryable");
+    let confirmations = count(pool, "SELECT count(*) FROM oban_jobs WHERE queue = 'printing'").await;
+    assert_eq!(confirmations, expected, "exactly one confirmation per badge");
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT p.name, p.path, j.args->>'name' FROM print_log p \
+         JOIN oban_jobs j ON j.queue = 'badges' AND coalesce(j.args->>'id', j.args->>'badge_id') = p.id",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert_eq!(rows.len() as i64, expected, "every print matches a badge job");
+    for (printed_name, path, enqueued_name) in rows {
+        assert_eq!(printed_name, enqueued_name);
+        assert!(std::fs::read(&path).unwrap_or_default().starts_with(b"%PDF-"), "{path} is not a PDF");
+        let text: String = pdftotext(&path).split_whitespace().collect();
+        let name: String = enqueued_name.split_whitespace().collect();
+        assert!(text.contains(&name), "{path} does not show {enqueued_name:?}: {text:?}");
+    }
+}
+
+/// Renders beyond one per badge: attempts of completed badge jobs past the first.
+async fn duplicate_renders(pool: &PgPool) -> i64 {
+    count(pool, "SELECT coalesce(sum(attempt - 1), 0)::int8 FROM oban_jobs WHERE queue = 'badges' AND state = 'completed'").await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn round_trip_500_badges_from_elixir_to_print_center() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let (pool, url) = database().await;
+    let output = output_dir("round-trip");
+    let peer = ElixirPeer::start(&url, &["print-center", "--node", "elixir-e2e"]);
+    let node = RustNode::start(&url, &output, "rust-e2e", &[]);
+    let started = Instant::now();
+    ElixirPeer::run(&url, &["enqueue", "500"]);
+    let took = wait_for_count(&pool, "500 prints", PRINTED, 500, Duration::from_secs(180)).await;
+    let (status, _) = node.terminate(Duration::from_secs(15));
+    assert!(status.success(), "badge-forge work exited with {status}");
+    peer.stop();
+    assert_exactly_one_print_each(&pool, 500).await;
+    println!(
+        "e2e round trip: 500 badges Elixir → Rust → Elixir in {:.2?} ({:.0} badges/s incl. enqueue), duplicates {}",
+        took,
+        500.0 / started.elapsed().as_secs_f64(),
+        duplicate_renders(&pool).await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn crash_twice_with_sigkill_and_every_badge_is_printed_exactly_once() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let (pool, url) = database().await;
+    let output = output_dir("crash");
+    let peer = ElixirPeer::start(&url, &["print-center", "--node", "elixir-crash"]);
+    // A short rescue window: orphans of a killed node are retried seconds later.
+    let flags = ["--rescue-after", "3", "--queue", "badges=8"];
+    ElixirPeer::run(&url, &["enqueue", "2000"]);
+    let started = Instant::now();
+    let mut kills = 0;
+    for round in 0..2 {
+        let node = RustNode::start(&url, &output, &format!("rust-crash-{round}"), &flags);
+        let target = 400 * (round + 1);
+        wait_for_count(&pool, "progress before the kill", &format!("SELECT least(count(*), {target}) FROM oban_jobs WHERE queue = 'badges' AND state = 'completed'"), target, Duration::from_secs(120)).await;
+        node.kill();
+        kills += 1;
+    }
+    let executing = count(&pool, "SELECT count(*) FROM oban_jobs WHERE queue = 'badges' AND state = 'executing'").await;
+    let node = RustNode::start(&url, &output, "rust-crash-final", &flags);
+    wait_for_count(&pool, "2000 prints", PRINTED, 2000, Duration::from_secs(300)).await;
+    let (status, _) = node.terminate(Duration::from_secs(15));
+    assert!(status.success());
+    peer.stop();
+    assert_exactly_one_print_each(&pool, 2000).await;
+    let pdfs = std::fs::read_dir(&output).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "pdf")).count();
+    let temporaries = std::fs::read_dir(&output).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".tmp")).count();
+    assert_eq!(pdfs, 2000, "one PDF per badge");
+    let duplicates = duplicate_renders(&pool).await;
+    let rescued = count(&pool, "SELECT count(*) FROM oban_jobs WHERE queue = 'badges' AND meta ? 'rescued'").await;
+    // A kill can orphan at most the node's running jobs (its limit): only those render twice.
+    assert!(duplicates <= kills * 8, "{duplicates} duplicate renders after {kills} kills");
+    println!(
+        "e2e crash: 2000 badges, {kills} SIGKILLs ({executing} jobs orphaned at the last), {rescued} rescued, \
+         {duplicates} duplicate renders, 0 duplicate confirmations, {temporaries} temporary files left, {:.2?} in all",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn coexists_with_an_elixir_leader_and_its_queue() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let (pool, url) = database().await;
+    let output = output_dir("coexist");
+    let peer = ElixirPeer::start(&url, &["print-center", "--coexist", "--node", "elixir-leader"]);
+    let elixir_leader = || async {
+        sqlx::query_scalar::<_, String>("SELECT node FROM oban_peers WHERE name = 'Oban'")
+            .fetch_optional(&pool)
+            .await
+            .unwrap()
+    };
+    assert_eq!(elixir_leader().await.as_deref(), Some("elixir-leader"));
+    let node = RustNode::start(&url, &output, "rust-coexist", &[]);
+    ElixirPeer::run(&url, &["enqueue", "200"]);
+    let mut samples = 0;
+    while count(&pool, PRINTED).await < 200 {
+        assert_eq!(elixir_leader().await.as_deref(), Some("elixir-leader"), "the Rust node took Elixir's leadership");
+        samples += 1;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert!(samples < 600, "200 prints did not arrive");
+    }
+    let rust_leader: Option<String> = sqlx::query_scalar("SELECT node FROM oban_peers WHERE name = 'Oban.rust'").fetch_optional(&pool).await.unwrap();
+    let (status, _) = node.terminate(Duration::from_secs(15));
+    assert!(status.success());
+    let stopped = peer.stop();
+    let touched = count(&pool, "SELECT count(*) FROM oban_jobs WHERE queue = 'elixir_only' AND attempted_by[1] = 'rust-coexist'").await;
+    let elixir_jobs = count(&pool, "SELECT count(*) FROM oban_jobs WHERE queue = 'elixir_only' AND state = 'completed'").await;
+    assert_eq!(touched, 0, "the Rust node ran a job of Elixir's queue");
+    assert!(elixir_jobs > 0, "the Elixir queue ran meanwhile: {stopped}");
+    assert_eq!(rust_leader.as_deref(), Some("rust-coexist"), "the Rust node keeps a leadership of its own");
+    assert_exactly_one_print_each(&pool, 200).await;
+    println!("e2e coexistence: 200 badges beside an Elixir leader; its row held in {samples} samples, {elixir_jobs} elixir_only jobs untouched by Rust");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_from_elixir_is_discarded_and_the_rest_of_the_batch_prints() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let (pool, url) = database().await;
+    let output = output_dir("bad");
+    let peer = ElixirPeer::start(&url, &["print-center", "--node", "elixir-bad"]);
+    let node = RustNode::start(&url, &output, "rust-bad", &[]);
+    let events = ElixirPeer::run(&url, &["enqueue", "50", "--bad"]);
+    let cases: HashMap<i64, String> = events
+        .iter()
+        .filter(|event| event["event"] == "enqueued" && event["case"] != "ok")
+        .map(|event| (event["job_id"].as_i64().unwrap(), event["case"].as_str().unwrap().to_owned()))
+        .collect();
+    assert!(cases.len() >= 7, "the peer wrote the malformed cases: {cases:?}");
+    wait_for_count(&pool, "every badge job to end", BADGES_DONE, 50 + cases.len() as i64, Duration::from_secs(60)).await;
+    wait_for_count(&pool, "50 prints", PRINTED, 50, Duration::from_secs(60)).await;
+    let (status, _) = node.terminate(Duration::from_secs(15));
+    assert!(status.success());
+    peer.stop();
+    let expected = |case: &str| match case {
+        "missing_name" => "missing key \"name\"",
+        "name_not_string" => "\"name\" must be a string",
+        "missing_type" => "missing key \"type\"",
+        "unknown_type" => "unknown badge type \"vip\"",
+        "name_10kb" => "long",
+        "empty_name" => "name",
+        "missing_id" => "missing key \"id\"",
+        "control_chars" => "control",
+        other => panic!("unexpected case {other}"),
+    };
+    for (id, case) in &cases {
+        let (state, attempt, error): (String, i32, Option<String>) =
+            sqlx::query_as("SELECT state::text, attempt, errors[1]->>'error' FROM oban_jobs WHERE id = $1")
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        let error = error.unwrap_or_default();
+        assert_eq!((state.as_str(), attempt), ("discarded", 1), "{case}: {error}");
+        assert!(error.to_lowercase().contains(&expected(case).to_lowercase()), "{case}: {error:?}");
+        assert!(error.len() < 600, "{case}: the error entry should be short, not echo 10 kB: {} bytes", error.len());
+    }
+    assert_exactly_one_print_each(&pool, 50).await;
+    println!("e2e bad input: {} malformed jobs discarded on their first attempt, 50 good badges printed", cases.len());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_mid_run_finishes_in_flight_badges_and_the_restart_finishes_the_rest() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let (pool, url) = database().await;
+    let output = output_dir("sigterm");
+    let peer = ElixirPeer::start(&url, &["print-center", "--node", "elixir-term"]);
+    ElixirPeer::run(&url, &["enqueue", "1000"]);
+    let node = RustNode::start(&url, &output, "rust-term-1", &["--grace-period", "10"]);
+    wait_for_count(&pool, "progress", "SELECT least(count(*), 300) FROM oban_jobs WHERE queue = 'badges' AND state = 'completed'", 300, Duration::from_secs(120)).await;
+    let (status, exit_time) = node.terminate(Duration::from_secs(12));
+    assert!(status.success(), "SIGTERM must end in exit 0, got {status}");
+    let orphans = count(&pool, "SELECT count(*) FROM oban_jobs WHERE state = 'executing' AND attempted_by[1] = 'rust-term-1'").await;
+    assert_eq!(orphans, 0, "in-flight badges finished and were acked before exit");
+    let done_by_first = count(&pool, "SELECT count(*) FROM oban_jobs WHERE queue = 'badges' AND state = 'completed'").await;
+    let confirmed_by_first = count(&pool, "SELECT count(*) FROM oban_jobs WHERE queue = 'printing'").await;
+    assert_eq!(done_by_first, confirmed_by_first, "every completed badge was confirmed");
+    let node = RustNode::start(&url, &output, "rust-term-2", &[]);
+    wait_for_count(&pool, "1000 prints", PRINTED, 1000, Duration::from_secs(180)).await;
+    let (status, _) = node.terminate(Duration::from_secs(15));
+    assert!(status.success());
+    peer.stop();
+    assert_exactly_one_print_each(&pool, 1000).await;
+    assert_eq!(duplicate_renders(&pool).await, 0, "a graceful stop re-renders nothing");
+    println!("e2e graceful stop: exit 0 in {exit_time:.2?} after SIGTERM with {done_by_first} of 1000 done; the restart finished the rest; 0 duplicates");
+}
+

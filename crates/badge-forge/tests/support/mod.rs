@@ -1,0 +1,214 @@
+//! Processes for the end-to-end tests: the real `badge-forge` binary, the Elixir peer, and a
+//! PostgreSQL database of their own. Nothing is mocked.
+
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use oban_core::temp_postgres::fresh_database;
+use serde_json::Value;
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+
+/// The `badge-forge` binary cargo built for these tests.
+pub const BADGE_FORGE: &str = env!("CARGO_BIN_EXE_badge-forge");
+
+/// The Elixir peer's entry point.
+pub fn peer_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../e2e/elixir/peer.exs")
+}
+
+/// A fresh database migrated by `badge-forge migrate`, as an operator would.
+pub async fn database() -> (PgPool, String) {
+    let url = fresh_database().await.expect("a test database (see scripts/test)");
+    let status = Command::new(BADGE_FORGE)
+        .args(["migrate", "--database-url", &url])
+        .stdout(Stdio::null())
+        .status()
+        .expect("run badge-forge migrate");
+    assert!(status.success(), "badge-forge migrate failed");
+    let pool = PgPoolOptions::new().max_connections(4).connect(&url).await.expect("connect");
+    (pool, url)
+}
+
+/// A fresh output directory.
+pub fn output_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("bf-e2e-{name}-{}", rand::random::<u32>()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A `badge-forge work` process.
+pub struct RustNode {
+    pub name: String,
+    child: Child,
+}
+
+impl RustNode {
+    /// Starts `badge-forge work` on `url` writing into `output`, with `extra` flags.
+    pub fn start(url: &str, output: &Path, name: &str, extra: &[&str]) -> Self {
+        let child = Command::new(BADGE_FORGE)
+            .args(["work", "--database-url", url, "--node", name, "--output"])
+            .arg(output)
+            .args(["--poll-interval", "0.5", "--grace-period", "10"])
+            .args(extra)
+            // Discarded bad input logs a warning per job; the tests assert on the rows instead.
+            .env("RUST_LOG", "error")
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start badge-forge work");
+        Self { name: name.to_owned(), child }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// SIGKILL: the node dies mid-flight, as in a crash.
+    pub fn kill(mut self) {
+        self.child.kill().expect("SIGKILL badge-forge");
+        self.child.wait().expect("reap badge-forge");
+    }
+
+    /// SIGTERM, then wait at most `limit` for the exit.
+    pub fn terminate(mut self, limit: Duration) -> (ExitStatus, Duration) {
+        let started = Instant::now();
+        signal(self.pid(), "-TERM");
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for badge-forge") {
+                return (status, started.elapsed());
+            }
+            assert!(started.elapsed() < limit, "badge-forge did not exit within {limit:?} of SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for RustNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn signal(pid: i32, sig: &str) {
+    let status = Command::new("kill").args([sig, &pid.to_string()]).status().expect("kill");
+    assert!(status.success(), "kill {sig} {pid} failed");
+}
+
+/// The Elixir peer (`e2e/elixir/peer.exs`), reading its JSON event lines from stdout.
+pub struct ElixirPeer {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    events: mpsc::Receiver<Value>,
+    /// Forwards stdout's JSON lines to `events` until stdout closes.
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ElixirPeer {
+    /// Starts a long-running peer command (`print-center`, `coexist`) and waits until it is
+    /// ready (LISTEN confirmed).
+    pub fn start(url: &str, args: &[&str]) -> Self {
+        let mut peer = Self::spawn(url, args);
+        peer.wait_for("ready", Duration::from_secs(60));
+        peer
+    }
+
+    fn spawn(url: &str, args: &[&str]) -> Self {
+        let mut child = Command::new("elixir")
+            .arg(peer_script())
+            .args(args)
+            .env("DATABASE_URL", url)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot run elixir ({error}); run scripts/ensure-deps to install elixir and erlang-p1-pgsql"));
+        let stdout = child.stdout.take().unwrap();
+        let (tx, events) = mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(event) = serde_json::from_str::<Value>(&line)
+                    && tx.send(event).is_err()
+                {
+                    break;
+                }
+            }
+        });
+        Self { stdin: child.stdin.take(), child, events, reader: Some(reader) }
+    }
+
+    /// Runs a one-shot peer command (`enqueue ...`) to completion; returns its events.
+    pub fn run(url: &str, args: &[&str]) -> Vec<Value> {
+        let mut peer = Self::spawn(url, args);
+        drop(peer.stdin.take());
+        let status = peer.child.wait().expect("wait for the elixir peer");
+        assert!(status.success(), "elixir peer {args:?} failed: {status}");
+        // Every line is forwarded once stdout is closed and read to its end.
+        peer.reader.take().map(std::thread::JoinHandle::join);
+        peer.events.try_iter().collect()
+    }
+
+    /// Waits for the next event named `name`, returning it.
+    pub fn wait_for(&mut self, name: &str, limit: Duration) -> Value {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(event) if event["event"] == name => return event,
+                Ok(_) => {}
+                Err(_) => panic!("the Elixir peer sent no {name:?} event within {limit:?}"),
+            }
+        }
+    }
+
+    /// Closes stdin (the peer's cue to stop) and returns its `stopped` event.
+    pub fn stop(mut self) -> Value {
+        drop(self.stdin.take());
+        let stopped = self.wait_for("stopped", Duration::from_secs(30));
+        let status = self.child.wait().expect("wait for the elixir peer");
+        assert!(status.success(), "the Elixir peer exited with {status}");
+        stopped
+    }
+}
+
+impl Drop for ElixirPeer {
+    fn drop(&mut self) {
+        if let Some(mut stdin) = self.stdin.take() {
+            let _ = stdin.flush();
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `query` (one bigint) until it equals `want`; panics after `limit` saying `what`.
+pub async fn wait_for_count(pool: &PgPool, what: &str, query: &str, want: i64, limit: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let got: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(query.to_owned())).fetch_one(pool).await.unwrap();
+        if got == want {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < limit, "timed out after {limit:?} waiting for {what}: {got} of {want}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// One bigint.
+pub async fn count(pool: &PgPool, query: &str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(query.to_owned())).fetch_one(pool).await.unwrap()
+}
+
+/// The text poppler extracts from a PDF.
+pub fn pdftotext(path: &str) -> String {
+    let out = Command::new("pdftotext")
+        .args([path, "-"])
+        .output()
+        .expect("pdftotext (poppler-utils) must be installed: run scripts/ensure-deps");
+    assert!(out.status.success(), "pdftotext failed on {path}");
+    String::from_utf8(out.stdout).unwrap()
+}
