@@ -9,7 +9,6 @@
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDateTime;
-use sqlx::PgPool;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -17,7 +16,7 @@ use crate::backoff::reconnect_delay;
 use crate::insert::{JobColumns, NewJob, render_with_insert};
 use crate::job::JobState;
 use crate::telemetry::Metrics;
-use crate::{Prefix, Result};
+use crate::{Db, Prefix, Result};
 
 const ACK: &str = include_str!("sql/ack.sql");
 
@@ -52,7 +51,7 @@ impl AckSender {
 
 /// The per-node ack writer.
 pub(crate) struct Acker {
-    pool: PgPool,
+    pool: Db,
     sql: sqlx::SqlStr,
     insert_channel: String,
     batch_limit: usize,
@@ -60,7 +59,7 @@ pub(crate) struct Acker {
 }
 
 impl Acker {
-    pub fn new(pool: PgPool, prefix: &Prefix, batch_limit: usize, metrics: Metrics) -> Self {
+    pub fn new(pool: Db, prefix: &Prefix, batch_limit: usize, metrics: Metrics) -> Self {
         Self {
             pool,
             sql: render_with_insert(prefix, ACK, 15),

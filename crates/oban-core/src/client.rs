@@ -8,23 +8,24 @@ use sqlx::PgPool;
 use crate::insert::{self, InsertedJob, NewJob};
 use crate::notifier::{self, Channel};
 use crate::signal::{self, Signal};
-use crate::{Prefix, Result};
+use crate::{Db, Prefix, Result};
 
 const CANCEL: &str = include_str!("sql/cancel.sql");
 
 /// Enqueue, signal and cancel on one database and prefix. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Client {
-    pool: PgPool,
+    pool: Db,
     prefix: Prefix,
     name: String,
 }
 
 impl Client {
-    /// A client for the instance named `"Oban"` under `prefix`.
-    pub fn new(pool: PgPool, prefix: Prefix) -> Self {
+    /// A client for the instance named `"Oban"` under `prefix`; a `PgPool` converts into a
+    /// [`Db`] with sqlx's prepared statements (see [`Db::behind_pooler`] for a pooler).
+    pub fn new(pool: impl Into<Db>, prefix: Prefix) -> Self {
         Self {
-            pool,
+            pool: pool.into(),
             prefix,
             name: "Oban".to_owned(),
         }
@@ -32,6 +33,11 @@ impl Client {
 
     /// The pool it uses.
     pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The pool with the way statements travel on it (a sqlx executor).
+    pub fn db(&self) -> &Db {
         &self.pool
     }
 

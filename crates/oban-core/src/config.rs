@@ -40,6 +40,10 @@ pub struct Config {
     /// Where to LISTEN, when not through the pool's server (e.g. the pool goes through a
     /// transaction-mode pooler, which cannot carry LISTEN).
     pub listen_options: Option<PgConnectOptions>,
+    /// The pool goes through a transaction-mode pooler that does not track prepared
+    /// statements (PgBouncer before 1.21, or without `max_prepared_statements`): every
+    /// statement is sent unnamed inside a transaction of its own (see [`crate::Db`]).
+    pub behind_pooler: bool,
     /// Whether this node takes part in leader election (and so may run maintenance).
     pub leadership: bool,
     /// The `oban_peers.name` this runtime elects under: distinct from Elixir's instance name
@@ -132,6 +136,7 @@ impl Default for Config {
             ack_batch_limit: 1000,
             heartbeat: Duration::from_secs(5),
             listen_options: None,
+            behind_pooler: false,
             leadership: true,
             leadership_name: "Oban.rust".to_owned(),
             leader_interval: Duration::from_secs(30),

@@ -19,7 +19,6 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use sqlx::PgPool;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -27,7 +26,7 @@ use uuid::Uuid;
 use crate::node::collect_statuses;
 use crate::notifier::{self, Channel, MAX_PAYLOAD, encode_payload};
 use crate::producer::{ProducerEvent, QueueStatus};
-use crate::{Prefix, Result};
+use crate::{Db, Prefix, Result};
 
 /// One queue on one node, as a `gossip` check.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,7 +135,7 @@ mod elixir_time_option {
 
 /// Publishes this node's checks every `interval` until `stop`, then the final ones.
 pub(crate) struct Gossip {
-    pub pool: PgPool,
+    pub pool: Db,
     pub prefix: Prefix,
     pub name: String,
     pub node: String,

@@ -10,20 +10,20 @@ use std::future::Future;
 use std::time::Duration;
 
 use serde_json::json;
-use sqlx::{PgPool, SqlStr};
+use sqlx::SqlStr;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::jitter_down;
 use crate::notifier::{self, Channel};
-use crate::{Prefix, Result};
+use crate::{Db, Prefix, Result};
 
 const DELETE_EXPIRED: &str = include_str!("sql/delete_expired_leader.sql");
 const ELECT: &str = include_str!("sql/elect.sql");
 const RESIGN: &str = include_str!("sql/resign.sql");
 
 pub(crate) struct Leader {
-    pub pool: PgPool,
+    pub pool: Db,
     pub prefix: Prefix,
     /// The `oban_peers.name` this runtime elects under.
     pub name: String,
@@ -69,14 +69,17 @@ impl Leader {
 
     async fn elect(&self, delete_expired: &SqlStr, elect: &SqlStr) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
+        // In a transaction of our own, so `Db` cannot choose for us (see `Db::persistent`).
         sqlx::query(delete_expired.clone())
             .bind(&self.name)
+            .persistent(self.pool.persistent())
             .execute(&mut *tx)
             .await?;
         let leader: Option<(String,)> = sqlx::query_as(elect.clone())
             .bind(&self.name)
             .bind(&self.node)
             .bind(self.interval.as_secs_f64())
+            .persistent(self.pool.persistent())
             .fetch_optional(&mut *tx)
             .await?;
         tx.commit().await?;

@@ -41,6 +41,7 @@ mod ack;
 pub mod backoff;
 pub mod client;
 pub mod config;
+pub mod db;
 pub mod error;
 mod executor;
 pub mod gossip;
@@ -59,9 +60,12 @@ pub mod signal;
 mod stager;
 pub mod telemetry;
 #[cfg(feature = "temp-postgres")]
+pub mod temp_pgbouncer;
+#[cfg(feature = "temp-postgres")]
 pub mod temp_postgres;
 pub mod worker;
 
 pub use client::Client;
+pub use db::Db;
 pub use error::{Error, Result};
 pub use prefix::Prefix;

@@ -6,17 +6,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::PgPool;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::Prefix;
 use crate::leader::every_while_leading;
+use crate::{Db, Prefix};
 
 const RESCUE: &str = include_str!("sql/rescue.sql");
 
 pub(crate) struct Lifeline {
-    pub pool: PgPool,
+    pub pool: Db,
     pub prefix: Prefix,
     pub queues: Arc<[String]>,
     /// UUIDs of this node's producers, whose jobs are alive by definition.

@@ -16,14 +16,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sqlx::{PgPool, SqlStr};
+use sqlx::SqlStr;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::job::JobState;
 use crate::notifier::{self, Channel};
 use crate::telemetry::{IntervalJobs, Metrics};
-use crate::{Prefix, Result};
+use crate::{Db, Prefix, Result};
 
 const COUNT_JOBS: &str = include_str!("sql/count_jobs.sql");
 const ESTIMATE_JOBS: &str = include_str!("sql/estimate_jobs.sql");
@@ -165,7 +165,7 @@ pub(crate) struct FullCounts {
 /// Publishes a report every `interval` until `stop`, then a last one for the jobs that
 /// finished during shutdown.
 pub(crate) struct Reporter {
-    pub pool: PgPool,
+    pub pool: Db,
     pub prefix: Prefix,
     pub name: String,
     pub node: String,
@@ -254,7 +254,7 @@ impl Counter {
         self.totals.clear();
     }
 
-    async fn count(&mut self, pool: &PgPool, estimate_limit: i64) -> Result<Vec<Metric>> {
+    async fn count(&mut self, pool: &Db, estimate_limit: i64) -> Result<Vec<Metric>> {
         let (exact, estimated): (Vec<JobState>, Vec<JobState>) = JobState::ALL
             .into_iter()
             .partition(|state| self.totals.get(state).copied().unwrap_or(0) < estimate_limit);

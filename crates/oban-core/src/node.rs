@@ -27,7 +27,7 @@ use crate::signal::{self, Signal};
 use crate::stager::Stager;
 use crate::telemetry::Metrics;
 use crate::worker::{Registry, Worker};
-use crate::{Error, Result};
+use crate::{Db, Error, Result};
 
 /// Entry point: `Node::builder(pool).config(config).worker(MyWorker)?.start().await?`.
 pub struct Node;
@@ -72,6 +72,7 @@ impl NodeBuilder {
             registry,
         } = self;
         config.validate()?;
+        let pool = Db::with_pooler(pool, config.behind_pooler);
         let schema = schema::check(&pool, &config.prefix).await?;
         let metrics = Metrics::default();
         let stop_claiming = CancellationToken::new();

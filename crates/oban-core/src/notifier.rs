@@ -8,6 +8,13 @@
 //! jittered backoff. PostgreSQL keeps no notifications for absent listeners, so producers also
 //! poll the table on their own timer and are woken after every reconnect: a dead listener slows
 //! wake-ups to the poll interval but never strands a job.
+//!
+//! Each connection first proves that notifications reach it on a channel of its own, and only
+//! then listens on the Oban channels. Through a transaction-mode pooler a LISTEN stays behind
+//! on whichever server connection ran it, and that connection later hands every notification
+//! to whichever client it serves next, in the middle of that client's query; so a connection
+//! that does not hear its probe never listens on the busy Oban channels, and the probe is
+//! repeated only every [`SILENT_RETRY_HEARTBEATS`] heartbeats.
 
 use std::io::{Read, Write};
 use std::time::Duration;
@@ -25,9 +32,13 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::reconnect_delay;
-use crate::{Error, Prefix, Result};
+use crate::{Db, Error, Prefix, Result};
 
 const NOTIFY: &str = include_str!("sql/notify.sql");
+
+/// After a connection that never heard its probe, the next attempt waits this many heartbeats
+/// (five minutes by default): the node runs on polling meanwhile.
+pub const SILENT_RETRY_HEARTBEATS: u32 = 60;
 
 /// JSON at most this long is sent as is; longer payloads are compressed (Elixir's threshold).
 const PLAIN_LIMIT: usize = 512;
@@ -191,7 +202,7 @@ pub enum ListenerHealth {
 
 /// Runs the listener until `stop`; see the module docs.
 pub(crate) struct Listener {
-    pub pool: PgPool,
+    pub pool: Db,
     pub listen_pool: PgPool,
     pub prefix: Prefix,
     pub node: String,
@@ -237,31 +248,36 @@ impl Listener {
                 }
                 was_up
             });
-            match outcome {
+            match &outcome {
                 SessionEnd::Silent if !warned_silent => {
                     warned_silent = true;
                     tracing::warn!(
                         "LISTEN connected but this node's own notifications never arrived (a transaction-mode \
                          pooler such as PgBouncer cannot carry LISTEN); running on polling. Point the listener \
-                         at PostgreSQL directly (--listen-url / OBAN_LISTEN_URL) for instant wake-ups."
+                         at PostgreSQL directly (--listen-url / OBAN_LISTEN_URL, Config::listen_options) for \
+                         instant wake-ups."
                     );
                 }
                 SessionEnd::Silent => {}
                 SessionEnd::Lost { error, worked } => {
                     // A connection that worked earns a quick reconnect; repeated failures back off.
-                    if worked {
+                    if *worked {
                         failures = 0;
                     }
                     tracing::warn!(%error, "notification listener lost its connection; reconnecting");
                 }
             }
             failures += 1;
-            let delay = reconnect_delay(
-                failures.min(8),
-                Duration::from_millis(100),
-                Duration::from_secs(10),
-                &mut rand::rng(),
-            );
+            let delay = if matches!(outcome, SessionEnd::Silent) {
+                self.heartbeat * SILENT_RETRY_HEARTBEATS
+            } else {
+                reconnect_delay(
+                    failures.min(8),
+                    Duration::from_millis(100),
+                    Duration::from_secs(10),
+                    &mut rand::rng(),
+                )
+            };
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(delay) => {}
@@ -275,6 +291,11 @@ impl Listener {
             Ok(listener) => listener,
             Err(error) => return SessionEnd::lost(error.into(), false),
         };
+        match self.probe(&mut listener, stop).await {
+            Ok(true) => {}
+            Ok(false) => return SessionEnd::Silent,
+            Err(error) => return SessionEnd::lost(error, false),
+        }
         if let Err(error) = listener
             .listen_all(channels.iter().map(String::as_str))
             .await
@@ -313,6 +334,40 @@ impl Listener {
                     }
                     Ok(None) => return SessionEnd::lost(Error::Notification("connection closed".into()), heard_self),
                     Err(error) => return SessionEnd::lost(error.into(), heard_self),
+                },
+            }
+        }
+    }
+
+    /// Listens on a fresh channel of this connection's own and notifies it each heartbeat, for
+    /// at most three: whether a notification arrived. Nobody else ever notifies that channel,
+    /// so a LISTEN left behind on a pooler's server connection receives at most these three.
+    async fn probe(&self, listener: &mut PgListener, stop: &CancellationToken) -> Result<bool> {
+        let channel = self
+            .prefix
+            .channel(&format!("probe_{:x}", rand::random::<u32>()));
+        listener.listen(&channel).await?;
+        let mut ping = tokio::time::interval(self.heartbeat);
+        let deadline = tokio::time::sleep(self.heartbeat * 3);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return Ok(false),
+                _ = &mut deadline => return Ok(false),
+                _ = ping.tick() => {
+                    sqlx::query(NOTIFY)
+                        .bind(&channel)
+                        .bind(vec![String::new()])
+                        .execute(&self.pool)
+                        .await?;
+                }
+                received = listener.try_recv() => match received? {
+                    Some(notification) if notification.channel() == channel => {
+                        listener.unlisten(&channel).await?;
+                        return Ok(true);
+                    }
+                    Some(_) => {}
+                    None => return Err(Error::Notification("connection closed".into())),
                 },
             }
         }

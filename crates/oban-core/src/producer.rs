@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgPool, SqlStr};
+use sqlx::SqlStr;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -23,7 +23,7 @@ use crate::executor::Execution;
 use crate::job::Job;
 use crate::telemetry::Metrics;
 use crate::worker::Registry;
-use crate::{Prefix, Result};
+use crate::{Db, Prefix, Result};
 
 const CLAIM: &str = include_str!("sql/claim.sql");
 
@@ -72,7 +72,7 @@ pub(crate) struct ProducerSettings {
 /// Shared pieces every producer of a node uses.
 #[derive(Clone)]
 pub(crate) struct ProducerContext {
-    pub pool: PgPool,
+    pub pool: Db,
     pub prefix: Prefix,
     pub registry: Arc<Registry>,
     pub acker: AckSender,

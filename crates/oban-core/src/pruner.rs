@@ -4,17 +4,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::PgPool;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::Prefix;
 use crate::leader::every_while_leading;
+use crate::{Db, Prefix};
 
 const PRUNE: &str = include_str!("sql/prune.sql");
 
 pub(crate) struct Pruner {
-    pub pool: PgPool,
+    pub pool: Db,
     pub prefix: Prefix,
     pub queues: Arc<[String]>,
     pub interval: Duration,

@@ -115,6 +115,9 @@ impl Found {
         let (has_jobs, comment, errors_type, has_peers, has_py_tables) =
             sqlx::query_as(INSPECT_SQL)
                 .bind(prefix.as_str())
+                // Run once per start: never worth a named statement, which a transaction-mode
+                // pooler would leave behind on a shared server connection.
+                .persistent(false)
                 .fetch_one(conn)
                 .await?;
         Ok(Self {
@@ -166,6 +169,7 @@ pub async fn migrate(pool: &PgPool, prefix: &Prefix) -> Result<Migration> {
     sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
         .bind(MIGRATION_LOCK_CLASS)
         .bind(prefix.as_str())
+        .persistent(false)
         .execute(&mut *tx)
         .await?;
 
@@ -198,8 +202,11 @@ pub async fn migrate(pool: &PgPool, prefix: &Prefix) -> Result<Migration> {
 /// Accepts version 14 or newer (and `'∞'`), and an oban-py 0.7 install. Anything else is
 /// refused with one [`Error::Schema`] that names the problem and the command that fixes it.
 pub async fn check(pool: &PgPool, prefix: &Prefix) -> Result<SchemaInfo> {
-    let mut conn = pool.acquire().await?;
-    let found = Found::read(&mut conn, prefix).await?;
+    // A transaction keeps the statement's parse and execution on one server connection
+    // behind a transaction-mode pooler.
+    let mut tx = pool.begin().await?;
+    let found = Found::read(&mut tx, prefix).await?;
+    tx.commit().await?;
     let fix = format!(
         "run `badge-forge migrate` (oban_core::schema::migrate) or, from Elixir, \
          `Oban.Migration.up(version: {CURRENT_VERSION}, prefix: \"{prefix}\")`"

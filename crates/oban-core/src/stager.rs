@@ -6,19 +6,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use sqlx::PgPool;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::leader::every_while_leading;
 use crate::notifier::{self, Channel};
-use crate::{Prefix, Result};
+use crate::{Db, Prefix, Result};
 
 const STAGE: &str = include_str!("sql/stage.sql");
 const AVAILABLE_QUEUES: &str = include_str!("sql/available_queues.sql");
 
 pub(crate) struct Stager {
-    pub pool: PgPool,
+    pub pool: Db,
     pub prefix: Prefix,
     pub queues: Arc<[String]>,
     pub interval: Duration,
