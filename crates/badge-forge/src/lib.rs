@@ -2,10 +2,12 @@
 //!
 //! [`worker::GenerateBadge`] replaces the article's Python worker on queue `badges`;
 //! [`render`] draws the badge PDF; [`badge_args`] reads job args; [`output`] writes files;
-//! [`fake_badges`] makes demo attendees. The `badge-forge` binary wraps them in a CLI.
+//! [`fake_badges`] makes demo attendees; [`http`] serves metrics, health and a live page. The
+//! `badge-forge` binary wraps them in a CLI.
 
 pub mod badge_args;
 pub mod fake_badges;
+pub mod http;
 pub mod output;
 pub mod render;
 pub mod worker;

@@ -39,7 +39,7 @@ enum Command {
     /// Install the Oban schema (version 14) or check that it is current; safe to repeat.
     Migrate,
     /// Run the worker node until SIGINT or SIGTERM, then stop gracefully and exit 0.
-    Work(commands::work::WorkArgs),
+    Work(commands::work::WorkCommand),
     /// Enqueue fake badge jobs, as Elixir's BadgeForge.enqueue_batch(n) does.
     Enqueue(commands::enqueue::EnqueueArgs),
     /// Render one badge to a PDF file, without a database.

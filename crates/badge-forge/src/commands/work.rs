@@ -1,10 +1,12 @@
 //! `badge-forge work`: the drop-in GenerateBadge node.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use badge_forge::http::{self, Dashboard};
 use badge_forge::output::OutputDir;
 use badge_forge::render::Renderer;
 use badge_forge::worker::{GenerateBadge, RenderStats};
@@ -13,6 +15,27 @@ use oban_core::node::{Node, NodeBuilder, NodeHandle};
 use oban_core::worker::Worker;
 
 use super::{Database, EventArgs, shutdown_signal};
+
+/// `badge-forge work`: the node's flags and the optional HTTP server's.
+#[derive(clap::Args, Debug, Clone)]
+pub struct WorkCommand {
+    #[command(flatten)]
+    pub work: WorkArgs,
+    #[command(flatten)]
+    pub http: HttpArgs,
+}
+
+/// The `--http` server: Prometheus metrics, a health check and a live page.
+#[derive(clap::Args, Debug, Clone)]
+pub struct HttpArgs {
+    /// Serve /metrics (Prometheus), /healthz and a live page at / on this address, e.g.
+    /// 127.0.0.1:9000 (port 0 picks a free one). Off unless given.
+    #[arg(long = "http", env = "BADGE_FORGE_HTTP", value_name = "ADDR")]
+    pub address: Option<SocketAddr>,
+    /// Seconds the database or the LISTEN connection may be down before /healthz answers 503.
+    #[arg(long, env = "BADGE_FORGE_HEALTH_THRESHOLD", default_value_t = 30.0)]
+    pub health_threshold: f64,
+}
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct WorkArgs {
@@ -106,17 +129,63 @@ pub async fn start_node(
     Ok(more_workers(builder)?.start().await?)
 }
 
-pub async fn run(database: &Database, args: WorkArgs) -> anyhow::Result<()> {
-    let node = start_node(database, &args, Arc::default(), Ok).await?;
+pub async fn run(database: &Database, command: WorkCommand) -> anyhow::Result<()> {
+    let WorkCommand { work: args, http } = command;
+    let stats = Arc::new(RenderStats::default());
+    let node = start_node(database, &args, stats.clone(), Ok).await?;
+    let server = match http.address {
+        Some(address) => {
+            let dashboard = Dashboard::new(
+                node.monitor(),
+                node.config().node.clone(),
+                node.client().pool().clone(),
+                &database.prefix,
+                stats,
+                Arc::new(Renderer::new(args.event.event_info())?),
+                seconds("--health-threshold", http.health_threshold)?,
+            );
+            Some(start_http(address, dashboard).await?)
+        }
+        None => None,
+    };
     tracing::info!(
         worker = GenerateBadge::NAME,
         "ready; stop with SIGINT or SIGTERM"
     );
     let signal = shutdown_signal().await?;
     tracing::info!(signal, "stopping");
+    // The HTTP server keeps answering while the node drains, so the drain can be watched.
     let report = node.shutdown().await;
     if !report.drained {
         tracing::warn!("some jobs outlived the grace period; they stay executing until rescued");
     }
+    if let Some((stop, server)) = server {
+        let _ = stop.send(());
+        match tokio::time::timeout(Duration::from_secs(5), server).await {
+            Ok(Ok(Err(error))) => tracing::warn!(%error, "HTTP server failed"),
+            Ok(_) => {}
+            Err(_) => tracing::warn!("HTTP connections still open after 5 s; closing them"),
+        }
+    }
     Ok(())
+}
+
+/// A running HTTP server: the sender that stops it, and its task.
+type HttpServer = (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+);
+
+/// Binds `address` (failing here if it is taken) and serves the dashboard on it.
+async fn start_http(address: SocketAddr, dashboard: Dashboard) -> anyhow::Result<HttpServer> {
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen on {address} for --http"))?;
+    let address = listener.local_addr()?;
+    tracing::info!(%address, "serving the live page at http://{address}/, /metrics and /healthz");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(http::serve(listener, Arc::new(dashboard), async {
+        let _ = stopped.await;
+    }));
+    Ok((stop, server))
 }
