@@ -7,7 +7,12 @@ fn arabic_ligatures_read_back_as_typed() {
     let renderer = Renderer::new(EventInfo::default()).unwrap();
     // لى and لا are single ligature glyphs in Noto Sans Arabic.
     for name in ["ليلى العلي", "علاء الدين", "لانا"] {
-        let badge = Badge { id: "rtl".into(), name: name.into(), company: String::new(), badge_type: BadgeType::Speaker };
+        let badge = Badge {
+            id: "rtl".into(),
+            name: name.into(),
+            company: String::new(),
+            badge_type: BadgeType::Speaker,
+        };
         let path = std::env::temp_dir().join(format!("bf-rtl-{}.pdf", rand::random::<u32>()));
         std::fs::write(&path, renderer.render(&badge).unwrap()).unwrap();
         let out = std::process::Command::new("pdftotext")
@@ -15,7 +20,10 @@ fn arabic_ligatures_read_back_as_typed() {
             .arg("-")
             .output()
             .expect("pdftotext (poppler-utils) must be installed: run scripts/ensure-deps");
-        let text: String = String::from_utf8(out.stdout).unwrap().split_whitespace().collect();
+        let text: String = String::from_utf8(out.stdout)
+            .unwrap()
+            .split_whitespace()
+            .collect();
         let expected: String = name.split_whitespace().collect();
         assert!(text.contains(&expected), "{name:?} read back as {text:?}");
         std::fs::remove_file(path).unwrap();

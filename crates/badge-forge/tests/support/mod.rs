@@ -24,14 +24,20 @@ pub fn peer_script() -> PathBuf {
 
 /// A fresh database migrated by `badge-forge migrate`, as an operator would.
 pub async fn database() -> (PgPool, String) {
-    let url = fresh_database().await.expect("a test database (see scripts/test)");
+    let url = fresh_database()
+        .await
+        .expect("a test database (see scripts/test)");
     let status = Command::new(BADGE_FORGE)
         .args(["migrate", "--database-url", &url])
         .stdout(Stdio::null())
         .status()
         .expect("run badge-forge migrate");
     assert!(status.success(), "badge-forge migrate failed");
-    let pool = PgPoolOptions::new().max_connections(4).connect(&url).await.expect("connect");
+    let pool = PgPoolOptions::new()
+        .max_connections(4)
+        .connect(&url)
+        .await
+        .expect("connect");
     (pool, url)
 }
 
@@ -61,7 +67,10 @@ impl RustNode {
             .stdin(Stdio::null())
             .spawn()
             .expect("start badge-forge work");
-        Self { name: name.to_owned(), child }
+        Self {
+            name: name.to_owned(),
+            child,
+        }
     }
 
     pub fn pid(&self) -> i32 {
@@ -82,7 +91,10 @@ impl RustNode {
             if let Some(status) = self.child.try_wait().expect("wait for badge-forge") {
                 return (status, started.elapsed());
             }
-            assert!(started.elapsed() < limit, "badge-forge did not exit within {limit:?} of SIGTERM");
+            assert!(
+                started.elapsed() < limit,
+                "badge-forge did not exit within {limit:?} of SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -96,7 +108,10 @@ impl Drop for RustNode {
 }
 
 fn signal(pid: i32, sig: &str) {
-    let status = Command::new("kill").args([sig, &pid.to_string()]).status().expect("kill");
+    let status = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .expect("kill");
     assert!(status.success(), "kill {sig} {pid} failed");
 }
 
@@ -138,7 +153,12 @@ impl ElixirPeer {
                 }
             }
         });
-        Self { stdin: child.stdin.take(), child, events, reader: Some(reader) }
+        Self {
+            stdin: child.stdin.take(),
+            child,
+            events,
+            reader: Some(reader),
+        }
     }
 
     /// Runs a one-shot peer command (`enqueue ...`) to completion; returns its events.
@@ -186,21 +206,36 @@ impl Drop for ElixirPeer {
 }
 
 /// Polls `query` (one bigint) until it equals `want`; panics after `limit` saying `what`.
-pub async fn wait_for_count(pool: &PgPool, what: &str, query: &str, want: i64, limit: Duration) -> Duration {
+pub async fn wait_for_count(
+    pool: &PgPool,
+    what: &str,
+    query: &str,
+    want: i64,
+    limit: Duration,
+) -> Duration {
     let started = Instant::now();
     loop {
-        let got: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(query.to_owned())).fetch_one(pool).await.unwrap();
+        let got: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(query.to_owned()))
+            .fetch_one(pool)
+            .await
+            .unwrap();
         if got == want {
             return started.elapsed();
         }
-        assert!(started.elapsed() < limit, "timed out after {limit:?} waiting for {what}: {got} of {want}");
+        assert!(
+            started.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}: {got} of {want}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
 /// One bigint.
 pub async fn count(pool: &PgPool, query: &str) -> i64 {
-    sqlx::query_scalar(sqlx::AssertSqlSafe(query.to_owned())).fetch_one(pool).await.unwrap()
+    sqlx::query_scalar(sqlx::AssertSqlSafe(query.to_owned()))
+        .fetch_one(pool)
+        .await
+        .unwrap()
 }
 
 /// The text poppler extracts from a PDF.
