@@ -32,6 +32,10 @@ struct Server {
 
 impl Server {
     async fn start(health_threshold: &str) -> Self {
+        Self::start_with(health_threshold, &[]).await
+    }
+
+    async fn start_with(health_threshold: &str, more_args: &[&str]) -> Self {
         let url = fresh_database().await.expect("a test database");
         let pool = PgPoolOptions::new()
             .max_connections(4)
@@ -48,6 +52,7 @@ impl Server {
                 "--poll-interval",
                 "0.2",
             ])
+            .args(more_args)
             .arg("--output")
             .arg(&output)
             .env("DATABASE_URL", &url)
@@ -326,11 +331,17 @@ async fn metrics_parse_as_prometheus_text_and_follow_the_jobs() {
     server
         .enqueue(json!({"id": "x", "name": "No Type", "company": ""}))
         .await;
-    let after = eventually("21 jobs finished", Duration::from_secs(60), || async {
-        let metrics = server.metrics().await;
-        (jobs_total(&metrics, "completed") + jobs_total(&metrics, "discarded") == 21.0)
-            .then_some(metrics)
-    })
+    // Jobs are counted when they end and acked just after, in a batch.
+    let after = eventually(
+        "21 jobs finished and acked",
+        Duration::from_secs(60),
+        || async {
+            let metrics = server.metrics().await;
+            (jobs_total(&metrics, "completed") + jobs_total(&metrics, "discarded") == 21.0
+                && metrics["badge_forge_acked_jobs_total"] == 21.0)
+                .then_some(metrics)
+        },
+    )
     .await;
     assert_eq!(jobs_total(&after, "completed"), 20.0);
     assert_eq!(jobs_total(&after, "discarded"), 1.0);
@@ -635,5 +646,55 @@ async fn the_live_page_shows_numbers_that_move_in_chromium() {
         server.get("/badges/999999999/preview.svg").await.status,
         404
     );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn oban_web_sees_the_process_and_its_counts() {
+    let server = Server::start_with("30", &["--full-counts", "--node", "badge-forge-test"]).await;
+    let mut tap = sqlx::postgres::PgListener::connect(&server.url)
+        .await
+        .unwrap();
+    tap.listen_all(["public.oban_gossip", "public.oban_metrics"])
+        .await
+        .unwrap();
+    for i in 0..5 {
+        server.enqueue(badge(i)).await;
+    }
+    let (mut uuid, mut printing) = (None, None);
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while uuid.is_none() || printing != Some(5) {
+            let notification = tap.recv().await.unwrap();
+            let payload = oban_core::notifier::decode_payload(notification.payload()).unwrap();
+            if notification.channel() == "public.oban_gossip" {
+                for check in payload["checks"].as_array().unwrap() {
+                    assert_eq!(check["node"], "badge-forge-test");
+                    assert_eq!(check["name"], "Oban");
+                    assert_eq!(check["queue"], "badges");
+                    assert_eq!(check["local_limit"], 10);
+                    uuid = check["uuid"].as_str().map(str::to_owned);
+                }
+            } else {
+                assert_eq!(payload["node"], "badge-forge-test");
+                for metric in payload["metrics"].as_array().unwrap() {
+                    if metric["series"] == "full_count"
+                        && metric["queue"] == "printing"
+                        && metric["state"] == "available"
+                    {
+                        printing = metric["value"]["data"][0].as_u64();
+                    }
+                }
+            }
+        }
+    })
+    .await
+    .expect("gossip checks and full counts from badge-forge work --full-counts");
+    // Oban Web attributes the badge jobs to this check's producer.
+    let attempted_by: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT attempted_by[2] FROM oban_jobs WHERE queue = 'badges'")
+            .fetch_all(&server.pool)
+            .await
+            .unwrap();
+    assert_eq!(attempted_by, vec![uuid.unwrap()]);
     server.stop().await;
 }

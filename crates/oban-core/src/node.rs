@@ -57,6 +57,12 @@ impl NodeBuilder {
         self
     }
 
+    /// Changes the configuration in place, e.g. one setting on top of what a caller built.
+    pub fn configure(mut self, change: impl FnOnce(&mut Config)) -> Self {
+        change(&mut self.config);
+        self
+    }
+
     /// Registers a worker under its name.
     pub fn worker<W: Worker>(mut self, worker: W) -> Result<Self> {
         self.registry.register(worker)?;

@@ -23,6 +23,11 @@ pub struct WorkCommand {
     pub work: WorkArgs,
     #[command(flatten)]
     pub http: HttpArgs,
+    /// Also publish job counts per state and queue for Oban Web's sidebar, from the leader of
+    /// the Rust nodes. Only when no Elixir node with oban_met leads (and oban-py's counts are
+    /// off): Oban Web adds up every reporter's counts.
+    #[arg(long, env = "BADGE_FORGE_FULL_COUNTS")]
+    pub full_counts: bool,
 }
 
 /// The `--http` server: Prometheus metrics, a health check and a live page.
@@ -130,9 +135,16 @@ pub async fn start_node(
 }
 
 pub async fn run(database: &Database, command: WorkCommand) -> anyhow::Result<()> {
-    let WorkCommand { work: args, http } = command;
+    let WorkCommand {
+        work: args,
+        http,
+        full_counts,
+    } = command;
     let stats = Arc::new(RenderStats::default());
-    let node = start_node(database, &args, stats.clone(), Ok).await?;
+    let node = start_node(database, &args, stats.clone(), |node| {
+        Ok(node.configure(|config| config.full_counts = full_counts))
+    })
+    .await?;
     let server = match http.address {
         Some(address) => {
             let dashboard = Dashboard::new(
