@@ -1,0 +1,706 @@
+//! Drain benchmark: how fast one node claims, runs and acks no-op jobs.
+//!
+//! `cargo bench -p oban-core --bench drain [-- --jobs N] [-- --quick]`
+//!
+//! Uses the server at `DATABASE_URL` when set (its settings are reported and left alone),
+//! otherwise a throwaway cluster from `oban_core::temp_postgres`. That cluster runs with `fsync`,
+//! `synchronous_commit` and `full_page_writes` off; the headline drain is repeated after turning
+//! them on (`ALTER SYSTEM` + reload), as a normal server runs.
+//!
+//! Each run: empty `oban_jobs`, insert the jobs with `insert_all`, `ANALYZE`, `CHECKPOINT`, then
+//! start a node with one queue and a no-op worker and time it from `start()` until every job is
+//! acked; the rows are checked to be `completed` afterwards. Printed per run: jobs/s; CPU per job
+//! of this process (`/proc/self/stat`) and of all PostgreSQL server processes (the postmaster,
+//! its children and the children it reaped, from `/proc/<pid>/stat`); peak RSS (`VmHWM`, reset
+//! before each run); claim round trips and ack statements with the time spent in them, from the
+//! node's metrics. Baselines measured in the same run give the figures a scale: a `SELECT 1`
+//! round trip, the insert rate, and the same row writes as a drain (claim + ack: two batched
+//! bare `UPDATE`s per job) done from one connection with no runtime at all.
+
+use std::time::{Duration, Instant};
+
+use oban_core::config::{Config, QueueConfig};
+use oban_core::insert::NewJob;
+use oban_core::job::Job;
+use oban_core::node::Node;
+use oban_core::temp_postgres::TempPostgres;
+use oban_core::worker::{Outcome, WorkResult, Worker, WorkerOptions};
+use oban_core::{Client, Prefix, schema};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection, PgPool};
+
+/// The queue every benchmark job goes to.
+const QUEUE: &str = "bench";
+
+/// Jobs per `insert_all` call while filling the table.
+const INSERT_CHUNK: usize = 10_000;
+
+/// Rows per statement in the bare-UPDATE baseline.
+const BARE_BATCH: usize = 1_000;
+
+/// Round trips in the `SELECT 1` baseline.
+const PINGS: usize = 5_000;
+
+/// Linux reports process times in USER_HZ ticks, which the kernel ABI fixes at 100 per second.
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// Completes every job at once.
+struct Noop;
+
+impl Worker for Noop {
+    const NAME: &'static str = "Bench.Noop";
+    const OPTIONS: WorkerOptions = WorkerOptions {
+        queue: QUEUE,
+        ..WorkerOptions::DEFAULT
+    };
+
+    async fn process(&self, _job: &Job) -> WorkResult {
+        Ok(Outcome::complete())
+    }
+}
+
+/// What one drain is run with.
+#[derive(Clone, Copy, Debug)]
+struct Setup {
+    limit: usize,
+    cooldown_ms: u64,
+    ack_batch_limit: usize,
+    jobs: usize,
+}
+
+/// What one drain measured.
+struct Outcomes {
+    insert_per_second: f64,
+    seconds: f64,
+    client_cpu: f64,
+    server_cpu: Option<f64>,
+    start_rss_kb: Option<u64>,
+    peak_rss_kb: Option<u64>,
+    claims: (u64, u64, f64),
+    acks: (u64, u64, f64),
+}
+
+/// What the baselines of one server mode measured.
+struct Baseline {
+    mode: Durability,
+    ping_seconds: f64,
+    insert_per_second: f64,
+    bare_per_second: f64,
+    bare_server_cpu: Option<f64>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    /// As the throwaway cluster starts: fsync, synchronous_commit, full_page_writes off.
+    Off,
+    /// As a normal server runs: all three on.
+    On,
+    /// An external server, whatever it is set to.
+    AsConfigured,
+}
+
+impl Durability {
+    fn label(self) -> &'static str {
+        match self {
+            Durability::Off => "fsync off",
+            Durability::On => "fsync on",
+            Durability::AsConfigured => "as configured",
+        }
+    }
+}
+
+fn main() {
+    let mut jobs = 100_000;
+    let mut quick = false;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--jobs" => {
+                jobs = args
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .expect("--jobs takes a number");
+            }
+            "--quick" => quick = true,
+            // Cargo passes --bench; filters for other benches are not ours.
+            _ => {}
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    runtime.block_on(run(jobs, quick));
+}
+
+async fn run(jobs: usize, quick: bool) {
+    let (server_url, cluster) = match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.trim().is_empty() => (url, None),
+        _ => {
+            let cluster = tokio::task::spawn_blocking(TempPostgres::start)
+                .await
+                .expect("the start-up task")
+                .expect("a throwaway PostgreSQL (set DATABASE_URL to use a running server)");
+            (cluster.url().to_owned(), Some(cluster))
+        }
+    };
+    let database = format!("oban_bench_{}", std::process::id());
+    let mut admin = PgConnection::connect(&server_url)
+        .await
+        .expect("connect to the server");
+    admin
+        .execute(AssertSqlSafe(format!("CREATE DATABASE \"{database}\"")))
+        .await
+        .expect("create the benchmark database");
+    let pool = PgPoolOptions::new()
+        .max_connections(10)
+        .connect(&database_url(&server_url, &database))
+        .await
+        .expect("connect to the benchmark database");
+    schema::migrate(&pool, &Prefix::default())
+        .await
+        .expect("migrate");
+    let client = Client::new(pool.clone(), Prefix::default());
+    let postmaster = postmaster_pid(&pool).await;
+
+    print_header(&pool, cluster.is_some(), postmaster).await;
+
+    let headline = Setup {
+        limit: 1_000,
+        cooldown_ms: 1,
+        ack_batch_limit: 1_000,
+        jobs,
+    };
+    let modes: &[Durability] = match (&cluster, quick) {
+        (None, _) => &[Durability::AsConfigured],
+        (Some(_), true) => &[Durability::Off],
+        (Some(_), false) => &[Durability::Off, Durability::On],
+    };
+    let mut rows = Vec::new();
+    let mut baseline_rows = Vec::new();
+    for &mode in modes {
+        if mode != Durability::AsConfigured {
+            set_durability(&mut admin, &pool, mode == Durability::On).await;
+        }
+        println!("\n## {} ({})", mode.label(), settings(&pool).await);
+        baseline_rows.push(baselines(&pool, &client, mode, jobs, postmaster).await);
+        let outcomes = drain(&pool, &client, headline, postmaster).await;
+        rows.push((mode, headline, outcomes));
+    }
+    if !quick {
+        // The sweep runs on the fastest mode the server offers, with fewer jobs where a small
+        // queue limit makes a run slow, to keep the whole bench near two minutes.
+        let mode = modes[0];
+        if mode != Durability::AsConfigured {
+            set_durability(&mut admin, &pool, false).await;
+        }
+        let sweep_jobs = (jobs / 5).max(1);
+        let sweep = [
+            (10, 5, 1_000, sweep_jobs / 5),
+            (100, 5, 1_000, sweep_jobs),
+            (100, 0, 1_000, sweep_jobs),
+            (500, 1, 1_000, sweep_jobs),
+            (1_000, 0, 1_000, sweep_jobs),
+            (1_000, 5, 100, sweep_jobs),
+            (1_000, 1, 5_000, sweep_jobs),
+            (5_000, 1, 5_000, sweep_jobs),
+        ];
+        for (limit, cooldown_ms, ack_batch_limit, jobs) in sweep {
+            let setup = Setup {
+                limit,
+                cooldown_ms,
+                ack_batch_limit,
+                jobs: jobs.max(1),
+            };
+            let outcomes = drain(&pool, &client, setup, postmaster).await;
+            rows.push((mode, setup, outcomes));
+        }
+    }
+    print_baselines(&baseline_rows);
+    print_table(&rows, &baseline_rows);
+    println!("\nload average at the end: {}", load_average());
+
+    pool.close().await;
+    admin
+        .execute(AssertSqlSafe(format!("DROP DATABASE \"{database}\"")))
+        .await
+        .expect("drop the benchmark database");
+    admin.close().await.expect("close");
+    if let Some(cluster) = cluster {
+        tokio::task::spawn_blocking(move || drop(cluster))
+            .await
+            .expect("stop the cluster");
+    }
+}
+
+/// Fills the table, drains it with one node and measures.
+async fn drain(pool: &PgPool, client: &Client, setup: Setup, postmaster: Option<u32>) -> Outcomes {
+    let insert_per_second = fill(pool, client, setup.jobs).await;
+    sqlx::query("CHECKPOINT")
+        .execute(pool)
+        .await
+        .expect("checkpoint");
+    reset_peak_rss();
+    let start_rss_kb = status_kb("VmRSS");
+
+    let config = Config {
+        queues: vec![QueueConfig::new(QUEUE, setup.limit)],
+        dispatch_cooldown: Duration::from_millis(setup.cooldown_ms),
+        ack_batch_limit: setup.ack_batch_limit,
+        ..Config::default()
+    };
+    let client_before = own_cpu_seconds();
+    let server_before = postmaster.and_then(server_cpu_seconds);
+    let started = Instant::now();
+    let node = Node::builder(pool.clone())
+        .config(config)
+        .worker(Noop)
+        .expect("register the worker")
+        .start()
+        .await
+        .expect("start the node");
+    let deadline = started + Duration::from_secs(300);
+    while node.metrics().snapshot().acks.1 < setup.jobs as u64 {
+        assert!(
+            Instant::now() < deadline,
+            "the drain did not finish in 5 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let client_cpu = own_cpu_seconds() - client_before;
+    let server_cpu = server_before
+        .zip(postmaster.and_then(server_cpu_seconds))
+        .map(|(a, b)| b - a);
+    let peak_rss_kb = status_kb("VmHWM");
+    let snapshot = node.metrics().snapshot();
+    let report = node.shutdown().await;
+    assert!(report.drained, "the node did not shut down cleanly");
+
+    let (completed, total): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE state = 'completed'), count(*) FROM oban_jobs",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("count jobs");
+    assert_eq!(
+        (completed, total),
+        (setup.jobs as i64, setup.jobs as i64),
+        "every job must end completed"
+    );
+    let outcomes = Outcomes {
+        insert_per_second,
+        seconds,
+        client_cpu,
+        server_cpu,
+        start_rss_kb,
+        peak_rss_kb,
+        claims: snapshot.claims,
+        acks: snapshot.acks,
+    };
+    print_run(setup, &outcomes);
+    outcomes
+}
+
+/// Empties `oban_jobs` and inserts `jobs` no-op jobs; returns the insert rate.
+async fn fill(pool: &PgPool, client: &Client, jobs: usize) -> f64 {
+    sqlx::query("TRUNCATE oban_jobs")
+        .execute(pool)
+        .await
+        .expect("truncate");
+    let batch: Vec<NewJob> = (0..jobs)
+        .map(|i| Noop::new_job(&serde_json::json!({ "i": i })).expect("a valid job"))
+        .collect();
+    let started = Instant::now();
+    for chunk in batch.chunks(INSERT_CHUNK) {
+        client.insert_all(chunk).await.expect("insert_all");
+    }
+    let rate = jobs as f64 / started.elapsed().as_secs_f64();
+    // A live table has statistics; a freshly filled one would be planned as empty.
+    sqlx::query("ANALYZE oban_jobs")
+        .execute(pool)
+        .await
+        .expect("analyze");
+    rate
+}
+
+/// Baselines for this server mode: a round trip, the insert rate, and the bare row writes.
+async fn baselines(
+    pool: &PgPool,
+    client: &Client,
+    mode: Durability,
+    jobs: usize,
+    postmaster: Option<u32>,
+) -> Baseline {
+    let mut conn = pool.acquire().await.expect("a connection");
+    let started = Instant::now();
+    for _ in 0..PINGS {
+        sqlx::query("SELECT 1")
+            .execute(&mut *conn)
+            .await
+            .expect("SELECT 1");
+    }
+    let ping_seconds = started.elapsed().as_secs_f64() / PINGS as f64;
+    let insert_per_second = fill(pool, client, jobs).await;
+
+    // The same rows and indexes, updated the way a drain changes them (available → executing →
+    // completed), in batches of BARE_BATCH, from one connection, with no locking or runtime.
+    for statement in [
+        "DROP TABLE IF EXISTS bench_bare",
+        "CREATE TABLE bench_bare (LIKE oban_jobs INCLUDING ALL)",
+        "INSERT INTO bench_bare SELECT * FROM oban_jobs",
+        "ANALYZE bench_bare",
+        "CHECKPOINT",
+    ] {
+        sqlx::query(statement)
+            .execute(&mut *conn)
+            .await
+            .expect(statement);
+    }
+    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM bench_bare ORDER BY id")
+        .fetch_all(&mut *conn)
+        .await
+        .expect("ids");
+    let server_before = postmaster.and_then(server_cpu_seconds);
+    let started = Instant::now();
+    for chunk in ids.chunks(BARE_BATCH) {
+        sqlx::query(
+            "UPDATE bench_bare SET state = 'executing', attempt = attempt + 1, \
+             attempted_at = timezone('UTC', now()) WHERE id = ANY($1)",
+        )
+        .bind(chunk)
+        .execute(&mut *conn)
+        .await
+        .expect("bare claim update");
+        sqlx::query(
+            "UPDATE bench_bare SET state = 'completed', completed_at = timezone('UTC', now()) \
+             WHERE id = ANY($1)",
+        )
+        .bind(chunk)
+        .execute(&mut *conn)
+        .await
+        .expect("bare ack update");
+    }
+    let bare_per_second = ids.len() as f64 / started.elapsed().as_secs_f64();
+    let bare_server_cpu = server_before
+        .zip(postmaster.and_then(server_cpu_seconds))
+        .map(|(a, b)| b - a);
+    sqlx::query("DROP TABLE bench_bare")
+        .execute(&mut *conn)
+        .await
+        .expect("drop bench_bare");
+    let baseline = Baseline {
+        mode,
+        ping_seconds,
+        insert_per_second,
+        bare_per_second,
+        bare_server_cpu: bare_server_cpu.map(|cpu| cpu * 1e6 / ids.len() as f64),
+    };
+    println!(
+        "baselines: SELECT 1 round trip {:.1} µs; insert_all {:.0} jobs/s; bare UPDATEs {:.0} jobs/s \
+         using {} µs of PostgreSQL CPU per job",
+        baseline.ping_seconds * 1e6,
+        baseline.insert_per_second,
+        baseline.bare_per_second,
+        micros(baseline.bare_server_cpu),
+    );
+    baseline
+}
+
+fn print_run(setup: Setup, o: &Outcomes) {
+    println!(
+        "limit {:>5}  cooldown {}ms  ack batch {:>5}  {:>6} jobs: {:>7.0} jobs/s in {:.2}s (inserted at {:.0}/s)",
+        setup.limit,
+        setup.cooldown_ms,
+        setup.ack_batch_limit,
+        setup.jobs,
+        setup.jobs as f64 / o.seconds,
+        o.seconds,
+        o.insert_per_second
+    );
+}
+
+fn print_baselines(baselines: &[Baseline]) {
+    println!("\n## Baselines\n");
+    println!(
+        "| server | SELECT 1 round trip µs | insert_all jobs/s | bare UPDATEs jobs/s | \
+         bare UPDATEs PG CPU µs/job |"
+    );
+    println!("|---|--:|--:|--:|--:|");
+    for b in baselines {
+        println!(
+            "| {} | {:.1} | {:.0} | {:.0} | {} |",
+            b.mode.label(),
+            b.ping_seconds * 1e6,
+            b.insert_per_second,
+            b.bare_per_second,
+            micros(b.bare_server_cpu),
+        );
+    }
+    println!(
+        "\nbare UPDATEs: per job, the two row writes a drain makes (available → executing → \
+         completed), {BARE_BATCH} rows per statement from one connection: no claim query, row \
+         locks, acks or runtime. Their CPU is the floor under a drain's PostgreSQL CPU."
+    );
+}
+
+fn print_table(rows: &[(Durability, Setup, Outcomes)], baselines: &[Baseline]) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!("\n## Drains\n");
+    println!(
+        "| server | limit | cooldown | ack batch | jobs | jobs/s | × bare UPDATEs | insert/s | \
+         client CPU µs/job | PG CPU µs/job | PG CPU × bare | CPU busy | CPU ceiling jobs/s | \
+         RSS start → peak MB | claims | jobs/claim | claim ms | acks | jobs/ack | ack ms |"
+    );
+    println!("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+    for (mode, setup, o) in rows {
+        let baseline = baselines.iter().find(|b| b.mode == *mode);
+        let per_job = |seconds: f64| seconds * 1e6 / setup.jobs as f64;
+        let rate = setup.jobs as f64 / o.seconds;
+        let server = o.server_cpu.map(per_job);
+        let busy = (o.client_cpu + o.server_cpu.unwrap_or(0.0)) / o.seconds;
+        let ceiling = server.map(|server| cores as f64 * 1e6 / (server + per_job(o.client_cpu)));
+        let mean_ms = |(count, _, seconds): (u64, u64, f64)| {
+            if count == 0 {
+                0.0
+            } else {
+                seconds * 1e3 / count as f64
+            }
+        };
+        let mb = |kb: Option<u64>| {
+            kb.map_or_else(
+                || "n/a".to_owned(),
+                |kb| format!("{:.0}", kb as f64 / 1024.0),
+            )
+        };
+        println!(
+            "| {} | {} | {}ms | {} | {} | {:.0} | {} | {:.0} | {:.1} | {} | {} | {:.2} cores | {} | {} → {} | {} | {:.0} | {:.2} | {} | {:.0} | {:.2} |",
+            mode.label(),
+            setup.limit,
+            setup.cooldown_ms,
+            setup.ack_batch_limit,
+            setup.jobs,
+            rate,
+            baseline.map_or_else(
+                || "n/a".to_owned(),
+                |b| format!("{:.2}", rate / b.bare_per_second)
+            ),
+            o.insert_per_second,
+            per_job(o.client_cpu),
+            micros(server),
+            baseline
+                .and_then(|b| server.zip(b.bare_server_cpu))
+                .map_or_else(
+                    || "n/a".to_owned(),
+                    |(drain, bare)| format!("{:.2}", drain / bare)
+                ),
+            busy,
+            ceiling.map_or_else(|| "n/a".to_owned(), |ceiling| format!("{ceiling:.0}")),
+            mb(o.start_rss_kb),
+            mb(o.peak_rss_kb),
+            o.claims.0,
+            o.claims.1 as f64 / o.claims.0.max(1) as f64,
+            mean_ms(o.claims),
+            o.acks.0,
+            o.acks.1 as f64 / o.acks.0.max(1) as f64,
+            mean_ms(o.acks),
+        );
+    }
+    println!(
+        "\nCPU busy: (client + PostgreSQL CPU) / wall time, out of {cores} cores shared with \
+         whatever else runs. CPU ceiling: {cores} cores / (client + PostgreSQL CPU per job), the \
+         rate the measured work per job allows when the cores do nothing else. claim ms / ack \
+         ms: mean time of one claim round trip / one ack statement, from the node's metrics."
+    );
+}
+
+/// Microseconds with one decimal, or `n/a`.
+fn micros(value: Option<f64>) -> String {
+    value.map_or_else(|| "n/a".to_owned(), |value| format!("{value:.1}"))
+}
+
+/// The 1, 5 and 15 minute load averages: how busy the machine was besides this bench.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|load| {
+            load.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_else(|_| "unknown".to_owned())
+}
+
+async fn print_header(pool: &PgPool, throwaway: bool, postmaster: Option<u32>) {
+    let version: String = sqlx::query_scalar("SHOW server_version")
+        .fetch_one(pool)
+        .await
+        .expect("version");
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|line| line.starts_with("model name"))
+                .and_then(|line| line.split(':').nth(1))
+                .map(|model| model.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    println!("# oban-core drain benchmark");
+    println!("load average at the start: {}", load_average());
+    println!(
+        "{} × {cpu}; PostgreSQL {version} on {}; PostgreSQL CPU {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        if throwaway {
+            "a throwaway local cluster (temp_postgres)"
+        } else {
+            "DATABASE_URL"
+        },
+        if postmaster.is_some() {
+            "read from /proc"
+        } else {
+            "not readable (not a local server)"
+        }
+    );
+    if throwaway {
+        println!(
+            "note: the throwaway cluster starts with fsync, synchronous_commit and full_page_writes \
+             off; the headline drain is repeated with them on."
+        );
+    }
+}
+
+/// The durability settings the pool's connections run with.
+async fn settings(pool: &PgPool) -> String {
+    let values: Vec<(String, String)> = sqlx::query_as(
+        "SELECT name, setting FROM pg_settings WHERE name IN \
+         ('fsync', 'synchronous_commit', 'full_page_writes', 'shared_buffers', 'wal_level') ORDER BY name",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("settings");
+    values
+        .iter()
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Turns fsync, synchronous_commit and full_page_writes on or off, server-wide.
+async fn set_durability(admin: &mut PgConnection, pool: &PgPool, on: bool) {
+    let value = if on { "on" } else { "off" };
+    for name in ["fsync", "synchronous_commit", "full_page_writes"] {
+        admin
+            .execute(AssertSqlSafe(format!("ALTER SYSTEM SET {name} = {value}")))
+            .await
+            .expect("ALTER SYSTEM");
+    }
+    admin
+        .execute("SELECT pg_reload_conf()")
+        .await
+        .expect("reload");
+    // Backends apply a reload before their next statement; wait until the pool's do.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let fsync: String = sqlx::query_scalar("SHOW fsync")
+            .fetch_one(pool)
+            .await
+            .expect("SHOW fsync");
+        if fsync == value {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server did not apply fsync = {value}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    admin.execute("CHECKPOINT").await.expect("checkpoint");
+}
+
+/// `url` pointing at `database` instead of its own.
+fn database_url(url: &str, database: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let authority = base.find("://").map_or(0, |i| i + 3);
+    let path = base[authority..]
+        .find('/')
+        .map_or(base.len(), |i| authority + i);
+    match query {
+        Some(query) => format!("{}/{database}?{query}", &base[..path]),
+        None => format!("{}/{database}", &base[..path]),
+    }
+}
+
+/// The postmaster's pid, when the server runs on this machine and /proc shows it: the parent
+/// of this connection's backend, checked to be a PostgreSQL process serving this database.
+async fn postmaster_pid(pool: &PgPool) -> Option<u32> {
+    let (backend, database): (i32, String) =
+        sqlx::query_as("SELECT pg_backend_pid(), current_database()")
+            .fetch_one(pool)
+            .await
+            .ok()?;
+    let cmdline = std::fs::read(format!("/proc/{backend}/cmdline")).ok()?;
+    if !String::from_utf8_lossy(&cmdline).contains(&database) {
+        return None;
+    }
+    let fields = stat_fields(backend as u32)?;
+    fields.get(1)?.parse().ok()
+}
+
+/// The fields of `/proc/<pid>/stat` after the command name: index 0 is field 3 (state).
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    Some(rest.split_whitespace().map(str::to_owned).collect())
+}
+
+/// utime + stime (+ cutime + cstime when `children`) of a process, in seconds.
+fn cpu_seconds(fields: &[String], children: bool) -> f64 {
+    let tick = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let ticks = tick(11) + tick(12) + if children { tick(13) + tick(14) } else { 0 };
+    ticks as f64 / TICKS_PER_SECOND
+}
+
+fn own_cpu_seconds() -> f64 {
+    stat_fields(std::process::id()).map_or(0.0, |fields| cpu_seconds(&fields, false))
+}
+
+/// CPU of the whole server: the postmaster with the children it reaped, plus its live children.
+fn server_cpu_seconds(postmaster: u32) -> Option<f64> {
+    let mut total = cpu_seconds(&stat_fields(postmaster)?, true);
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if let Some(fields) = stat_fields(pid)
+            && fields.get(1).and_then(|ppid| ppid.parse::<u32>().ok()) == Some(postmaster)
+        {
+            total += cpu_seconds(&fields, false);
+        }
+    }
+    Some(total)
+}
+
+/// A `kB` line of `/proc/self/status`.
+fn status_kb(key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with(key))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Resets VmHWM to the current RSS, so each run reports its own peak.
+fn reset_peak_rss() {
+    if std::fs::write("/proc/self/clear_refs", "5").is_err() {
+        eprintln!("note: could not reset VmHWM; peak RSS is the process-wide peak");
+    }
+}
