@@ -4,6 +4,9 @@
 -- and never wait on each other; it also fences the planner so that no more than $2 rows are
 -- updated. Jobs that have used up their attempts are locked but left alone (the attempt guard).
 -- attempted_at comes from the database clock; the ack is guarded on it.
+-- The locked ids are handed to the UPDATE as one array, so it finds its rows through the
+-- primary key: joined to the CTE instead, a large $2 makes the planner hash the whole table
+-- (finished jobs included) on every claim. The claimed jobs are returned in claim order.
 WITH subset AS (
   SELECT id
   FROM {prefix}.oban_jobs
@@ -11,15 +14,16 @@ WITH subset AS (
   ORDER BY priority ASC, scheduled_at ASC, id ASC
   LIMIT $2
   FOR UPDATE SKIP LOCKED
+), claimed AS (
+  UPDATE {prefix}.oban_jobs AS j
+  SET state = 'executing',
+      attempted_at = timezone('UTC', now()),
+      attempted_by = $3::text[],
+      attempt = j.attempt + 1
+  WHERE j.id = ANY(ARRAY(SELECT id FROM subset)) AND j.attempt < j.max_attempts
+  RETURNING j.id, j.queue, j.worker, j.args, to_jsonb(j.errors) AS errors, j.attempt::int AS attempt,
+            j.max_attempts::int AS max_attempts, j.priority::int AS priority,
+            coalesce(j.tags, '{}') AS tags, coalesce(j.meta, '{}') AS meta, j.inserted_at,
+            j.scheduled_at, j.attempted_at, j.attempted_by
 )
-UPDATE {prefix}.oban_jobs AS j
-SET state = 'executing',
-    attempted_at = timezone('UTC', now()),
-    attempted_by = $3::text[],
-    attempt = j.attempt + 1
-FROM subset
-WHERE j.id = subset.id AND j.attempt < j.max_attempts
-RETURNING j.id, j.queue, j.worker, j.args, to_jsonb(j.errors) AS errors, j.attempt::int AS attempt,
-          j.max_attempts::int AS max_attempts, j.priority::int AS priority,
-          coalesce(j.tags, '{}') AS tags, coalesce(j.meta, '{}') AS meta, j.inserted_at,
-          j.scheduled_at, j.attempted_at, j.attempted_by
+SELECT * FROM claimed ORDER BY priority, scheduled_at, id
