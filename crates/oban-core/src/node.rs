@@ -144,6 +144,7 @@ impl NodeBuilder {
             deliver,
             health: health_tx,
             reconnected: reconnected_tx,
+            polling_only: config.behind_pooler && config.listen_options.is_none(),
         };
         services.spawn(listener.run(stop_services.clone()));
         let router = Router {

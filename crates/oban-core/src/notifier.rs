@@ -211,6 +211,8 @@ pub(crate) struct Listener {
     pub health: watch::Sender<ListenerHealth>,
     /// Told after every (re)connect, so that producers look for jobs whose wake-up was missed.
     pub reconnected: mpsc::Sender<()>,
+    /// The only way to the database is a transaction-mode pooler: never LISTEN, run on polling.
+    pub polling_only: bool,
 }
 
 impl Listener {
@@ -225,6 +227,17 @@ impl Listener {
     }
 
     pub async fn run(self, stop: CancellationToken) {
+        if self.polling_only {
+            // Even a probe would leave a LISTEN on a server connection that the pooler shares,
+            // which then hands the probe's notification to another client mid-query.
+            tracing::warn!(
+                "the pool goes through a transaction-mode pooler (behind_pooler / --no-statement-cache) and no \
+                 listen URL is set: LISTEN cannot work through the pooler, so this node is running on polling. \
+                 Point the listener at PostgreSQL directly (--listen-url / OBAN_LISTEN_URL, \
+                 Config::listen_options) for instant wake-ups."
+            );
+            return;
+        }
         let channels: Vec<String> = Channel::ALL
             .iter()
             .map(|channel| self.prefix.channel(channel.name()))
