@@ -17,8 +17,9 @@ struct Cli {
     /// The Oban prefix: the PostgreSQL schema holding oban_jobs.
     #[arg(long, env = "OBAN_PREFIX", default_value = "public", global = true)]
     prefix: String,
-    /// Turn sqlx's prepared-statement cache off (needed behind a transaction-mode pooler such
-    /// as PgBouncer, where a named statement must not outlive its transaction).
+    /// For a transaction-mode pooler such as PgBouncer before 1.21: no prepared-statement
+    /// cache, every statement sent unnamed inside a transaction of its own (a named statement
+    /// would outlive its transaction on a shared server connection).
     #[arg(long, env = "BADGE_FORGE_NO_STATEMENT_CACHE", global = true)]
     no_statement_cache: bool,
     /// Log format: human-readable text, or one JSON object per line for log shippers.

@@ -4,7 +4,7 @@ use badge_forge::fake_badges::fake_badges;
 use badge_forge::render::Badge;
 use badge_forge::worker::GenerateBadge;
 use indicatif::{ProgressBar, ProgressStyle};
-use oban_core::Client;
+use oban_core::{Client, Db};
 use oban_core::insert::NewJob;
 use oban_core::worker::Worker;
 use serde_json::json;
@@ -55,7 +55,11 @@ pub async fn enqueue(client: &Client, count: usize, seed: u64) -> anyhow::Result
 }
 
 pub async fn run(database: &Database, args: EnqueueArgs) -> anyhow::Result<()> {
-    let client = Client::new(database.connect(2).await?, database.prefix.clone());
+    let pool = database.connect(2).await?;
+    let client = Client::new(
+        Db::with_pooler(pool, !database.statement_cache),
+        database.prefix.clone(),
+    );
     let started = std::time::Instant::now();
     enqueue(&client, args.count, args.seed).await?;
     println!(

@@ -119,6 +119,7 @@ pub async fn start_node(
 ) -> anyhow::Result<NodeHandle> {
     let mut config = args.config()?;
     config.prefix = database.prefix.clone();
+    config.behind_pooler = !database.statement_cache;
     let renderer = Arc::new(Renderer::new(args.event.event_info())?);
     let output = OutputDir::create(&args.output, args.fsync).with_context(|| {
         format!(
