@@ -1,0 +1,241 @@
+//! `badge-forge work` through PgBouncer in transaction mode (Debian's `pgbouncer`, started on
+//! loopback by `oban_core::temp_pgbouncer`), with `--no-statement-cache`: every statement goes
+//! through the pooler, which gives the node 3 server connections for its 10 pool connections.
+//! LISTEN cannot work through such a pooler: with `--listen-url` straight to PostgreSQL the node
+//! wakes at once; without it, it says so in one line and runs on polling.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use oban_core::temp_pgbouncer::TempPgBouncer;
+use sqlx::PgPool;
+use support::{BADGE_FORGE, count, database, output_dir, wait_for_count};
+use tokio::sync::Mutex;
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
+
+/// The warning the node logs once when it cannot LISTEN.
+const POLLING_LINE: &str = "running on polling";
+
+/// A `badge-forge work` whose log goes to a file.
+struct LoggedNode {
+    child: Child,
+    log: PathBuf,
+}
+
+impl LoggedNode {
+    fn start(url: &str, output: &Path, extra: &[&str]) -> Self {
+        let log = output.join("node.log");
+        let child = Command::new(BADGE_FORGE)
+            .args([
+                "work",
+                "--database-url",
+                url,
+                "--no-statement-cache",
+                "--node",
+                "pooled",
+            ])
+            .arg("--output")
+            .arg(output)
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start badge-forge work");
+        Self { child, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn terminate(mut self) -> String {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let status = self.child.wait().unwrap();
+        assert!(
+            status.success(),
+            "badge-forge work exited with {status}: {}",
+            self.log()
+        );
+        self.log()
+    }
+}
+
+impl Drop for LoggedNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `badge-forge enqueue` through the pooler: `count` badges, seeded by `seed` (ids included).
+fn enqueue(url: &str, count: usize, seed: u64) {
+    let status = Command::new(BADGE_FORGE)
+        .args(["enqueue", "--no-statement-cache", "--database-url", url])
+        .args(["--count", &count.to_string(), "--seed", &seed.to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "badge-forge enqueue through PgBouncer failed"
+    );
+}
+
+/// Every badge completed once with one confirmation; returns the longest wait in seconds from
+/// insert to claim.
+async fn assert_done_once(pool: &PgPool, expected: i64) -> f64 {
+    let (done, once, waited): (i64, i64, f64) = sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE attempt = 1), \
+                coalesce(max(extract(epoch FROM attempted_at - inserted_at)), 0)::float8 \
+         FROM oban_jobs WHERE queue = 'badges' AND state = 'completed'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (done, once),
+        (expected, expected),
+        "badges completed on their first attempt"
+    );
+    let (confirmations, distinct): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(DISTINCT args->>'id') FROM oban_jobs WHERE queue = 'printing'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (confirmations, distinct),
+        (expected, expected),
+        "one confirmation per badge"
+    );
+    waited
+}
+
+/// Query failures a pooler can cause (named statements, notifications mid-query).
+fn assert_no_database_errors(log: &str) {
+    for symptom in [
+        "prepared statement",
+        "NotificationResponse",
+        "claim failed",
+        "ack failed",
+        "failed",
+    ] {
+        assert!(
+            !log.contains(symptom),
+            "the node logged {symptom:?}:\n{log}"
+        );
+    }
+}
+
+/// A backend of this database LISTENing on an Oban channel: the node's listener is ready.
+const LISTENING: &str = "SELECT least(count(*), 1) FROM pg_stat_activity \
+     WHERE datname = current_database() AND query LIKE 'LISTEN%oban_%' AND query NOT LIKE '%probe%'";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn through_pgbouncer_with_a_direct_listener_every_wake_up_is_instant() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let (pool, url) = database().await;
+    let bouncer = TempPgBouncer::start(&url, 3).unwrap();
+    let pooled = bouncer.url(&url).unwrap();
+    let output = output_dir("pgbouncer-listen");
+    // A 30 s poll: any job claimed within a second was woken by a notification.
+    let node = LoggedNode::start(
+        &pooled,
+        &output,
+        &["--listen-url", &url, "--poll-interval", "30"],
+    );
+    wait_for_count(
+        &pool,
+        "the direct listener",
+        LISTENING,
+        1,
+        Duration::from_secs(20),
+    )
+    .await;
+    let started = Instant::now();
+    for batch in 0..5 {
+        enqueue(&pooled, 40, 100 + batch);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let done = "SELECT count(*) FROM oban_jobs WHERE queue = 'badges' AND state = 'completed'";
+    wait_for_count(&pool, "200 badges", done, 200, Duration::from_secs(60)).await;
+    let took = started.elapsed();
+    let log = node.terminate();
+    let waited = assert_done_once(&pool, 200).await;
+    assert_no_database_errors(&log);
+    assert!(
+        !log.contains(POLLING_LINE),
+        "the direct listener was not heard:\n{log}"
+    );
+    assert!(
+        waited < 5.0,
+        "a job waited {waited:.2} s: wake-ups did not arrive (poll is 30 s)"
+    );
+    let server_side = bouncer.log();
+    assert!(
+        !server_side.contains("when not linked"),
+        "a LISTEN went through PgBouncer:\n{server_side}"
+    );
+    println!(
+        "deploy pgbouncer: 200 badges through PgBouncer (transaction mode, 3 server connections) in {took:.2?}, \
+         LISTEN direct: longest insert-to-claim {:.0} ms with a 30 s poll",
+        waited * 1000.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn through_pgbouncer_without_a_listener_it_says_so_once_and_polls() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let (pool, url) = database().await;
+    let bouncer = TempPgBouncer::start(&url, 3).unwrap();
+    let pooled = bouncer.url(&url).unwrap();
+    let output = output_dir("pgbouncer-poll");
+    let node = LoggedNode::start(&pooled, &output, &["--poll-interval", "1"]);
+    // Jobs trickle in, each batch announced on a channel nobody hears: the poll finds each.
+    for batch in 0..12 {
+        enqueue(&pooled, 5, 200 + batch);
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    let done = "SELECT count(*) FROM oban_jobs WHERE queue = 'badges' AND state = 'completed'";
+    wait_for_count(&pool, "60 badges", done, 60, Duration::from_secs(30)).await;
+    let log = node.terminate();
+    let waited = assert_done_once(&pool, 60).await;
+    let warnings: Vec<&str> = log.lines().filter(|line| line.contains("WARN")).collect();
+    assert_eq!(warnings.len(), 1, "exactly one warning:\n{log}");
+    assert!(
+        warnings[0].contains(POLLING_LINE),
+        "it says the node polls:\n{log}"
+    );
+    assert!(
+        warnings[0].contains("--listen-url"),
+        "it says what to set:\n{log}"
+    );
+    assert_no_database_errors(&log);
+    // Poll interval 1 s, plus the claim and a badge render on a busy 2-core machine.
+    assert!(waited < 2.0, "a job waited {waited:.2} s with a 1 s poll");
+    let listening = count(
+        &pool,
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+         AND query LIKE 'LISTEN%' AND query NOT LIKE '%probe%'",
+    )
+    .await;
+    assert_eq!(
+        listening, 0,
+        "no server connection was left listening on an Oban channel"
+    );
+    println!(
+        "deploy pgbouncer: no --listen-url: one warning, 60 badges on polling, longest insert-to-claim {:.0} ms (poll 1 s)",
+        waited * 1000.0
+    );
+}
