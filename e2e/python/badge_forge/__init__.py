@@ -1,0 +1,1 @@
+"""The Python side of Badge Forge: the GenerateBadge worker (see generator.py)."""
