@@ -1,0 +1,304 @@
+//! Many nodes on one database: 1, 2 and 4 `badge-forge work` processes (distinct `--node`, each
+//! running `badges=10`) drain one queue on a private PostgreSQL, for two workloads:
+//!
+//! - `no-op`: jobs whose args GenerateBadge rejects at once (type "vip"), so each costs a claim
+//!   and a discarding ack and nothing else: the database's cost per job, undiluted;
+//! - `badges`: real badges, rendered to PDF, each confirmed with a PrintCenter job.
+//!
+//! For each run it prints jobs/s, duplicates (attempts past the first, or extra confirmations:
+//! must be 0), lock waits (sampled `pg_locks` rows not granted), database time per job
+//! (`pg_stat_statements` execution time, and the CPU time of the server's processes from
+//! /proc), WAL bytes per job and the most connections seen. On 2 cores the nodes and the
+//! server share the CPU, so jobs/s does not grow with nodes here; the per-job costs are what
+//! `docs/scaling.md` builds on.
+//!
+//! `cargo bench -p badge-forge --bench scaling` (env `SCALING_NOOP_JOBS`, `SCALING_BADGE_JOBS`
+//! change the sizes, default 10,000 and 2,000).
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use oban_core::temp_postgres::TempPostgres;
+use sqlx::{Connection, PgConnection, PgPool};
+
+const BADGE_FORGE: &str = env!("CARGO_BIN_EXE_badge-forge");
+
+#[derive(Clone, Copy, PartialEq)]
+enum Workload {
+    Noop,
+    Badges,
+}
+
+impl Workload {
+    fn name(self) -> &'static str {
+        match self {
+            Workload::Noop => "no-op",
+            Workload::Badges => "badges",
+        }
+    }
+}
+
+struct Row {
+    workload: Workload,
+    nodes: usize,
+    jobs: i64,
+    seconds: f64,
+    duplicates: i64,
+    lock_wait_samples: usize,
+    samples: usize,
+    max_lock_waits: i64,
+    exec_ms: f64,
+    cpu_ms: f64,
+    wal_bytes: f64,
+    max_connections: i64,
+}
+
+fn main() {
+    let noop_jobs = size("SCALING_NOOP_JOBS", 10_000);
+    let badge_jobs = size("SCALING_BADGE_JOBS", 2_000);
+    let cluster = TempPostgres::builder()
+        .setting("shared_preload_libraries", "'pg_stat_statements'")
+        .setting("pg_stat_statements.track", "all")
+        .start()
+        .expect("a private PostgreSQL (see scripts/ensure-deps)");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut rows = Vec::new();
+    for (workload, jobs) in [(Workload::Noop, noop_jobs), (Workload::Badges, badge_jobs)] {
+        for nodes in [1, 2, 4] {
+            let row = runtime.block_on(run(&cluster, workload, nodes, jobs));
+            print_row(&row);
+            rows.push(row);
+        }
+    }
+    println!();
+    println!(
+        "| workload | nodes | jobs | jobs/s | duplicates | lock waits (samples, max) | SQL exec ms/job | server CPU ms/job | WAL bytes/job | connections |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for row in &rows {
+        println!(
+            "| {} | {} | {} | {:.0} | {} | {}/{}, max {} | {:.3} | {:.3} | {:.0} | {} |",
+            row.workload.name(),
+            row.nodes,
+            row.jobs,
+            row.jobs as f64 / row.seconds,
+            row.duplicates,
+            row.lock_wait_samples,
+            row.samples,
+            row.max_lock_waits,
+            row.exec_ms,
+            row.cpu_ms,
+            row.wal_bytes,
+            row.max_connections
+        );
+    }
+    assert!(
+        rows.iter().all(|row| row.duplicates == 0),
+        "a job ran twice"
+    );
+}
+
+fn size(var: &str, default: i64) -> i64 {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn print_row(row: &Row) {
+    eprintln!(
+        "scaling: {} x{}: {} jobs in {:.2} s ({:.0}/s), {} duplicates, {:.3} ms SQL and {:.3} ms server CPU per job",
+        row.workload.name(),
+        row.nodes,
+        row.jobs,
+        row.seconds,
+        row.jobs as f64 / row.seconds,
+        row.duplicates,
+        row.exec_ms,
+        row.cpu_ms
+    );
+}
+
+async fn run(cluster: &TempPostgres, workload: Workload, nodes: usize, jobs: i64) -> Row {
+    let name = format!("scaling_{}_{nodes}", workload.name().replace('-', ""));
+    let mut admin = PgConnection::connect(cluster.url()).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    admin.close().await.unwrap();
+    let url = cluster.url().replace("/postgres", &format!("/{name}"));
+    command(&["migrate", "--database-url", &url]);
+    let pool = PgPool::connect(&url).await.unwrap();
+    match workload {
+        Workload::Badges => command(&[
+            "enqueue",
+            "--database-url",
+            &url,
+            "--count",
+            &jobs.to_string(),
+        ]),
+        Workload::Noop => {
+            sqlx::query(
+                "INSERT INTO oban_jobs (worker, queue, args, max_attempts) \
+                 SELECT 'badge_forge.generator.GenerateBadge', 'badges', \
+                        jsonb_build_object('id', g::text, 'name', 'N', 'company', 'C', 'type', 'vip'), 1 \
+                 FROM generate_series(1, $1) AS g",
+            )
+            .bind(jobs)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+    }
+    sqlx::raw_sql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements; VACUUM ANALYZE oban_jobs")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("SELECT pg_stat_statements_reset()")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let wal_start: i64 = scalar(&pool, "SELECT (pg_current_wal_lsn() - '0/0')::int8").await;
+    let cpu_start = server_cpu_ms(cluster);
+
+    let output = std::env::temp_dir().join(format!("bf-scaling-{name}-{}", std::process::id()));
+    let workers: Vec<Child> = (0..nodes)
+        .map(|i| {
+            Command::new(BADGE_FORGE)
+                .args([
+                    "work",
+                    "--database-url",
+                    &url,
+                    "--node",
+                    &format!("bench-{i}"),
+                    "--queue",
+                    "badges=10",
+                ])
+                .arg("--output")
+                .arg(&output)
+                .env("RUST_LOG", "error")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("start badge-forge work")
+        })
+        .collect();
+
+    let started = Instant::now();
+    let (mut samples, mut lock_wait_samples, mut max_lock_waits, mut max_connections) =
+        (0, 0, 0, 0);
+    loop {
+        let (done, waits, connections): (i64, i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM oban_jobs WHERE queue = 'badges' AND state IN ('completed', 'discarded')), \
+                    (SELECT count(*) FROM pg_locks WHERE NOT granted), \
+                    (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database())",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        samples += 1;
+        lock_wait_samples += usize::from(waits > 0);
+        max_lock_waits = max_lock_waits.max(waits);
+        // Less this sampler's own connection.
+        max_connections = max_connections.max(connections - 1);
+        if done == jobs {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(900),
+            "{done} of {jobs} after 15 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let cpu_ms = server_cpu_ms(cluster) - cpu_start;
+    let wal_end: i64 = scalar(&pool, "SELECT (pg_current_wal_lsn() - '0/0')::int8").await;
+    let exec_ms: f64 = scalar(
+        &pool,
+        "SELECT coalesce(sum(total_exec_time), 0)::float8 FROM pg_stat_statements \
+         WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+           AND query NOT LIKE '%pg_stat_activity%'",
+    )
+    .await;
+    for worker in workers {
+        let _ = Command::new("kill")
+            .args(["-TERM", &worker.id().to_string()])
+            .status();
+        let _ = { worker }.wait();
+    }
+    let duplicates: i64 = scalar(
+        &pool,
+        "SELECT (SELECT count(*) FROM oban_jobs WHERE queue = 'badges' AND attempt > 1) \
+              + (SELECT count(*) - count(DISTINCT args->>'id') FROM oban_jobs WHERE queue = 'printing')",
+    )
+    .await;
+    pool.close().await;
+    let _ = std::fs::remove_dir_all(&output);
+    Row {
+        workload,
+        nodes,
+        jobs,
+        seconds,
+        duplicates,
+        lock_wait_samples,
+        samples,
+        max_lock_waits,
+        exec_ms: exec_ms / jobs as f64,
+        cpu_ms: cpu_ms / jobs as f64,
+        wal_bytes: (wal_end - wal_start) as f64 / jobs as f64,
+        max_connections,
+    }
+}
+
+async fn scalar<T>(pool: &PgPool, sql: &'static str) -> T
+where
+    T: Send + Unpin + for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+{
+    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
+}
+
+fn command(args: &[&str]) {
+    let status = Command::new(BADGE_FORGE)
+        .args(args)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "badge-forge {args:?} failed");
+}
+
+/// CPU time (user + system, ms) of the cluster's postmaster and every process it started:
+/// the backends serving the nodes, the WAL writer, the checkpointer, autovacuum.
+fn server_cpu_ms(cluster: &TempPostgres) -> f64 {
+    let pid_file = std::fs::read_to_string(cluster.dir().join("data/postmaster.pid")).unwrap();
+    let postmaster: u32 = pid_file.lines().next().unwrap().trim().parse().unwrap();
+    let ticks: f64 = Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8(out.stdout).ok()?.trim().parse().ok())
+        .unwrap_or(100.0);
+    let mut total = 0u64;
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // Fields after the parenthesised command: state ppid ... utime (14) stime (15).
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let pid: u32 = head
+            .split_whitespace()
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        let ppid: u32 = fields.get(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+        if pid == postmaster || ppid == postmaster {
+            let utime: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0);
+            let stime: u64 = fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
+            total += utime + stime;
+        }
+    }
+    total as f64 * 1000.0 / ticks
+}
