@@ -1,0 +1,208 @@
+//! End-to-end badge throughput: enqueue badges as Elixir does, drain them with a GenerateBadge
+//! node, and count the PrintCenter confirmations in the database.
+//!
+//! `cargo bench -p badge-forge --bench pipeline [-- --badges N]`
+//!
+//! Uses `DATABASE_URL` when set, else a throwaway cluster (fsync off: see temp_postgres.rs).
+//! Printed: badges/s from the end of the enqueue to the last confirmation, render ms per badge
+//! (the worker's own clock), median and p95 PDF bytes, and peak RSS (VmHWM). The baseline,
+//! measured in the same run on the same database, drains as many no-op jobs through the same
+//! node machinery (claim, run, ack with one follow-up insert each): the ratio says what the
+//! rendering and file writing cost on top of the queue itself.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use badge_forge::fake_badges::fake_badges;
+use badge_forge::output::OutputDir;
+use badge_forge::render::{EventInfo, Renderer};
+use badge_forge::worker::{GenerateBadge, PRINT_QUEUE, RenderStats};
+use oban_core::config::{Config, QueueConfig};
+use oban_core::insert::NewJob;
+use oban_core::job::Job;
+use oban_core::node::Node;
+use oban_core::temp_postgres::TempPostgres;
+use oban_core::worker::{Outcome, WorkResult, Worker, WorkerOptions};
+use oban_core::{Client, Prefix, schema};
+use serde_json::json;
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+
+/// A worker that does no work but confirms like GenerateBadge: the queue's own cost.
+struct NoOpConfirm;
+
+impl Worker for NoOpConfirm {
+    const NAME: &'static str = "Bench.NoOpConfirm";
+    const OPTIONS: WorkerOptions = WorkerOptions {
+        queue: "noop",
+        ..WorkerOptions::DEFAULT
+    };
+
+    async fn process(&self, job: &Job) -> WorkResult {
+        let confirm =
+            NewJob::new("BadgeForge.PrintCenter", &json!({"id": job.id}))?.queue(PRINT_QUEUE);
+        Ok(Outcome::complete_and_insert(vec![confirm]))
+    }
+}
+
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|kb| kb.trim().trim_end_matches(" kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+async fn confirmations(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM oban_jobs WHERE queue = 'printing'")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// Waits until `target` confirmations exist; returns the time it took.
+async fn drain(pool: &PgPool, target: i64, started: Instant) -> Duration {
+    while confirmations(pool).await < target {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "the drain stalled"
+        );
+    }
+    started.elapsed()
+}
+
+fn config(queue: &str) -> Config {
+    Config {
+        queues: vec![QueueConfig::new(queue, 16)],
+        leadership: false,
+        ..Config::default()
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let badges: usize = args
+        .iter()
+        .position(|arg| arg == "--badges")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(2_000);
+    let _private;
+    let url = match std::env::var("DATABASE_URL") {
+        Ok(url) => url,
+        Err(_) => {
+            let postgres = TempPostgres::start().expect("start a throwaway PostgreSQL");
+            let url = postgres.url().to_owned();
+            _private = postgres;
+            url
+        }
+    };
+    let pool = PgPoolOptions::new()
+        .max_connections(12)
+        .connect(&url)
+        .await
+        .unwrap();
+    schema::migrate(&pool, &Prefix::default()).await.unwrap();
+    sqlx::query("TRUNCATE oban_jobs")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let client = Client::new(pool.clone(), Prefix::default());
+
+    // Baseline: the same number of no-op jobs, each confirming, through the same machinery.
+    let jobs: Vec<NewJob> = (0..badges)
+        .map(|i| NoOpConfirm::new_job(&json!({"i": i})).unwrap())
+        .collect();
+    client.insert_all(&jobs).await.unwrap();
+    let started = Instant::now();
+    let node = Node::builder(pool.clone())
+        .config(config("noop"))
+        .worker(NoOpConfirm)
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let baseline = drain(&pool, badges as i64, started).await;
+    node.shutdown().await;
+    sqlx::query("TRUNCATE oban_jobs")
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    // Badges, enqueued as Elixir's enqueue_batch does, rendered and confirmed.
+    let output = std::env::temp_dir().join(format!("bf-bench-{}", std::process::id()));
+    let renderer = Arc::new(Renderer::new(EventInfo::default()).unwrap());
+    let stats = Arc::new(RenderStats::default());
+    let worker = GenerateBadge::new(
+        renderer,
+        OutputDir::create(&output, false).unwrap(),
+        stats.clone(),
+    );
+    let people = fake_badges(badges, 2026);
+    let jobs: Vec<NewJob> = people
+        .iter()
+        .map(|b| {
+            NewJob::new(
+                "badge_forge.generator.GenerateBadge",
+                &json!({"id": b.id, "name": b.name, "company": b.company, "type": b.badge_type.to_string()}),
+            )
+            .unwrap()
+            .queue("badges")
+        })
+        .collect();
+    let enqueue_started = Instant::now();
+    client.insert_all(&jobs).await.unwrap();
+    let enqueue = enqueue_started.elapsed();
+    let started = Instant::now();
+    let node = Node::builder(pool.clone())
+        .config(config("badges"))
+        .worker(worker)
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let took = drain(&pool, badges as i64, started).await;
+    node.shutdown().await;
+
+    let renders = stats.renders.load(Ordering::Relaxed).max(1) as f64;
+    let render_ms = stats.render_nanos.load(Ordering::Relaxed) as f64 / renders / 1e6;
+    let mut sizes: Vec<u64> = std::fs::read_dir(&output)
+        .unwrap()
+        .filter_map(|entry| entry.ok()?.metadata().ok().map(|m| m.len()))
+        .collect();
+    sizes.sort_unstable();
+    let pct = |p: f64| {
+        sizes
+            .get(((sizes.len() as f64 - 1.0) * p) as usize)
+            .copied()
+            .unwrap_or(0)
+    };
+    let rate = badges as f64 / took.as_secs_f64();
+    let baseline_rate = badges as f64 / baseline.as_secs_f64();
+    println!("badge pipeline, {badges} badges, 2 cores shared with PostgreSQL");
+    println!(
+        "  enqueue (insert_all)        {:>9.0} jobs/s",
+        badges as f64 / enqueue.as_secs_f64()
+    );
+    println!("  baseline: no-op + confirm   {baseline_rate:>9.0} jobs/s");
+    println!(
+        "  badges end to end           {rate:>9.0} badges/s   ({:.2}x the baseline's time per job)",
+        baseline_rate / rate
+    );
+    println!("  render                      {render_ms:>9.3} ms/badge");
+    println!(
+        "  PDF size median / p95       {:>6} B / {} B",
+        pct(0.5),
+        pct(0.95)
+    );
+    println!("  peak RSS                    {:>9.1} MiB", peak_rss_mib());
+    println!(
+        "  vs the Python worker (15 badges/s here): {:.0}x",
+        rate / 15.0
+    );
+    let _ = std::fs::remove_dir_all(output);
+}
