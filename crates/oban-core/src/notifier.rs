@@ -198,6 +198,9 @@ pub enum ListenerHealth {
     },
     /// Connected and hearing its own heartbeat.
     Up,
+    /// Not listening by configuration (behind a transaction-mode pooler with no listen URL):
+    /// the node runs on polling, which is healthy.
+    Disabled,
 }
 
 /// Runs the listener until `stop`; see the module docs.
@@ -236,6 +239,7 @@ impl Listener {
                  Point the listener at PostgreSQL directly (--listen-url / OBAN_LISTEN_URL, \
                  Config::listen_options) for instant wake-ups."
             );
+            self.health.send_replace(ListenerHealth::Disabled);
             return;
         }
         let channels: Vec<String> = Channel::ALL

@@ -548,3 +548,36 @@ async fn jobs_still_run_when_the_listen_connection_is_killed() {
     }
     node.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_node_told_it_is_behind_a_pooler_runs_on_polling_and_reports_the_listener_disabled() {
+    let (pool, client, _) = database().await;
+    let config = oban_core::config::Config {
+        behind_pooler: true,
+        ..fast_config(&[("default", 2)])
+    };
+    let node = Node::builder(pool.clone())
+        .config(config)
+        .worker(Scripted)
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    eventually(
+        "the listener to report itself disabled",
+        Duration::from_secs(5),
+        || async { (node.listener_health() == ListenerHealth::Disabled).then_some(()) },
+    )
+    .await;
+    // No LISTEN anywhere, yet jobs run (found by polling).
+    let id = insert(&client, json!({"do": "ok"})).await;
+    wait_for_state(&pool, id, "completed").await;
+    let listening: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(listening, 0);
+    node.shutdown().await;
+}

@@ -130,7 +130,7 @@ impl Dashboard {
                 .as_ref()
                 .map(|(since, _)| since.elapsed()),
             listener: match self.monitor.listener_health() {
-                ListenerHealth::Up => None,
+                ListenerHealth::Up | ListenerHealth::Disabled => None,
                 ListenerHealth::Down { since } => Some(since.elapsed()),
             },
         }
