@@ -183,7 +183,8 @@ pub(crate) fn shape_line(
                     gid: info.glyph_id as u16,
                     x: pen + pos.x_offset as f32 * scale,
                     y: pos.y_offset as f32 * scale,
-                    text: first_of_cluster.then(|| text[abs..range.start + end_of(cluster)].into()),
+                    text: first_of_cluster
+                        .then(|| cluster_text(&text[abs..range.start + end_of(cluster)], rtl)),
                 });
                 pen += advance;
                 match line.clusters.last_mut() {
@@ -206,6 +207,19 @@ pub(crate) fn shape_line(
     line.width = pen;
     line.clusters.sort_unstable_by_key(|(start, _)| *start);
     Ok(line)
+}
+
+/// The text a cluster's first glyph carries into the PDF's ToUnicode map. Glyphs of a
+/// right-to-left run are written in visual order and text extractors (poppler, for one)
+/// reverse such runs character by character to recover logical order, so a ligature's
+/// characters are stored reversed too: `لى` (one glyph) becomes `ىل`, and the name reads
+/// back as typed.
+fn cluster_text(cluster: &str, rtl: bool) -> Box<str> {
+    if rtl {
+        cluster.chars().rev().collect::<String>().into()
+    } else {
+        cluster.into()
+    }
 }
 
 /// Splits the logical `range` of `text` into maximal runs drawn by one face.
