@@ -13,13 +13,21 @@
 //! it already runs inside a transaction, wraps it in one of its own, which keeps parse and bind
 //! on one server connection. The wrapping costs two round trips per statement (`BEGIN` and
 //! `COMMIT`); a direct connection ([`Db::new`]) keeps sqlx's prepared-statement cache.
+//!
+//! Either way a [`Db`] takes its connections with [`Db::acquire`], which does not let a task
+//! stall on opening a new connection while one of the pool's own is free (see there).
 
 use std::ops::Deref;
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgArguments, PgQueryResult, PgRow, PgStatement, PgTypeInfo};
-use sqlx::{Either, Execute, Executor, PgPool, Postgres, SqlStr};
+use sqlx::{Connection, Either, Execute, Executor, PgPool, Postgres, SqlStr, Transaction};
+
+/// While [`Db::acquire`] waits for a new connection, how often it looks for a released one.
+const IDLE_POLL: Duration = Duration::from_millis(5);
 
 /// A connection pool and how statements travel on it. Cheap to clone; derefs to the pool.
 ///
@@ -63,6 +71,42 @@ impl Db {
         &self.pool
     }
 
+    /// A connection of the pool, as `PgPool::acquire` gives it, except that a wait for a new
+    /// connection ends as soon as one of the pool's own is released.
+    ///
+    /// When the pool has room to grow and no idle connection, sqlx opens a new one and, if the
+    /// server refuses it (`too many clients`, or starting up), keeps retrying until the acquire
+    /// timeout, even when another task releases a connection a moment later. With the server's
+    /// `max_connections` used up by another client, every statement of the node would then wait
+    /// out the whole timeout: a stall, not a slowdown. Here the open is abandoned for the first
+    /// connection released meanwhile (checked alive first, as sqlx checks idle connections).
+    pub async fn acquire(&self) -> Result<PoolConnection<Postgres>, sqlx::Error> {
+        let opening = self.pool.acquire();
+        tokio::pin!(opening);
+        // The usual acquire (an idle connection) is done long before the first look.
+        let mut look = tokio::time::interval_at(tokio::time::Instant::now() + IDLE_POLL, IDLE_POLL);
+        look.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                acquired = &mut opening => return acquired,
+                _ = look.tick() => {
+                    if let Some(mut conn) = self.pool.try_acquire() {
+                        if conn.ping().await.is_ok() {
+                            return Ok(conn);
+                        }
+                        conn.close_on_drop();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Begins a transaction on a connection from [`Db::acquire`].
+    pub async fn begin(&self) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+        Transaction::begin(self.acquire().await?, None).await
+    }
+
     /// Whether statements are sent unnamed, each in its own transaction.
     pub fn is_behind_pooler(&self) -> bool {
         self.behind_pooler
@@ -101,15 +145,18 @@ impl<'c> Executor<'c> for &'c Db {
         'c: 'e,
         E: 'q + Execute<'q, Postgres>,
     {
-        if !self.behind_pooler {
-            return self.pool.fetch_many(query);
-        }
-        // The rows are collected before they are handed out: the transaction must end first.
-        let pool = self.pool.clone();
+        // The rows are collected before they are handed out: the stream cannot own the
+        // connection it borrows (and behind a pooler, the transaction must end first).
+        let db = self.clone();
         stream::once(async move {
-            let mut tx = pool.begin().await?;
-            let steps: Vec<_> = tx.fetch_many(Unnamed(query)).try_collect().await?;
-            tx.commit().await?;
+            let steps: Vec<_> = if db.behind_pooler {
+                let mut tx = db.begin().await?;
+                let steps = tx.fetch_many(Unnamed(query)).try_collect().await?;
+                tx.commit().await?;
+                steps
+            } else {
+                db.acquire().await?.fetch_many(query).try_collect().await?
+            };
             Ok::<_, sqlx::Error>(stream::iter(steps.into_iter().map(Ok)))
         })
         .try_flatten()
@@ -124,12 +171,12 @@ impl<'c> Executor<'c> for &'c Db {
         'c: 'e,
         E: 'q + Execute<'q, Postgres>,
     {
-        if !self.behind_pooler {
-            return self.pool.fetch_optional(query);
-        }
-        let pool = self.pool.clone();
+        let db = self.clone();
         Box::pin(async move {
-            let mut tx = pool.begin().await?;
+            if !db.behind_pooler {
+                return db.acquire().await?.fetch_optional(query).await;
+            }
+            let mut tx = db.begin().await?;
             let row = tx.fetch_optional(Unnamed(query)).await?;
             tx.commit().await?;
             Ok(row)
@@ -245,6 +292,67 @@ mod tests {
             .connect_with(options.statement_cache_capacity(0))
             .await
             .unwrap()
+    }
+
+    /// A pool that has one connection and may open three more, on a server that refuses every
+    /// new connection: four tasks take turns on the one connection instead of each waiting out
+    /// the acquire timeout while sqlx retries opening a connection the server will not give.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn uses_a_released_connection_while_the_server_refuses_new_ones() {
+        use sqlx::Connection;
+
+        use crate::temp_postgres::TempPostgres;
+
+        let cluster = tokio::task::spawn_blocking(|| {
+            TempPostgres::builder()
+                .setting("max_connections", "8")
+                .start()
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(cluster.url())
+            .await
+            .unwrap();
+        let mut hog = Vec::new();
+        while let Ok(conn) = sqlx::PgConnection::connect(cluster.url()).await {
+            hog.push(conn);
+        }
+
+        for db in [Db::new(pool.clone()), Db::behind_pooler(pool.clone())] {
+            let started = std::time::Instant::now();
+            let tasks: Vec<_> = (0..4)
+                .map(|_| {
+                    let db = db.clone();
+                    tokio::spawn(async move {
+                        for _ in 0..5 {
+                            sqlx::query("SELECT pg_sleep(0.01)").execute(&db).await?;
+                        }
+                        let mut tx = db.begin().await?;
+                        sqlx::query("SELECT 1").execute(&mut *tx).await?;
+                        tx.commit().await
+                    })
+                })
+                .collect();
+            for task in tasks {
+                task.await.unwrap().unwrap();
+            }
+            let took = started.elapsed();
+            assert!(
+                took < Duration::from_secs(3),
+                "behind_pooler {}: 24 statements on one connection took {took:?}",
+                db.is_behind_pooler()
+            );
+            assert_eq!(pool.size(), 1, "no connection was opened");
+        }
+        drop(hog);
+        pool.close().await;
+        tokio::task::spawn_blocking(move || drop(cluster))
+            .await
+            .unwrap();
     }
 
     #[tokio::test(flavor = "multi_thread")]
