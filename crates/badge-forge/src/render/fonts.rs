@@ -1,9 +1,10 @@
 //! The bundled font faces, parsed once per process, and per-cluster font fallback.
 
-use std::sync::LazyLock;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, RwLock};
 
-use rustybuzz::Face;
 use rustybuzz::ttf_parser::name_id;
+use rustybuzz::{Direction, Face, Language, Script, ShapePlan};
 
 use super::sfnt;
 
@@ -61,7 +62,11 @@ const SPECS: [FaceSpec; 10] = [
         "NotoSansDevanagari-Regular",
         false
     ),
-    bundled!("NotoSansDevanagari-Bold.ttf", "NotoSansDevanagari-Bold", false),
+    bundled!(
+        "NotoSansDevanagari-Bold.ttf",
+        "NotoSansDevanagari-Bold",
+        false
+    ),
 ];
 
 /// Fallback order per style: the first face that has every glyph of a cluster draws it.
@@ -112,7 +117,13 @@ impl FontFace {
 /// Every bundled face, parsed.
 pub(crate) struct FontSet {
     pub(crate) faces: Vec<FontFace>,
+    /// Compiled shaping plans (which lookups apply for a face, direction, script and
+    /// language): building one costs as much as shaping a name, and a badge run needs
+    /// only a handful of distinct ones.
+    plans: RwLock<HashMap<PlanKey, Arc<ShapePlan>>>,
 }
+
+type PlanKey = (FaceId, bool, u32, Option<String>);
 
 /// Parsed once per process: parsing only reads table directories, the glyph data stays in
 /// the binary's read-only pages and is paged in on demand.
@@ -146,7 +157,40 @@ impl FontSet {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(FontSet { faces })
+        Ok(FontSet {
+            faces,
+            plans: RwLock::new(HashMap::new()),
+        })
+    }
+
+    /// The shaping plan for `face` and a buffer's direction, script and language.
+    pub(crate) fn plan(
+        &self,
+        face: FaceId,
+        direction: Direction,
+        script: Script,
+        language: Option<&Language>,
+    ) -> Arc<ShapePlan> {
+        let key = (
+            face,
+            direction == Direction::RightToLeft,
+            script.tag().as_u32(),
+            language.map(|l| l.as_str().to_string()),
+        );
+        if let Some(plan) = self.plans.read().ok().and_then(|p| p.get(&key).cloned()) {
+            return plan;
+        }
+        let plan = Arc::new(ShapePlan::new(
+            &self.face(face).face,
+            direction,
+            Some(script),
+            language,
+            &[],
+        ));
+        if let Ok(mut plans) = self.plans.write() {
+            plans.insert(key, Arc::clone(&plan));
+        }
+        plan
     }
 
     pub(crate) fn face(&self, id: FaceId) -> &FontFace {

@@ -6,7 +6,8 @@
 
 use std::borrow::Cow;
 
-use qrcode::{Color as QrColor, EcLevel, QrCode};
+use qrcode::EcLevel;
+use qrcode::canvas::{Canvas, MaskPattern};
 
 use super::fonts::{FontSet, PRIMARY_BOLD, Style};
 use super::text::{Line, Lines, shape_block};
@@ -38,7 +39,7 @@ pub(crate) fn type_colour(kind: BadgeType) -> Rgb {
 }
 
 /// Letter spacing of the type label, in em.
-pub(crate) const LABEL_TRACKING: f32 = 0.16;
+pub(crate) const LABEL_TRACKING: f32 = 0.08;
 
 /// The design grid for a 216 pt tall badge; everything scales with the height.
 mod grid {
@@ -113,29 +114,127 @@ pub(crate) struct Content<'t> {
     pub(crate) kind: BadgeType,
 }
 
+/// Encodes `data` as a QR code (error correction level M): its width in modules and its
+/// rows as bitsets (bit `x` of row `y` set = dark module).
+///
+/// Same steps as `QrCode::new`, but picks the mask with our own penalty scoring: the
+/// qrcode crate's allocates per module and was a quarter of a badge's render time.
+fn encode_qr(data: &[u8]) -> Result<(usize, Vec<u128>), RenderError> {
+    const MASKS: [MaskPattern; 8] = [
+        MaskPattern::Checkerboard,
+        MaskPattern::HorizontalLines,
+        MaskPattern::VerticalLines,
+        MaskPattern::DiagonalLines,
+        MaskPattern::LargeCheckerboard,
+        MaskPattern::Fields,
+        MaskPattern::Diamonds,
+        MaskPattern::Meadow,
+    ];
+    let qr_error = |e: qrcode::types::QrError| RenderError::QrCode(e.to_string());
+    let bits = qrcode::bits::encode_auto(data, EcLevel::M).map_err(qr_error)?;
+    let version = bits.version();
+    let (codewords, ec) = qrcode::ec::construct_codewords(&bits.into_bytes(), version, EcLevel::M)
+        .map_err(qr_error)?;
+    let mut canvas = Canvas::new(version, EcLevel::M);
+    canvas.draw_all_functional_patterns();
+    canvas.draw_data(&codewords, &ec);
+    let n = version.width();
+    if n > 128 {
+        // Only reachable with ids far beyond MAX_ID_CHARS; rows are 128-bit sets.
+        return Err(RenderError::QrCode(format!("{n} modules is too large")));
+    }
+    MASKS
+        .iter()
+        .map(|&mask| {
+            let mut masked = canvas.clone();
+            masked.apply_mask(mask);
+            let rows: Vec<u128> = (0..n)
+                .map(|y| {
+                    (0..n).fold(0u128, |row, x| {
+                        row | (u128::from(masked.get(x, y).is_dark()) << x)
+                    })
+                })
+                .collect();
+            (qr_penalty(&rows, n as usize), rows)
+        })
+        .min_by_key(|(penalty, _)| *penalty)
+        .map(|(_, rows)| (n as usize, rows))
+        .ok_or_else(|| RenderError::QrCode("no mask".into()))
+}
+
+/// The QR mask penalty (ISO/IEC 18004 §7.8.3): runs of five or more, 2×2 blocks,
+/// finder-like 1:1:3:1:1 patterns next to four light modules, and dark/light imbalance.
+///
+/// Rows and columns are bitsets (bit `x` = module `x`, `n <= 128`), so every rule is a few
+/// shifts and popcounts per line.
+fn qr_penalty(rows: &[u128], n: usize) -> u32 {
+    let inside: u128 = if n == 128 { !0 } else { (1 << n) - 1 };
+    let columns: Vec<u128> = (0..n)
+        .map(|x| {
+            rows.iter()
+                .enumerate()
+                .fold(0u128, |col, (y, row)| col | (((row >> x) & 1) << y))
+        })
+        .collect();
+
+    let mut score = 0;
+    for &a in rows.iter().chain(&columns) {
+        // Runs of five or more: gaps between colour changes.
+        let mut changes = (a ^ (a >> 1)) & (inside >> 1);
+        let mut previous_end: i32 = -1;
+        loop {
+            let end = if changes == 0 {
+                n as i32 - 1
+            } else {
+                changes.trailing_zeros() as i32
+            };
+            let run = (end - previous_end) as u32;
+            if run >= 5 {
+                score += run - 2;
+            }
+            if changes == 0 {
+                break;
+            }
+            previous_end = end;
+            changes &= changes - 1;
+        }
+        // Finder-like dark-light-dark×3-light-dark starting at bit x, with four light
+        // modules before or after it; outside the symbol counts as light (quiet zone).
+        let finder =
+            a & !(a >> 1) & (a >> 2) & (a >> 3) & (a >> 4) & !(a >> 5) & (a >> 6) & (inside >> 6);
+        if finder != 0 {
+            let light = !a | !inside;
+            let before = (1..=4).fold(!0u128, |acc, k| acc & ((light << k) | ((1 << k) - 1)));
+            let after = (7..=10).fold(!0u128, |acc, k| acc & ((light >> k) | !(!0u128 >> k)));
+            score += 40 * (finder & (before | after)).count_ones();
+        }
+    }
+    // 2×2 blocks of one colour.
+    for pair in rows.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        let same = !(a ^ b) & !(a ^ (a >> 1)) & !(b ^ (b >> 1)) & (inside >> 1);
+        score += 3 * same.count_ones();
+    }
+    let dark_count: u32 = rows.iter().map(|r| r.count_ones()).sum();
+    let percent = dark_count as usize * 100 / (n * n);
+    score + 10 * (percent.abs_diff(50) / 5) as u32
+}
+
 /// Encodes the id and merges dark modules into as few rectangles as a greedy
 /// row-run merge finds: runs that repeat on the next row grow downwards.
 pub(crate) fn qr_rects(id: &str) -> Result<(usize, Vec<[u16; 4]>), RenderError> {
-    let code = QrCode::with_error_correction_level(id.as_bytes(), EcLevel::M)
-        .map_err(|e| RenderError::QrCode(e.to_string()))?;
-    let n = code.width();
-    let colors = code.to_colors();
+    let (n, rows) = encode_qr(id.as_bytes())?;
     let mut done: Vec<[u16; 4]> = Vec::new();
     let mut open: Vec<[u16; 4]> = Vec::new();
-    for y in 0..n {
-        let row = &colors[y * n..(y + 1) * n];
+    for (y, &row) in rows.iter().enumerate() {
         let mut runs = Vec::new();
-        let mut x = 0;
-        while x < n {
-            if row[x] == QrColor::Dark {
-                let start = x;
-                while x < n && row[x] == QrColor::Dark {
-                    x += 1;
-                }
-                runs.push((start as u16, (x - start) as u16));
-            } else {
-                x += 1;
-            }
+        let mut rest = row;
+        while rest != 0 {
+            let start = rest.trailing_zeros();
+            let len = (!(rest >> start)).trailing_zeros();
+            runs.push((start as u16, len as u16));
+            let run = u128::MAX.checked_shr(128 - len).unwrap_or(0) << start;
+            rest &= !run;
         }
         let mut next_open = Vec::with_capacity(runs.len());
         for (rx, rw) in runs {
@@ -295,17 +394,33 @@ pub(crate) fn compose<'a>(
     )?;
     let name_height =
         cap * name_size + (name_lines.lines.len() - 1) as f32 * LINE_HEIGHT * name_size;
+    // Room under the last name line for the deepest descender of the faces it uses
+    // (Arabic and CJK reach lower than Latin).
+    let deepest = name_lines.lines.last().map_or(descender, |line| {
+        line.glyphs
+            .iter()
+            .map(|g| fonts.face(g.face).descender())
+            .fold(descender, f32::max)
+    });
     let gap = if company.is_some() {
-        (0.35 * name_size).max(descender * name_size + 4.0 * s)
+        (0.35 * name_size).max(deepest * name_size + 4.0 * s)
     } else {
         0.0
     };
     let block_height = name_height + gap + company_height;
+    // Each line starts at its paragraph's start: left for LTR, right for RTL names.
+    let start_x = |line: &Line, size: f32| {
+        if line.rtl {
+            width - margin - line.width * size
+        } else {
+            margin
+        }
+    };
     let mut baseline = region_top + (region - block_height) / 2.0 + cap * name_size;
     for line in name_lines.lines {
         runs.push(Run {
+            x: start_x(&line, name_size),
             line: Cow::Owned(line),
-            x: margin,
             baseline,
             size: name_size,
             colour: INK,
@@ -316,8 +431,8 @@ pub(crate) fn compose<'a>(
         baseline += gap - LINE_HEIGHT * name_size + cap * size;
         for line in lines.lines {
             runs.push(Run {
+                x: start_x(&line, size),
                 line: Cow::Owned(line),
-                x: margin,
                 baseline,
                 size,
                 colour: MUTED,
@@ -338,12 +453,65 @@ pub(crate) fn compose<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use qrcode::Color as QrColor;
+
+    #[test]
+    fn qr_is_one_of_the_eight_masked_symbols() {
+        // Our symbol must be one of the crate's eight masked candidates: same data, same
+        // format information, only (possibly) another mask.
+        let id = "4f0c2b1e-9d7a-4c55-8e21-0b6f3a9d2c10";
+        let (n, rows) = encode_qr(id.as_bytes()).unwrap();
+        let bits = qrcode::bits::encode_auto(id.as_bytes(), EcLevel::M).unwrap();
+        let version = bits.version();
+        let (data, ec) =
+            qrcode::ec::construct_codewords(&bits.into_bytes(), version, EcLevel::M).unwrap();
+        let mut canvas = Canvas::new(version, EcLevel::M);
+        canvas.draw_all_functional_patterns();
+        canvas.draw_data(&data, &ec);
+        let candidates: Vec<Vec<u128>> = [
+            MaskPattern::Checkerboard,
+            MaskPattern::HorizontalLines,
+            MaskPattern::VerticalLines,
+            MaskPattern::DiagonalLines,
+            MaskPattern::LargeCheckerboard,
+            MaskPattern::Fields,
+            MaskPattern::Diamonds,
+            MaskPattern::Meadow,
+        ]
+        .iter()
+        .map(|&m| {
+            let mut c = canvas.clone();
+            c.apply_mask(m);
+            let colors = c.into_colors();
+            (0..n)
+                .map(|y| {
+                    (0..n).fold(0u128, |r, x| {
+                        r | (u128::from(colors[y * n + x] == QrColor::Dark) << x)
+                    })
+                })
+                .collect()
+        })
+        .collect();
+        assert!(candidates.contains(&rows));
+    }
+
+    #[test]
+    fn penalty_scores_follow_the_standard() {
+        // 5×5 all light: each of 5 rows and 5 columns is one run of 5 (3 points each),
+        // 16 2×2 blocks (3 each), 0 % dark (10 × 10 points).
+        assert_eq!(qr_penalty(&[0; 5], 5), 10 * 3 + 16 * 3 + 100);
+        // 11×11 light with a finder-like 1:1:3:1:1 row in the middle (columns 2..9):
+        // runs: 10 light rows (9 each), 5 split columns (3 + 3), 6 light columns (9);
+        // blocks: 84 uniform; one finder pattern (40); 4 % dark (9 × 10 points).
+        let mut grid = [0u128; 11];
+        grid[5] = 0b1011101 << 2;
+        assert_eq!(qr_penalty(&grid, 11), 90 + 30 + 54 + 84 * 3 + 40 + 90);
+    }
 
     #[test]
     fn qr_rectangles_cover_exactly_the_dark_modules() {
         let id = "4f0c2b1e-9d7a-4c55-8e21-0b6f3a9d2c10";
-        let code = QrCode::with_error_correction_level(id.as_bytes(), EcLevel::M).unwrap();
-        let n = code.width();
+        let (n, rows) = encode_qr(id.as_bytes()).unwrap();
         let (modules, rects) = qr_rects(id).unwrap();
         assert_eq!(modules, n);
         let mut covered = vec![0u8; n * n];
@@ -354,10 +522,8 @@ mod tests {
                 }
             }
         }
-        let dark: Vec<u8> = code
-            .to_colors()
-            .iter()
-            .map(|c| u8::from(*c == QrColor::Dark))
+        let dark: Vec<u8> = (0..n * n)
+            .map(|i| ((rows[i / n] >> (i % n)) & 1) as u8)
             .collect();
         assert_eq!(
             covered, dark,

@@ -39,6 +39,7 @@ mod fonts;
 mod impose;
 mod layout;
 mod pdf;
+mod serial;
 mod sfnt;
 mod svg;
 mod text;

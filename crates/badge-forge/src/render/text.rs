@@ -72,6 +72,8 @@ pub(crate) struct Line {
     pub(crate) glyphs: Vec<Glyph>,
     /// Advance width in em.
     pub(crate) width: f32,
+    /// The paragraph direction is right-to-left (the line is aligned to the right).
+    pub(crate) rtl: bool,
     /// Advance of each grapheme cluster in logical order, keyed by its byte offset: lets the
     /// line breaker measure any prefix without shaping it again.
     clusters: Vec<(usize, f32)>,
@@ -118,6 +120,7 @@ pub(crate) fn shape_line(
     let mut line = Line {
         glyphs: Vec::with_capacity(text.len()),
         width: 0.0,
+        rtl: false,
         clusters: Vec::new(),
     };
     if text.is_empty() {
@@ -126,6 +129,7 @@ pub(crate) fn shape_line(
     let language = language_for(text);
     let bidi = BidiInfo::new(text, None);
     let para = &bidi.paragraphs[0];
+    line.rtl = para.level.is_rtl();
     let (levels, runs) = bidi.visual_runs(para, para.range.clone());
 
     let mut pen = 0.0f32;
@@ -151,7 +155,13 @@ pub(crate) fn shape_line(
             if let Some(lang) = &language {
                 buffer.set_language(lang.clone());
             }
-            let shaped = rustybuzz::shape(&face.face, &[], buffer);
+            let plan = fonts.plan(
+                face_id,
+                buffer.direction(),
+                buffer.script(),
+                language.as_ref(),
+            );
+            let shaped = rustybuzz::shape_with_plan(&face.face, &plan, buffer);
 
             // Cluster boundaries (byte offsets within the item), to give each cluster's
             // text to its first glyph.

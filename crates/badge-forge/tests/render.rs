@@ -1,0 +1,550 @@
+//! Badge rendering, checked by reading the PDFs back with independent tools (poppler's
+//! `pdftotext`, `pdffonts`, `pdfinfo`) rather than with the library that wrote them.
+//!
+//! A missing tool fails the test with the package to install; nothing is skipped.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock};
+
+use badge_forge::render::{
+    Badge, BadgeType, EventInfo, Field, MAX_TEXT_CHARS, Paper, RenderError, Renderer,
+};
+
+static RENDERER: LazyLock<Renderer> =
+    LazyLock::new(|| Renderer::new(EventInfo::default()).expect("renderer builds"));
+
+fn badge(name: &str, company: &str, badge_type: BadgeType) -> Badge {
+    Badge {
+        id: "4f0c2b1e-9d7a-4c55-8e21-0b6f3a9d2c10".to_string(),
+        name: name.to_string(),
+        company: company.to_string(),
+        badge_type,
+    }
+}
+
+/// Runs a poppler tool on `pdf` (written to a temporary file) and returns its stdout.
+/// `to_stdout` appends the "-" output argument that pdftotext takes.
+fn run(tool: &str, args: &[&str], pdf: &[u8], to_stdout: bool) -> Vec<u8> {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let path: PathBuf = std::env::temp_dir().join(format!(
+        "badge-forge-render-{}-{}.pdf",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::write(&path, pdf).expect("write temporary PDF");
+    let mut command = Command::new(tool);
+    command.args(args).arg(&path);
+    if to_stdout {
+        command.arg("-");
+    }
+    let output = command.output();
+    let _ = std::fs::remove_file(&path);
+    let output = match output {
+        Ok(output) => output,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
+            "`{tool}` is not installed; these tests read PDFs back with poppler: \
+             apt-get install poppler-utils"
+        ),
+        Err(e) => panic!("running {tool}: {e}"),
+    };
+    assert!(
+        output.status.success(),
+        "{tool} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
+fn poppler(tool: &str, args: &[&str], pdf: &[u8]) -> String {
+    String::from_utf8(run(tool, args, pdf, true)).expect("poppler prints UTF-8")
+}
+
+/// `pdfinfo` and `pdffonts`, which print to stdout on their own.
+fn poppler_info(tool: &str, pdf: &[u8]) -> String {
+    String::from_utf8(run(tool, &[], pdf, false)).expect("poppler prints UTF-8")
+}
+
+/// Text without whitespace and the bidi controls pdftotext adds around RTL lines, so a
+/// name wrapped onto two lines still compares equal.
+fn squash(text: &str) -> String {
+    text.chars()
+        .filter(|c| {
+            !c.is_whitespace() && !matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}')
+        })
+        .collect()
+}
+
+/// Asserts pdftotext finds each of `expected` in `pdf`. Its default (layout) mode puts
+/// right-to-left text in logical order, but joins a line ending in a hyphen with the
+/// next one; `-raw` keeps such hyphens, so a string is also accepted from raw mode.
+fn assert_text_contains(pdf: &[u8], expected: &[&str]) {
+    let layout = poppler("pdftotext", &[], pdf);
+    let raw = poppler("pdftotext", &["-raw"], pdf);
+    for e in expected {
+        let e = squash(e);
+        assert!(
+            squash(&layout).contains(&e) || squash(&raw).contains(&e),
+            "pdftotext output lacks {e:?}:\n{layout}\n-raw:\n{raw}"
+        );
+    }
+}
+
+/// Names in every script the badge must print, with companies in the same script.
+const SCRIPTS: &[(&str, &str, &str)] = &[
+    ("Latin with diacritics", "José Núñez-García", "Telefónica"),
+    (
+        "more Latin",
+        "Zoë Œrsted-Ångström Đặng",
+        "Ørsted Æblegård ApS",
+    ),
+    ("Greek", "Δημήτρης Παπαδόπουλος", "Ελληνικά Πετρέλαια"),
+    ("Cyrillic", "Ярослава Ковальчук", "ООО Ромашка"),
+    ("Chinese", "王小明", "阿里巴巴集团"),
+    ("Japanese", "山田 太郎", "株式会社サンプル"),
+    ("Korean", "김민준", "삼성전자"),
+    ("Arabic", "محمد بن سلمان العتيبي", "شركة أرامكو"),
+    ("Persian", "پریسا چگینی", "گروه ژیان"),
+    ("Hebrew", "שרה כהן", "אוניברסיטת תל אביב"),
+    ("emoji", "Sam 🚀 Rivera", "Rocket Labs 🎉"),
+];
+
+#[test]
+fn every_script_prints_its_name_and_company() {
+    for (script, name, company) in SCRIPTS {
+        let pdf = RENDERER
+            .render(&badge(name, company, BadgeType::Speaker))
+            .unwrap_or_else(|e| panic!("{script}: {e}"));
+        assert_text_contains(
+            &pdf,
+            &[name, company, "Oban Conf 2026 · Edinburgh", "SPEAKER"],
+        );
+    }
+}
+
+#[test]
+fn fonts_are_embedded_as_subsets() {
+    for (script, name, company) in SCRIPTS {
+        let pdf = RENDERER
+            .render(&badge(name, company, BadgeType::Attendee))
+            .unwrap();
+        let fonts = poppler_info("pdffonts", &pdf);
+        let rows: Vec<&str> = fonts.lines().skip(2).collect();
+        assert!(!rows.is_empty(), "{script}: no fonts\n{fonts}");
+        for row in rows {
+            let cols: Vec<&str> = row.split_whitespace().collect();
+            // name, type (two words), encoding, emb, sub, uni, object id, generation
+            let (font, flags) = (cols[0], &cols[cols.len() - 5..cols.len() - 2]);
+            assert_eq!(
+                flags,
+                ["yes", "yes", "yes"],
+                "{script}: emb/sub/uni\n{fonts}"
+            );
+            let (tag, _) = font.split_once('+').expect("subset tag");
+            assert!(
+                tag.len() == 6 && tag.chars().all(|c| c.is_ascii_uppercase()),
+                "{script}: subset tag of {font}"
+            );
+        }
+        // Only the glyphs used travel: the CJK face alone is 13 MB.
+        assert!(pdf.len() < 24 * 1024, "{script}: {} bytes", pdf.len());
+    }
+}
+
+#[test]
+fn page_is_four_by_three_inches() {
+    let pdf = RENDERER
+        .render(&badge(
+            "Ada Lovelace",
+            "Analytical Engines",
+            BadgeType::Organizer,
+        ))
+        .unwrap();
+    let info = poppler_info("pdfinfo", &pdf);
+    assert!(info.contains("Page size:       288 x 216 pts"), "{info}");
+    assert!(info.lines().any(|l| l == "Pages:           1"), "{info}");
+    assert!(info.contains("Title:           Ada Lovelace"), "{info}");
+}
+
+#[test]
+fn a_latin_badge_is_smaller_than_weasyprints() {
+    let pdf = RENDERER
+        .render(&badge(
+            "Ada Lovelace",
+            "Analytical Engines Ltd",
+            BadgeType::Speaker,
+        ))
+        .unwrap();
+    assert!(pdf.len() <= 6_800, "{} bytes", pdf.len());
+}
+
+#[test]
+fn rendering_is_deterministic() {
+    let b = badge("Ярослава Ковальчук", "山田 🎉", BadgeType::Sponsor);
+    assert_eq!(RENDERER.render(&b).unwrap(), RENDERER.render(&b).unwrap());
+}
+
+#[test]
+fn tricky_names_render_verbatim() {
+    let two_hundred: String = "Wolfeschlegelsteinhausenbergerdorff Ñandú "
+        .chars()
+        .cycle()
+        .take(200)
+        .collect();
+    let no_spaces = "x".repeat(200);
+    for name in [
+        "../../etc/passwd",
+        "AC/DC",
+        "Robert'); DROP TABLE badges;--",
+        "<script>alert(1)</script> & \"friends\"",
+        "O'Brien-Smith (Jr.) [CEO] {x} \\ 100%",
+        two_hundred.trim(),
+        &no_spaces,
+    ] {
+        let pdf = RENDERER
+            .render(&badge(name, "AC/DC", BadgeType::Attendee))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_text_contains(&pdf, &[name, "AC/DC"]);
+    }
+}
+
+/// Every word box pdftotext finds lies inside the page: long names are shrunk or wrapped,
+/// never cut off.
+#[test]
+fn long_names_fit_on_the_badge() {
+    let long_words = "Maximilian Alexander Friedrich Wilhelm von Hohenzollern-Sigmaringen";
+    let many_words: String = "Ana María ".repeat(20);
+    let cjk: String = "山田太郎".repeat(40);
+    for name in [long_words, many_words.trim(), &cjk, &"W".repeat(200)] {
+        let pdf = RENDERER
+            .render(&badge(name, &"Company ".repeat(30), BadgeType::Speaker))
+            .unwrap();
+        let html = poppler("pdftotext", &["-bbox"], &pdf);
+        let mut words = 0;
+        for line in html.lines().filter(|l| l.contains("<word ")) {
+            let attr = |key: &str| -> f64 {
+                let start = line.find(&format!("{key}=\"")).unwrap() + key.len() + 2;
+                let end = start + line[start..].find('"').unwrap();
+                line[start..end].parse().unwrap()
+            };
+            let (x0, y0, x1, y1) = (attr("xMin"), attr("yMin"), attr("xMax"), attr("yMax"));
+            assert!(
+                x0 >= 0.0 && y0 >= 0.0 && x1 <= 288.0 && y1 <= 216.0,
+                "{name}: word outside the page: {line}"
+            );
+            words += 1;
+        }
+        assert!(words > 3, "{name}: {html}");
+    }
+}
+
+/// Rasterises the PDF with pdftoppm and decodes the QR code from the pixels.
+#[test]
+fn qr_code_scans_back_to_the_id() {
+    for id in [
+        "b-1",
+        "4f0c2b1e-9d7a-4c55-8e21-0b6f3a9d2c10",
+        "https://oban.example/badges/000123?type=speaker",
+    ] {
+        let mut b = badge("Ada Lovelace", "Analytical Engines", BadgeType::Speaker);
+        b.id = id.to_string();
+        let pgm = run(
+            "pdftoppm",
+            &["-r", "150", "-gray", "-singlefile"],
+            &RENDERER.render(&b).unwrap(),
+            false,
+        );
+        // Binary PGM: "P5", width, height, maxval, then one byte per pixel.
+        let mut fields = pgm
+            .split(|b| b.is_ascii_whitespace())
+            .filter(|f| !f.is_empty());
+        assert_eq!(fields.next(), Some(&b"P5"[..]));
+        let mut number = || -> usize {
+            std::str::from_utf8(fields.next().unwrap())
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        let (w, h, _max) = (number(), number(), number());
+        let pixels = &pgm[pgm.len() - w * h..];
+        let mut image = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| pixels[y * w + x]);
+        let grids = image.detect_grids();
+        assert_eq!(grids.len(), 1, "{id}: one QR code");
+        let (_, content) = grids[0].decode().expect("decodes");
+        assert_eq!(content, id);
+    }
+}
+
+#[test]
+fn the_event_line_is_configurable() {
+    let renderer = Renderer::new(EventInfo {
+        title: "RustConf 2027".into(),
+        city: "Zürich".into(),
+    })
+    .unwrap();
+    let pdf = renderer
+        .render(&badge("Ada", "", BadgeType::Attendee))
+        .unwrap();
+    assert_text_contains(&pdf, &["RustConf 2027 · Zürich", "Ada", "ATTENDEE"]);
+    let no_city = Renderer::new(EventInfo {
+        title: "RustConf".into(),
+        city: " ".into(),
+    })
+    .unwrap();
+    let text = poppler(
+        "pdftotext",
+        &[],
+        &no_city
+            .render(&badge("Ada", "", BadgeType::Attendee))
+            .unwrap(),
+    );
+    assert!(text.contains("RustConf") && !text.contains('·'), "{text}");
+    assert_eq!(
+        Renderer::new(EventInfo {
+            title: "".into(),
+            city: "Oban".into()
+        })
+        .err(),
+        Some(RenderError::Empty {
+            field: Field::EventTitle
+        })
+    );
+}
+
+#[test]
+fn every_type_has_its_own_label_and_colour() {
+    let mut colours = std::collections::BTreeSet::new();
+    for t in BadgeType::ALL {
+        let b = badge("Ada Lovelace", "", t);
+        assert_text_contains(
+            &RENDERER.render(&b).unwrap(),
+            &[&t.to_string().to_uppercase()],
+        );
+        let svg = RENDERER.render_svg(&b).unwrap();
+        // The band is the only full-width rectangle after the white background.
+        let band = svg
+            .lines()
+            .rfind(|l| l.starts_with("<rect x=\"0\""))
+            .expect("band");
+        colours.insert(band.to_string());
+    }
+    assert_eq!(colours.len(), 4, "{colours:?}");
+}
+
+fn permanent(badge: &Badge) -> RenderError {
+    let err = RENDERER.render(badge).expect_err("must not render");
+    assert!(err.is_permanent(), "{err} should be permanent");
+    assert_eq!(
+        RENDERER.render_svg(badge).expect_err("nor as SVG"),
+        err,
+        "the preview fails the same way"
+    );
+    err
+}
+
+#[test]
+fn validation_errors_are_permanent_and_clear() {
+    let t = BadgeType::Attendee;
+    assert_eq!(
+        permanent(&badge("", "Acme", t)),
+        RenderError::Empty { field: Field::Name }
+    );
+    assert_eq!(
+        permanent(&badge(" \t ", "Acme", t)).to_string(),
+        "name contains control character U+0009"
+    );
+    assert_eq!(
+        permanent(&badge(" \u{3000} ", "Acme", t)).to_string(),
+        "name is empty"
+    );
+    assert_eq!(
+        permanent(&badge("Ada\u{7}", "Acme", t)).to_string(),
+        "name contains control character U+0007"
+    );
+    assert_eq!(
+        permanent(&badge("Ada\nLovelace", "Acme", t)).to_string(),
+        "name contains control character U+000A"
+    );
+    assert_eq!(
+        permanent(&badge("Ada", "Acme\u{0}", t)).to_string(),
+        "company contains control character U+0000"
+    );
+    let too_long = "a".repeat(MAX_TEXT_CHARS + 1);
+    assert_eq!(
+        permanent(&badge(&too_long, "Acme", t)).to_string(),
+        format!(
+            "name is {} characters long; at most {MAX_TEXT_CHARS} can be printed",
+            MAX_TEXT_CHARS + 1
+        )
+    );
+    // Tamil and a private-use character are in no bundled font: reported, never boxed.
+    assert_eq!(
+        permanent(&badge("தமிழ்", "Acme", t)).to_string(),
+        "no bundled font can draw 'த' (U+0BA4) in the name"
+    );
+    assert_eq!(
+        permanent(&badge("Ada", "Acme \u{E000}", t)),
+        RenderError::MissingGlyph {
+            field: Field::Company,
+            ch: '\u{E000}'
+        }
+    );
+    let mut no_id = badge("Ada", "Acme", t);
+    no_id.id = "  ".into();
+    assert_eq!(permanent(&no_id).to_string(), "badge id is empty");
+    let mut bad_id = badge("Ada", "Acme", t);
+    bad_id.id = "a\rb".into();
+    assert_eq!(
+        permanent(&bad_id).to_string(),
+        "badge id contains control character U+000D"
+    );
+    assert_eq!(
+        "vip".parse::<BadgeType>().unwrap_err().to_string(),
+        "unknown badge type \"vip\" (expected attendee, speaker, sponsor or organizer)"
+    );
+}
+
+#[test]
+fn text_is_nfc_normalised() {
+    // "José" with a combining acute accent prints as the precomposed é.
+    let pdf = RENDERER
+        .render(&badge("Jose\u{301}", "", BadgeType::Attendee))
+        .unwrap();
+    let text = poppler("pdftotext", &[], &pdf);
+    assert!(text.contains("Jos\u{e9}"), "{text:?}");
+    assert!(!text.contains('\u{301}'), "{text:?}");
+}
+
+#[test]
+fn svg_preview_escapes_markup() {
+    let svg = RENDERER
+        .render_svg(&badge(
+            "<script>alert('x')</script>",
+            "Tom & \"Jerry\"",
+            BadgeType::Speaker,
+        ))
+        .unwrap();
+    // Escaped, however askama spells the entities; the title reads back verbatim below.
+    assert!(!svg.contains("<script"), "{svg}");
+    assert!(!svg.contains("Tom & "), "{svg}");
+    let doc = roxmltree::Document::parse(&svg).expect("well-formed XML");
+    let root = doc.root_element();
+    assert_eq!(root.tag_name().name(), "svg");
+    assert_eq!(root.attribute("viewBox"), Some("0 0 288 216"));
+    let title = root
+        .children()
+        .find(|n| n.has_tag_name("title"))
+        .and_then(|n| n.text())
+        .unwrap();
+    assert!(
+        title.starts_with("<script>alert('x')</script>, Tom & \"Jerry\""),
+        "{title}"
+    );
+    // Glyphs are outlines: one <use> per glyph of the name, label and event line.
+    let uses = doc.descendants().filter(|n| n.has_tag_name("use")).count();
+    assert!(uses > 40, "{uses}");
+}
+
+#[test]
+fn svg_and_pdf_share_the_layout() {
+    // The same shaped glyphs are drawn in both: the SVG's glyph count equals the number
+    // of non-space characters pdftotext extracts for a Latin badge (one glyph each).
+    let b = badge("Ada Lovelace", "Analytical Engines", BadgeType::Sponsor);
+    let svg = RENDERER.render_svg(&b).unwrap();
+    let text = poppler("pdftotext", &[], &RENDERER.render(&b).unwrap());
+    let lines = [
+        "Oban Conf 2026 · Edinburgh",
+        "Ada Lovelace",
+        "Analytical Engines",
+        "SPONSOR",
+    ];
+    let spaces_in_svg: usize = lines.iter().map(|l| l.matches(' ').count()).sum();
+    let uses = svg.matches("<use ").count();
+    assert_eq!(uses - spaces_in_svg, squash(&text).chars().count());
+}
+
+#[test]
+fn sheets_impose_six_up_on_letter_and_four_up_on_a4() {
+    let badges: Vec<Badge> = (0..13)
+        .map(|i| Badge {
+            id: format!("badge-{i}"),
+            name: SCRIPTS[i % SCRIPTS.len()].1.to_string(),
+            company: SCRIPTS[i % SCRIPTS.len()].2.to_string(),
+            badge_type: BadgeType::ALL[i % 4],
+        })
+        .collect();
+
+    let letter = RENDERER.render_sheet(&badges, Paper::Letter).unwrap();
+    let info = poppler_info("pdfinfo", &letter);
+    assert!(info.contains("Pages:           3"), "{info}");
+    assert!(
+        info.contains("Page size:       612 x 792 pts (letter)"),
+        "{info}"
+    );
+    let names: Vec<&str> = badges.iter().map(|b| b.name.as_str()).collect();
+    assert_text_contains(&letter, &names);
+    for row in poppler_info("pdffonts", &letter).lines().skip(2) {
+        assert!(row.contains(" yes yes yes "), "{row}");
+    }
+
+    let a4 = RENDERER.render_sheet(&badges[..5], Paper::A4).unwrap();
+    let info = poppler_info("pdfinfo", &a4);
+    assert!(info.contains("Pages:           2"), "{info}");
+    assert!(
+        info.contains("Page size:       841.89 x 595.276 pts (A4)"),
+        "{info}"
+    );
+    assert_text_contains(&a4, &names[..5]);
+}
+
+#[test]
+fn sheets_carry_cut_marks() {
+    let badges = vec![badge("Ada", "", BadgeType::Attendee)];
+    for (paper, marks) in [(Paper::Letter, 14), (Paper::A4, 4)] {
+        let pdf = RENDERER.render_sheet(&badges, paper).unwrap();
+        let doc = lopdf::Document::load_mem(&pdf).unwrap();
+        let page = *doc.get_pages().values().next().unwrap();
+        let content = doc.get_and_decode_page_content(page).unwrap();
+        let strokes = content
+            .operations
+            .iter()
+            .filter(|op| op.operator == "S")
+            .count();
+        assert_eq!(strokes, marks, "{paper:?}");
+    }
+}
+
+#[test]
+fn sheet_errors_name_the_badge() {
+    assert_eq!(
+        RENDERER.render_sheet(&[], Paper::Letter),
+        Err(RenderError::NoBadges)
+    );
+    let mut badges = vec![badge("Ada", "", BadgeType::Attendee); 3];
+    badges[2].id = "third".into();
+    badges[2].name = "\u{E000}".into();
+    let err = RENDERER.render_sheet(&badges, Paper::A4).unwrap_err();
+    assert!(err.is_permanent());
+    assert_eq!(
+        err.to_string(),
+        "badge 2 (id \"third\"): no bundled font can draw '\\u{e000}' (U+E000) in the name"
+    );
+}
+
+#[test]
+fn one_renderer_serves_many_threads() {
+    let renderer = Arc::new(Renderer::new(EventInfo::default()).unwrap());
+    let handles: Vec<_> = SCRIPTS
+        .iter()
+        .map(|(_, name, company)| {
+            let renderer = Arc::clone(&renderer);
+            let b = badge(name, company, BadgeType::Speaker);
+            std::thread::spawn(move || (renderer.render(&b).unwrap(), b))
+        })
+        .collect();
+    for h in handles {
+        let (pdf, b) = h.join().unwrap();
+        assert_eq!(pdf, RENDERER.render(&b).unwrap());
+    }
+}
