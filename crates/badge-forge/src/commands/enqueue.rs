@@ -4,9 +4,9 @@ use badge_forge::fake_badges::fake_badges;
 use badge_forge::render::Badge;
 use badge_forge::worker::GenerateBadge;
 use indicatif::{ProgressBar, ProgressStyle};
-use oban_core::{Client, Db};
 use oban_core::insert::NewJob;
 use oban_core::worker::Worker;
+use oban_core::{Client, Db};
 use serde_json::json;
 
 use super::Database;
