@@ -107,11 +107,6 @@ impl FontFace {
             .capital_height()
             .map_or(0.7, |h| f32::from(h) / self.units_per_em)
     }
-
-    /// Descender depth in em, positive.
-    pub(crate) fn descender(&self) -> f32 {
-        -f32::from(self.face.descender()) / self.units_per_em
-    }
 }
 
 /// Every bundled face, parsed.

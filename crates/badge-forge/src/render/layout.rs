@@ -8,6 +8,7 @@ use std::borrow::Cow;
 
 use qrcode::EcLevel;
 use qrcode::canvas::{Canvas, MaskPattern};
+use rustybuzz::ttf_parser::GlyphId;
 
 use super::fonts::{FontSet, PRIMARY_BOLD, Style};
 use super::text::{Line, Lines, shape_block};
@@ -297,7 +298,6 @@ pub(crate) fn compose<'a>(
     let margin = MARGIN * s;
     let bold = fonts.face(PRIMARY_BOLD);
     let cap = bold.cap_height();
-    let descender = bold.descender();
     let colour = type_colour(content.kind);
     let mut blocks = Vec::with_capacity(2);
     let mut runs = Vec::with_capacity(8);
@@ -394,13 +394,17 @@ pub(crate) fn compose<'a>(
     )?;
     let name_height =
         cap * name_size + (name_lines.lines.len() - 1) as f32 * LINE_HEIGHT * name_size;
-    // Room under the last name line for the deepest descender of the faces it uses
-    // (Arabic and CJK reach lower than Latin).
-    let deepest = name_lines.lines.last().map_or(descender, |line| {
+    // Room under the last name line for its deepest glyph (Arabic and CJK reach lower
+    // than Latin), measured from the outlines actually drawn.
+    let deepest = name_lines.lines.last().map_or(0.0, |line| {
         line.glyphs
             .iter()
-            .map(|g| fonts.face(g.face).descender())
-            .fold(descender, f32::max)
+            .filter_map(|g| {
+                let face = fonts.face(g.face);
+                let bbox = face.face.glyph_bounding_box(GlyphId(g.gid))?;
+                Some(-(f32::from(bbox.y_min) / face.units_per_em + g.y))
+            })
+            .fold(0.0, f32::max)
     });
     let gap = if company.is_some() {
         (0.35 * name_size).max(deepest * name_size + 4.0 * s)
