@@ -1,6 +1,10 @@
 //! Drain benchmark: how fast one node claims, runs and acks no-op jobs.
 //!
-//! `cargo bench -p oban-core --bench drain [-- --jobs N] [-- --quick]`
+//! `cargo bench -p oban-core --bench drain [-- --jobs N] [--quick] [--only LIMIT,COOLDOWN_MS,ACK]`
+//!
+//! `--quick` runs the headline drain once, on the server as it starts (no durable repeat, no
+//! sweep); `--only` does the same with another queue limit, dispatch cooldown and ack batch
+//! limit, for profiling one setup.
 //!
 //! Uses the server at `DATABASE_URL` when set (its settings are reported and left alone),
 //! otherwise a throwaway cluster from `oban_core::temp_postgres`. That cluster runs with `fsync`,
@@ -112,6 +116,7 @@ impl Durability {
 fn main() {
     let mut jobs = 100_000;
     let mut quick = false;
+    let mut only = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -122,6 +127,17 @@ fn main() {
                     .expect("--jobs takes a number");
             }
             "--quick" => quick = true,
+            "--only" => {
+                let numbers: Vec<u64> = args
+                    .next()
+                    .map(|spec| spec.split(',').filter_map(|n| n.parse().ok()).collect())
+                    .unwrap_or_default();
+                let [limit, cooldown_ms, ack_batch_limit] = numbers[..] else {
+                    panic!("--only takes LIMIT,COOLDOWN_MS,ACK_BATCH_LIMIT");
+                };
+                only = Some((limit as usize, cooldown_ms, ack_batch_limit as usize));
+                quick = true;
+            }
             // Cargo passes --bench; filters for other benches are not ours.
             _ => {}
         }
@@ -130,10 +146,10 @@ fn main() {
         .enable_all()
         .build()
         .expect("a tokio runtime");
-    runtime.block_on(run(jobs, quick));
+    runtime.block_on(run(jobs, quick, only));
 }
 
-async fn run(jobs: usize, quick: bool) {
+async fn run(jobs: usize, quick: bool, only: Option<(usize, u64, usize)>) {
     let (server_url, cluster) = match std::env::var("DATABASE_URL") {
         Ok(url) if !url.trim().is_empty() => (url, None),
         _ => {
@@ -165,10 +181,11 @@ async fn run(jobs: usize, quick: bool) {
 
     print_header(&pool, cluster.is_some(), postmaster).await;
 
+    let (limit, cooldown_ms, ack_batch_limit) = only.unwrap_or((1_000, 1, 1_000));
     let headline = Setup {
-        limit: 1_000,
-        cooldown_ms: 1,
-        ack_batch_limit: 1_000,
+        limit,
+        cooldown_ms,
+        ack_batch_limit,
         jobs,
     };
     let modes: &[Durability] = match (&cluster, quick) {
@@ -183,8 +200,9 @@ async fn run(jobs: usize, quick: bool) {
             set_durability(&mut admin, &pool, mode == Durability::On).await;
         }
         println!("\n## {} ({})", mode.label(), settings(&pool).await);
-        baseline_rows.push(baselines(&pool, &client, mode, jobs, postmaster).await);
-        let outcomes = drain(&pool, &client, headline, postmaster).await;
+        let baseline = baselines(&pool, &client, mode, jobs, postmaster).await;
+        let outcomes = drain(&pool, headline, postmaster, baseline.insert_per_second).await;
+        baseline_rows.push(baseline);
         rows.push((mode, headline, outcomes));
     }
     if !quick {
@@ -200,7 +218,7 @@ async fn run(jobs: usize, quick: bool) {
             (100, 5, 1_000, sweep_jobs),
             (100, 0, 1_000, sweep_jobs),
             (500, 1, 1_000, sweep_jobs),
-            (1_000, 0, 1_000, sweep_jobs),
+            (1_000, 5, 1_000, sweep_jobs),
             (1_000, 5, 100, sweep_jobs),
             (1_000, 1, 5_000, sweep_jobs),
             (5_000, 1, 5_000, sweep_jobs),
@@ -212,7 +230,8 @@ async fn run(jobs: usize, quick: bool) {
                 ack_batch_limit,
                 jobs: jobs.max(1),
             };
-            let outcomes = drain(&pool, &client, setup, postmaster).await;
+            let insert_per_second = fill(&pool, &client, setup.jobs).await;
+            let outcomes = drain(&pool, setup, postmaster, insert_per_second).await;
             rows.push((mode, setup, outcomes));
         }
     }
@@ -233,9 +252,14 @@ async fn run(jobs: usize, quick: bool) {
     }
 }
 
-/// Fills the table, drains it with one node and measures.
-async fn drain(pool: &PgPool, client: &Client, setup: Setup, postmaster: Option<u32>) -> Outcomes {
-    let insert_per_second = fill(pool, client, setup.jobs).await;
+/// Drains `oban_jobs`, which the caller filled with `setup.jobs` jobs at `insert_per_second`,
+/// with one node, and measures.
+async fn drain(
+    pool: &PgPool,
+    setup: Setup,
+    postmaster: Option<u32>,
+    insert_per_second: f64,
+) -> Outcomes {
     sqlx::query("CHECKPOINT")
         .execute(pool)
         .await
@@ -265,7 +289,7 @@ async fn drain(pool: &PgPool, client: &Client, setup: Setup, postmaster: Option<
             Instant::now() < deadline,
             "the drain did not finish in 5 minutes"
         );
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let seconds = started.elapsed().as_secs_f64();
     let client_cpu = own_cpu_seconds() - client_before;
@@ -325,6 +349,7 @@ async fn fill(pool: &PgPool, client: &Client, jobs: usize) -> f64 {
 }
 
 /// Baselines for this server mode: a round trip, the insert rate, and the bare row writes.
+/// Leaves `oban_jobs` filled with `jobs` available jobs.
 async fn baselines(
     pool: &PgPool,
     client: &Client,
