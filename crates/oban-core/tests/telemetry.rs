@@ -13,9 +13,12 @@ use tracing::field::{Field, Visit};
 use tracing_subscriber::Layer;
 use tracing_subscriber::layer::{Context, SubscriberExt};
 
-/// Fields of each event on target `oban`, in the order they were recorded.
+/// One event's fields, in the order they were recorded.
+type EventFields = Vec<(String, String)>;
+
+/// Fields of each event on target `oban`.
 #[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<Vec<(String, String)>>>>);
+struct Captured(Arc<Mutex<Vec<EventFields>>>);
 
 struct Fields(Vec<(String, String)>);
 
