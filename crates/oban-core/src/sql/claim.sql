@@ -7,12 +7,15 @@
 -- The locked ids are handed to the UPDATE as one array, so it finds its rows through the
 -- primary key: joined to the CTE instead, a large $2 makes the planner hash the whole table
 -- (finished jobs included) on every claim. The claimed jobs are returned in claim order.
+-- The limit is a sub-select so that no plan knows its value: PostgreSQL then settles on one
+-- generic plan (the same index scans) instead of planning every claim anew, which it does
+-- for a bare `LIMIT $2` because a plan that knows a small limit always looks cheaper.
 WITH subset AS (
   SELECT id
   FROM {prefix}.oban_jobs
   WHERE state = 'available' AND queue = $1
   ORDER BY priority ASC, scheduled_at ASC, id ASC
-  LIMIT $2
+  LIMIT (SELECT $2::bigint)
   FOR UPDATE SKIP LOCKED
 ), claimed AS (
   UPDATE {prefix}.oban_jobs AS j
