@@ -597,7 +597,7 @@ async fn print_header(pool: &PgPool, throwaway: bool, postmaster: Option<u32>) {
 /// The durability settings the pool's connections run with.
 async fn settings(pool: &PgPool) -> String {
     let values: Vec<(String, String)> = sqlx::query_as(
-        "SELECT name, setting FROM pg_settings WHERE name IN \
+        "SELECT name, current_setting(name) FROM pg_settings WHERE name IN \
          ('fsync', 'synchronous_commit', 'full_page_writes', 'shared_buffers', 'wal_level') ORDER BY name",
     )
     .fetch_all(pool)
