@@ -13,7 +13,7 @@ use oban_core::gossip::Check;
 use oban_core::insert::NewJob;
 use oban_core::met::{MetricValue, MetricsMessage, Sketch};
 use oban_core::node::{Node, NodeHandle};
-use oban_core::notifier::{MAX_PAYLOAD, decode_payload};
+use oban_core::notifier::{ListenerHealth, MAX_PAYLOAD, decode_payload};
 use oban_core::signal::{QueueTarget, Signal};
 use oban_core::worker::Worker;
 use serde_json::{Value, json};
@@ -193,6 +193,11 @@ async fn gossip_checks_carry_what_oban_web_reads() {
         insert(&client, "alpha", json!({"do": "sleep", "ms": 4_000})).await,
         insert(&client, "alpha", json!({"do": "sleep", "ms": 4_000})).await,
     ];
+    // A signal sent before the node listens is lost (PostgreSQL keeps no notifications).
+    support::eventually("the node to listen", Duration::from_secs(10), || async {
+        (node.listener_health() == ListenerHealth::Up).then_some(())
+    })
+    .await;
     client
         .signal(&Signal::Pause(QueueTarget::Named("beta".into())), None)
         .await
