@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDateTime;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::reconnect_delay;
@@ -34,6 +34,11 @@ pub(crate) struct Ack {
     pub error: Option<String>,
     /// Jobs inserted when (and only when) this completion is recorded.
     pub then_insert: Vec<NewJob>,
+    /// Told once the outcome is written (dropped if it is given up at the shutdown deadline).
+    /// The job's execution waits for it, so the job keeps its slot until then: finished jobs
+    /// never pile up unrecorded behind the queue's limit, and a crash reruns at most `limit`
+    /// jobs per queue.
+    pub written: Option<oneshot::Sender<()>>,
 }
 
 /// Where executors send acks. Cloned into every producer; the acker stops after the last
@@ -170,7 +175,11 @@ impl Acker {
             );
         }
         tracing::trace!(acked = acked.len(), inserted, "acks written");
-        batch.clear();
+        for ack in batch.drain(..) {
+            if let Some(written) = ack.written {
+                let _ = written.send(());
+            }
+        }
         Ok(())
     }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use crate::ack::{Ack, AckSender};
@@ -74,7 +75,17 @@ impl Execution {
         telemetry::job_ended(job, &ack, duration);
         self.metrics.record_job(job, ack.state, duration);
         let id = job.id;
-        self.acker.send(ack);
+        let (written, recorded) = oneshot::channel();
+        self.acker.send(Ack {
+            written: Some(written),
+            ..ack
+        });
+        // The slot stays taken until the outcome is recorded (see `Ack::written`); at the end
+        // of the grace period the node stops waiting.
+        tokio::select! {
+            _ = recorded => {}
+            _ = self.abandon.cancelled() => {}
+        }
         id
     }
 
@@ -87,6 +98,7 @@ impl Execution {
             delay_seconds,
             error,
             then_insert: Vec::new(),
+            written: None,
         };
         let failure = match ending {
             Ending::Returned(Ok(Outcome::Complete { then_insert })) => {

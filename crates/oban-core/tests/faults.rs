@@ -1399,3 +1399,52 @@ async fn a_long_repeatable_read_transaction_slows_but_never_stops_the_node() {
         "the node stalled while the snapshot was held: {windows:?}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Why a kill reruns at most `limit` jobs
+// ---------------------------------------------------------------------------------------------
+
+/// A job's slot stays taken until its outcome is in the database. Otherwise, while acks are
+/// slow, finished jobs pile up unrecorded behind the slots they freed, and a crash reruns all of
+/// them: more than kills × concurrency (scenario 3's bound). Here another transaction locks the
+/// rows of the first jobs, so their acks wait; the node must not run more jobs meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_jobs_hold_their_slot_until_their_ack_is_written() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    const LIMIT: usize = 5;
+    let cluster = Cluster::start(TempPostgres::builder()).await;
+    seed(&cluster.admin, Probe::NAME, 100, json!({"ms": 300}), 0, 20).await;
+    let runs = Executions::default();
+    let worker = Probe {
+        sleep: Duration::ZERO,
+        runs: runs.clone(),
+        effects: None,
+    };
+    let node = start_node(cluster.node_pool(10).await, config(LIMIT), worker).await;
+    wait_until("the first jobs to run", Duration::from_secs(10), || async {
+        runs.totals().0 == LIMIT as u64
+    })
+    .await;
+    let mut blocker = cluster.admin.begin().await.unwrap();
+    let locked: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM oban_jobs WHERE state = 'executing' FOR UPDATE")
+            .fetch_all(&mut *blocker)
+            .await
+            .unwrap();
+    assert_eq!(
+        locked.len(),
+        LIMIT,
+        "locked the running jobs before they ended"
+    );
+    // Long enough for several rounds of 300 ms jobs, had the slots been freed.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (ran_while_blocked, _) = runs.totals();
+    blocker.rollback().await.unwrap();
+    let completed = final_completed(&cluster, 100, Duration::from_secs(30)).await;
+    node.shutdown().await;
+    assert_eq!(
+        ran_while_blocked, LIMIT as u64,
+        "jobs ran while {LIMIT} finished jobs waited for their acks"
+    );
+    assert_eq!(completed, 100);
+}
