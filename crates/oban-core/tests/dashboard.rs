@@ -12,13 +12,12 @@ use oban_core::config::{Config, QueueConfig};
 use oban_core::gossip::Check;
 use oban_core::insert::NewJob;
 use oban_core::met::{MetricValue, MetricsMessage, Sketch};
-use oban_core::node::{Node, NodeHandle};
 use oban_core::notifier::{ListenerHealth, MAX_PAYLOAD, decode_payload};
 use oban_core::signal::{QueueTarget, Signal};
 use oban_core::worker::Worker;
 use serde_json::{Value, json};
 use sqlx::postgres::PgListener;
-use support::{Scripted, database, fast_config, wait_for_state};
+use support::{Scripted, database, fast_config, start_scripted, wait_for_state};
 
 /// A LISTEN connection of the test's own on Oban channels.
 struct Tap(PgListener);
@@ -164,16 +163,6 @@ fn assert_check_shape(check: &Value) -> Check {
     serde_json::from_value(check.clone()).unwrap()
 }
 
-async fn start(pool: &sqlx::PgPool, config: Config) -> NodeHandle {
-    Node::builder(pool.clone())
-        .config(config)
-        .worker(Scripted)
-        .unwrap()
-        .start()
-        .await
-        .unwrap()
-}
-
 async fn insert(client: &oban_core::Client, queue: &str, args: Value) -> i64 {
     client
         .insert(&Scripted::new_job(&args).unwrap().queue(queue))
@@ -188,7 +177,7 @@ async fn gossip_checks_carry_what_oban_web_reads() {
     let mut tap = Tap::new(&url, &["gossip"]).await;
     let config = fast_config(&[("alpha", 2), ("beta", 7)]);
     let node_name = config.node.clone();
-    let node = start(&pool, config).await;
+    let node = start_scripted(&pool, config).await;
     let sleeping = [
         insert(&client, "alpha", json!({"do": "sleep", "ms": 4_000})).await,
         insert(&client, "alpha", json!({"do": "sleep", "ms": 4_000})).await,
@@ -282,7 +271,7 @@ async fn gossip_checks_carry_what_oban_web_reads() {
 #[tokio::test]
 async fn shutdown_ends_with_a_terminating_check_per_queue() {
     let (pool, client, url) = database().await;
-    let node = start(&pool, fast_config(&[("alpha", 2), ("beta", 2)])).await;
+    let node = start_scripted(&pool, fast_config(&[("alpha", 2), ("beta", 2)])).await;
     let job = insert(&client, "alpha", json!({"do": "sleep", "ms": 600})).await;
     wait_for_state(&pool, job, "executing").await;
     let mut tap = Tap::new(&url, &["gossip"]).await;
@@ -376,7 +365,7 @@ async fn metrics_report_finished_jobs_as_sketches_in_nanoseconds() {
     let mut tap = Tap::new(&url, &["metrics"]).await;
     let config = fast_config(&[("alpha", 5)]);
     let node_name = config.node.clone();
-    let node = start(&pool, config).await;
+    let node = start_scripted(&pool, config).await;
     for _ in 0..3 {
         insert(&client, "alpha", json!({"do": "sleep", "ms": 120})).await;
     }
@@ -492,7 +481,7 @@ async fn full_counts_come_only_from_a_leader_that_enables_them() {
     // Default configuration: never any full_count, even when leading.
     let config = fast_config(&[("alpha", 1)]);
     let quiet_name = config.node.clone();
-    let quiet = start(&pool, config).await;
+    let quiet = start_scripted(&pool, config).await;
     let done = insert(&client, "alpha", json!({})).await;
     wait_for_state(&pool, done, "completed").await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
@@ -514,7 +503,7 @@ async fn full_counts_come_only_from_a_leader_that_enables_them() {
         ..fast_config(&[("alpha", 1)])
     };
     let follower_name = follower.node.clone();
-    let follower = start(&pool, follower).await;
+    let follower = start_scripted(&pool, follower).await;
     insert(&client, "alpha", json!({})).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
     let mut heard_any = false;
@@ -534,7 +523,7 @@ async fn full_counts_come_only_from_a_leader_that_enables_them() {
         ..fast_config(&[("alpha", 1)])
     };
     let leader_name = leader.node.clone();
-    let leader = start(&pool, leader).await;
+    let leader = start_scripted(&pool, leader).await;
     let first = tap
         .until("full counts", Duration::from_secs(10), |heard| {
             full_counts(heard, &leader_name)
@@ -593,7 +582,7 @@ async fn many_queues_are_split_within_the_payload_limit() {
         ..fast_config(&[])
     };
     let node_name = config.node.clone();
-    let node = start(&pool, config).await;
+    let node = start_scripted(&pool, config).await;
     let jobs: Vec<NewJob> = queues
         .iter()
         .map(|queue| Scripted::new_job(&json!({})).unwrap().queue(queue))

@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use chrono::NaiveDateTime;
 use oban_core::insert::NewJob;
-use oban_core::node::Node;
 use oban_core::notifier::ListenerHealth;
 use oban_core::signal::{QueueTarget, Signal};
 use oban_core::worker::Worker;
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use support::{Scripted, database, eventually, fast_config, state_of, wait_for_state};
+use support::{
+    Scripted, database, eventually, fast_config, start_scripted, state_of, wait_for_state,
+};
 
 async fn insert(client: &oban_core::Client, args: Value) -> i64 {
     client
@@ -35,13 +36,7 @@ async fn errors_of(pool: &PgPool, id: i64) -> Vec<Value> {
 #[tokio::test]
 async fn every_outcome_is_recorded_as_oban_records_it() {
     let (pool, client, _) = database().await;
-    let node = Node::builder(pool.clone())
-        .config(fast_config(&[("default", 10)]))
-        .worker(Scripted)
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let node = start_scripted(&pool, fast_config(&[("default", 10)])).await;
     let ok = insert(&client, json!({"do": "ok"})).await;
     let error = insert(&client, json!({"do": "error"})).await;
     let panic = insert(&client, json!({"do": "panic"})).await;
@@ -114,13 +109,7 @@ async fn every_outcome_is_recorded_as_oban_records_it() {
 #[tokio::test]
 async fn retries_back_off_within_obans_bounds_and_discard_when_exhausted() {
     let (pool, client, _) = database().await;
-    let node = Node::builder(pool.clone())
-        .config(fast_config(&[("default", 10)]))
-        .worker(Scripted)
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let node = start_scripted(&pool, fast_config(&[("default", 10)])).await;
     let first = insert(&client, json!({"do": "error"})).await;
     wait_for_state(&pool, first, "retryable").await;
     let delay: f64 = sqlx::query_scalar(
@@ -159,13 +148,7 @@ async fn claims_by_priority_then_time_and_signs_attempted_by() {
         ids.push(client.insert(&job).await.unwrap().id);
     }
     // One slot: jobs run one at a time, in claim order.
-    let node = Node::builder(pool.clone())
-        .config(fast_config(&[("default", 1)]))
-        .worker(Scripted)
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let node = start_scripted(&pool, fast_config(&[("default", 1)])).await;
     eventually("all jobs to complete", Duration::from_secs(10), || async {
         let done: i64 =
             sqlx::query_scalar("SELECT count(*) FROM oban_jobs WHERE state = 'completed'")
@@ -195,13 +178,7 @@ async fn claims_by_priority_then_time_and_signs_attempted_by() {
 #[tokio::test]
 async fn completion_and_follow_up_jobs_commit_together_and_a_stale_ack_writes_nothing() {
     let (pool, client, _) = database().await;
-    let node = Node::builder(pool.clone())
-        .config(fast_config(&[("default", 5)]))
-        .worker(Scripted)
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let node = start_scripted(&pool, fast_config(&[("default", 5)])).await;
     let parent = insert(&client, json!({"do": "ok", "follow_up": true})).await;
     wait_for_state(&pool, parent, "completed").await;
     let follow_ups: Vec<(String, String, Value)> =
@@ -250,13 +227,7 @@ async fn completion_and_follow_up_jobs_commit_together_and_a_stale_ack_writes_no
 #[tokio::test]
 async fn obeys_pause_resume_scale_and_pkill_signals() {
     let (pool, client, _) = database().await;
-    let node = Node::builder(pool.clone())
-        .config(fast_config(&[("default", 5)]))
-        .worker(Scripted)
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let node = start_scripted(&pool, fast_config(&[("default", 5)])).await;
     wait_until_listening(&node).await;
 
     client
@@ -340,18 +311,14 @@ async fn leads_beside_an_elixir_leader_without_taking_its_row() {
             node: node.into(),
             ..fast_config(&[("default", 1)])
         };
-        Node::builder(pool.clone())
-            .config(config)
-            .worker(Scripted)
-            .unwrap()
-            .start()
+        start_scripted(&pool, config)
     };
-    let first = start("rust-1").await.unwrap();
+    let first = start("rust-1").await;
     eventually("rust-1 to lead", Duration::from_secs(10), || async {
         first.is_leader().then_some(())
     })
     .await;
-    let second = start("rust-2").await.unwrap();
+    let second = start("rust-2").await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(
         first.is_leader() && !second.is_leader(),
@@ -409,13 +376,7 @@ async fn the_leader_stages_rescues_and_prunes_its_queues_only() {
         // staged jobs complete, which is what the states below account for.
         ..fast_config(&[("default", 5)])
     };
-    let node = Node::builder(pool.clone())
-        .config(config)
-        .worker(Scripted)
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let node = start_scripted(&pool, config).await;
     let states = || async {
         let rows: Vec<(String, String, String)> = sqlx::query_as(
             "SELECT queue, meta->>'tag', state::text FROM oban_jobs ORDER BY queue, id",
@@ -478,13 +439,7 @@ async fn graceful_shutdown_finishes_what_fits_in_the_grace_period_and_leaves_the
         shutdown_grace: Duration::from_millis(1200),
         ..fast_config(&[("default", 5)])
     };
-    let node = Node::builder(pool.clone())
-        .config(config)
-        .worker(Scripted)
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let node = start_scripted(&pool, config).await;
     let quick = insert(&client, json!({"do": "sleep", "ms": 400})).await;
     let slow = client
         .insert(&Scripted::new_job(&json!({"do": "sleep", "ms": 60_000})).unwrap())
@@ -522,13 +477,7 @@ async fn graceful_shutdown_finishes_what_fits_in_the_grace_period_and_leaves_the
 #[tokio::test]
 async fn jobs_still_run_when_the_listen_connection_is_killed() {
     let (pool, client, _) = database().await;
-    let node = Node::builder(pool.clone())
-        .config(fast_config(&[("default", 5)]))
-        .worker(Scripted)
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let node = start_scripted(&pool, fast_config(&[("default", 5)])).await;
     wait_until_listening(&node).await;
     for round in 0..3 {
         let killed: i64 = sqlx::query_scalar(
@@ -556,13 +505,7 @@ async fn a_node_told_it_is_behind_a_pooler_runs_on_polling_and_reports_the_liste
         behind_pooler: true,
         ..fast_config(&[("default", 2)])
     };
-    let node = Node::builder(pool.clone())
-        .config(config)
-        .worker(Scripted)
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let node = start_scripted(&pool, config).await;
     eventually(
         "the listener to report itself disabled",
         Duration::from_secs(5),

@@ -5,10 +5,9 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use oban_core::node::Node;
 use oban_core::worker::Worker;
 use serde_json::json;
-use support::{Scripted, database, fast_config, wait_for_state};
+use support::{Scripted, database, fast_config, start_scripted, wait_for_state};
 use tracing::field::{Field, Visit};
 use tracing_subscriber::Layer;
 use tracing_subscriber::layer::{Context, SubscriberExt};
@@ -48,13 +47,7 @@ async fn job_end_events_carry_oban_pys_keys_in_order() {
     tracing::subscriber::set_global_default(tracing_subscriber::registry().with(captured.clone()))
         .unwrap();
     let (pool, client, _) = database().await;
-    let node = Node::builder(pool.clone())
-        .config(fast_config(&[("default", 2)]))
-        .worker(Scripted)
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let node = start_scripted(&pool, fast_config(&[("default", 2)])).await;
     let ok = client
         .insert(&Scripted::new_job(&json!({"do": "ok"})).unwrap())
         .await

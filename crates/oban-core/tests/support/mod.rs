@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use oban_core::config::{Config, QueueConfig};
 use oban_core::job::Job;
+use oban_core::node::{Node, NodeHandle};
 use oban_core::temp_postgres::fresh_database;
 use oban_core::worker::{Outcome, WorkResult, Worker, WorkerOptions};
 use oban_core::{Client, Prefix, schema};
@@ -46,6 +47,17 @@ pub fn fast_config(queues: &[(&str, usize)]) -> Config {
         prune_interval: Duration::from_millis(200),
         ..Config::default()
     }
+}
+
+/// A node running [`Scripted`] with `config`.
+pub async fn start_scripted(pool: &PgPool, config: Config) -> NodeHandle {
+    Node::builder(pool.clone())
+        .config(config)
+        .worker(Scripted)
+        .expect("register Test.Scripted")
+        .start()
+        .await
+        .expect("start the node")
 }
 
 /// Does what its args say: `{"do": "ok" | "error" | "panic" | "discard" | "cancel" | "snooze" |
