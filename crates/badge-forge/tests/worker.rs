@@ -1,7 +1,10 @@
 //! The GenerateBadge worker on a real PostgreSQL: the happy path as Elixir enqueues it, every
-//! bad input, the confirmation committed with the completion, and disk errors.
+//! bad input, the confirmation committed with the completion, and disk errors (a real tmpfs,
+//! full, then read-only).
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -82,7 +85,7 @@ async fn wait_for(pool: &PgPool, what: &str, query: &'static str, want: i64) {
 }
 
 fn pdftotext(path: &str) -> String {
-    let out = std::process::Command::new("pdftotext")
+    let out = Command::new("pdftotext")
         .args([path, "-"])
         .output()
         .expect("pdftotext (poppler-utils) must be installed: run scripts/ensure-deps");
@@ -305,46 +308,60 @@ async fn a_node_dying_between_render_and_commit_sends_no_confirmation_and_the_re
 }
 
 #[tokio::test]
-async fn a_disk_error_retries_with_backoff_and_succeeds_once_the_disk_is_back() {
+async fn a_full_or_read_only_disk_retries_with_backoff_and_succeeds_once_the_disk_is_back() {
     let pool = database().await;
-    let dir = output_dir("disk");
-    let node = start(&pool, &dir, Duration::from_secs(300)).await;
-    // Replace the output directory with a file: every write fails (as root, permissions would not).
-    let aside = dir.with_extension("aside");
-    std::fs::rename(&dir, &aside).unwrap();
-    std::fs::write(&dir, b"not a directory").unwrap();
+    // A real file system of its own: 512 KiB of tmpfs, filled to the last page.
+    let disk = Tmpfs::mount("disk", "512k");
+    let filler = disk.fill();
+    let node = start(&pool, disk.path(), Duration::from_secs(300)).await;
     let id = enqueue(
         &pool,
-        json!({"id": "d1", "name": "Disk", "company": "", "type": "attendee"}),
+        json!({"id": "d1", "name": "Disk Full", "company": "", "type": "attendee"}),
     )
     .await;
+
+    // Disk full: the temporary file is created, its write fails with ENOSPC.
     wait_for(
         &pool,
-        "the job to be retryable",
-        "SELECT count(*) FROM oban_jobs WHERE state = 'retryable'",
+        "the first failure",
+        "SELECT count(*) FROM oban_jobs WHERE state = 'retryable' AND cardinality(errors) = 1",
         1,
     )
     .await;
-    let (error, delay): (String, f64) = sqlx::query_as(
-        "SELECT errors[1]->>'error', extract(epoch FROM scheduled_at - attempted_at)::float8 FROM oban_jobs WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_one(&pool)
-    .await
-    .unwrap();
+    let (error, delay) = last_error(&pool, id).await;
     assert!(
         error.contains("writing") && error.contains("badge-d1.pdf"),
-        "{error}"
+        "the error names the file: {error}"
+    );
+    assert!(
+        error.contains("No space left on device"),
+        "the error names the cause: {error}"
     );
     assert!(delay >= 16.9, "retried with backoff, not at once: {delay}s");
+    assert_eq!(disk.files(), ["filler"], "no partial PDF or temporary file");
 
-    std::fs::remove_file(&dir).unwrap();
-    std::fs::rename(&aside, &dir).unwrap();
-    sqlx::query("UPDATE oban_jobs SET scheduled_at = timezone('UTC', now()) WHERE id = $1")
-        .bind(id)
-        .execute(&pool)
-        .await
-        .unwrap();
+    // Space is back but the file system is read-only: EROFS, at the temporary file's creation.
+    std::fs::remove_file(filler).unwrap();
+    disk.remount("ro");
+    retry_now(&pool, id).await;
+    wait_for(
+        &pool,
+        "the second failure",
+        "SELECT count(*) FROM oban_jobs WHERE state = 'retryable' AND cardinality(errors) = 2",
+        1,
+    )
+    .await;
+    let (error, delay) = last_error(&pool, id).await;
+    assert!(
+        error.contains("badge-d1.pdf") && error.contains("Read-only file system"),
+        "the error names the file and the cause: {error}"
+    );
+    assert!(delay >= 16.9, "retried with backoff, not at once: {delay}s");
+    assert!(disk.files().is_empty(), "nothing written");
+
+    // Writable again: the next attempt writes the badge and confirms it, once.
+    disk.remount("rw");
+    retry_now(&pool, id).await;
     wait_for(
         &pool,
         "the retry to complete",
@@ -353,16 +370,119 @@ async fn a_disk_error_retries_with_backoff_and_succeeds_once_the_disk_is_back() 
     )
     .await;
     node.shutdown().await;
-    assert!(dir.join("badge-d1.pdf").exists());
-    let leftovers = std::fs::read_dir(&dir)
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .ends_with(".tmp")
-        })
-        .count();
-    assert_eq!(leftovers, 0, "no partial PDF is left behind");
+    assert_eq!(
+        disk.files(),
+        ["badge-d1.pdf"],
+        "the PDF alone, no leftovers"
+    );
+    let pdf = disk.path().join("badge-d1.pdf");
+    assert!(pdftotext(pdf.to_str().unwrap()).contains("Disk Full"));
+    let (attempt, confirmations): (i32, i64) = sqlx::query_as(
+        "SELECT (SELECT attempt FROM oban_jobs WHERE id = $1), \
+                (SELECT count(*) FROM oban_jobs WHERE queue = 'printing')",
+    )
+    .bind(id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((attempt, confirmations), (3, 1));
+}
+
+/// The latest error entry of job `id`, and how long after that attempt its retry is scheduled.
+async fn last_error(pool: &PgPool, id: i64) -> (String, f64) {
+    sqlx::query_as(
+        "SELECT errors[cardinality(errors)]->>'error', \
+                extract(epoch FROM scheduled_at - attempted_at)::float8 \
+         FROM oban_jobs WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+/// Makes the retryable job `id` due now instead of after its backoff.
+async fn retry_now(pool: &PgPool, id: i64) {
+    sqlx::query("UPDATE oban_jobs SET scheduled_at = timezone('UTC', now()) WHERE id = $1")
+        .bind(id)
+        .execute(pool)
+        .await
+        .unwrap();
+}
+
+/// A small tmpfs of the test's own as an output directory (tests run as root, here and in CI),
+/// unmounted when dropped, so a failing test leaves no mount behind.
+struct Tmpfs {
+    dir: PathBuf,
+}
+
+impl Tmpfs {
+    fn mount(name: &str, size: &str) -> Self {
+        let disk = Self {
+            dir: output_dir(name),
+        };
+        mount(
+            &["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"],
+            &disk.dir,
+        );
+        disk
+    }
+
+    fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `mount -o remount,<options>`: `ro` or `rw`.
+    fn remount(&self, options: &str) {
+        mount(&["-o", &format!("remount,{options}")], &self.dir);
+    }
+
+    /// Fills the file system with one file until a write fails with ENOSPC; returns its path.
+    fn fill(&self) -> PathBuf {
+        let path = self.dir.join("filler");
+        let mut file = std::fs::File::create(&path).unwrap();
+        let page = [0u8; 4096];
+        loop {
+            match file.write_all(&page) {
+                Ok(()) => {}
+                Err(error) if error.raw_os_error() == Some(libc::ENOSPC) => return path,
+                Err(error) => panic!("filling the tmpfs: {error}"),
+            }
+        }
+    }
+
+    /// The names in the directory, sorted.
+    fn files(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        // Lazy: detached at once even if a failed test still holds a file open in it.
+        let _ = Command::new("umount").arg("--lazy").arg(&self.dir).status();
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// Runs `mount ARGS DIR`; fails the test saying why if it cannot (never a silent skip).
+fn mount(args: &[&str], dir: &Path) {
+    let out = Command::new("mount")
+        .args(args)
+        .arg(dir)
+        .output()
+        .unwrap_or_else(|error| panic!("cannot run mount ({error}): util-linux is needed"));
+    assert!(
+        out.status.success(),
+        "`mount {} {}` failed: {}. This test mounts a small tmpfs to fill it and remount it \
+         read-only: it must run as root (or with CAP_SYS_ADMIN), as scripts/test and CI do",
+        args.join(" "),
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
 }
