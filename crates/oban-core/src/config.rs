@@ -16,7 +16,9 @@ use crate::{Error, Prefix, Result};
 ///     ..Config::default()
 /// };
 /// ```
-#[derive(Clone, Debug)]
+///
+/// Its debug form shows [`Config::listen_options`] without the password.
+#[derive(Clone)]
 pub struct Config {
     /// Instance name, used in signal idents (`"<name>.<node>"`) and dashboards. Keep `"Oban"`
     /// so Oban Web and other runtimes can address this node.
@@ -84,6 +86,87 @@ pub struct Config {
     /// States with at least this many jobs at the previous count are estimated from the query
     /// planner instead of counted, as oban_met does; default 50,000.
     pub full_count_estimate_limit: i64,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Spelled out because `PgConnectOptions`'s own debug form prints the password. The
+        // exhaustive pattern makes a new field fail to compile until it is shown here too.
+        let Config {
+            name,
+            node,
+            prefix,
+            queues,
+            poll_interval,
+            dispatch_cooldown,
+            shutdown_grace,
+            ack_batch_limit,
+            heartbeat,
+            listen_options,
+            behind_pooler,
+            leadership,
+            leadership_name,
+            leader_interval,
+            maintained_queues,
+            stage_interval,
+            stage_limit,
+            rescue_interval,
+            rescue_after,
+            prune_interval,
+            prune_max_age,
+            prune_limit,
+            gossip_interval,
+            metrics_interval,
+            full_counts,
+            full_count_estimate_limit,
+        } = self;
+        f.debug_struct("Config")
+            .field("name", name)
+            .field("node", node)
+            .field("prefix", prefix)
+            .field("queues", queues)
+            .field("poll_interval", poll_interval)
+            .field("dispatch_cooldown", dispatch_cooldown)
+            .field("shutdown_grace", shutdown_grace)
+            .field("ack_batch_limit", ack_batch_limit)
+            .field("heartbeat", heartbeat)
+            .field("listen_options", &listen_options.as_ref().map(ListenTarget))
+            .field("behind_pooler", behind_pooler)
+            .field("leadership", leadership)
+            .field("leadership_name", leadership_name)
+            .field("leader_interval", leader_interval)
+            .field("maintained_queues", maintained_queues)
+            .field("stage_interval", stage_interval)
+            .field("stage_limit", stage_limit)
+            .field("rescue_interval", rescue_interval)
+            .field("rescue_after", rescue_after)
+            .field("prune_interval", prune_interval)
+            .field("prune_max_age", prune_max_age)
+            .field("prune_limit", prune_limit)
+            .field("gossip_interval", gossip_interval)
+            .field("metrics_interval", metrics_interval)
+            .field("full_counts", full_counts)
+            .field("full_count_estimate_limit", full_count_estimate_limit)
+            .finish()
+    }
+}
+
+/// Where connection options lead, without their password: `user@host:port/database (sslmode)`.
+struct ListenTarget<'a>(&'a PgConnectOptions);
+
+impl std::fmt::Debug for ListenTarget<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let options = self.0;
+        write!(
+            f,
+            "{}@{}:{}/{} ({:?})",
+            options.get_username(),
+            options.get_host(),
+            options.get_port(),
+            options.get_database().unwrap_or_default(),
+            options.get_ssl_mode()
+        )
+    }
 }
 
 /// One queue and its local concurrency limit.
@@ -261,6 +344,24 @@ mod tests {
             ..Config::default()
         };
         assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn debug_shows_the_listen_target_without_its_password() {
+        let config = Config {
+            listen_options: Some(
+                "postgres://app:s3cret-pw@db.internal:6432/jobs?sslmode=verify-full"
+                    .parse()
+                    .unwrap(),
+            ),
+            ..Config::default()
+        };
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("s3cret-pw"), "{debug}");
+        assert!(
+            debug.contains("Some(app@db.internal:6432/jobs (VerifyFull))"),
+            "{debug}"
+        );
     }
 
     #[test]

@@ -20,9 +20,10 @@
 //! graceful shutdown.
 //!
 //! Fault tests can configure a cluster before it starts ([`TempPostgres::builder`]: extra
-//! settings, files in the data directory such as a TLS key pair, `pg_hba.conf` rules), and
-//! stop, start or restart a running one in any shutdown mode ([`TempPostgres::restart`]), always
-//! on the same port so that clients can reconnect to the same URL.
+//! settings, files in the data directory, `pg_hba.conf` rules, TLS with a certificate made up
+//! on the spot by [`TestCertificates`]), and stop, start or restart a running one in any
+//! shutdown mode ([`TempPostgres::restart`]), always on the same port so that clients can
+//! reconnect to the same URL.
 
 use std::io;
 use std::net::TcpListener;
@@ -122,9 +123,117 @@ impl TempPostgresBuilder {
         self
     }
 
+    /// Serves TLS with `certificates` (`ssl = on`, the server's key pair in the data
+    /// directory). Plain connections are still accepted unless a rule refuses them, e.g.
+    /// `.hba("hostnossl all all 0.0.0.0/0 reject")`.
+    pub fn tls(self, certificates: &TestCertificates) -> Self {
+        self.file("server.crt", certificates.server_cert_pem.as_bytes())
+            .file("server.key", certificates.server_key_pem.as_bytes())
+            .setting("ssl", "on")
+            .setting("ssl_cert_file", "'server.crt'")
+            .setting("ssl_key_file", "'server.key'")
+    }
+
     /// Creates and starts the cluster; see [`TempPostgres::start`].
     pub fn start(self) -> Result<TempPostgres> {
         TempPostgres::start_with(self)
+    }
+}
+
+/// A certificate authority made up on the spot and a server certificate it signed for
+/// `localhost` and `127.0.0.1`, for [`TempPostgresBuilder::tls`]. The keys are P-256; both
+/// certificates are valid for two days. Never trust it outside a test.
+#[derive(Clone)]
+pub struct TestCertificates {
+    /// The authority's certificate (PEM): what a client passes as `sslrootcert` for
+    /// `sslmode=verify-full`.
+    pub ca_pem: String,
+    /// The server's certificate (PEM), signed by the authority.
+    pub server_cert_pem: String,
+    /// The server's private key (PEM).
+    server_key_pem: String,
+}
+
+impl std::fmt::Debug for TestCertificates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestCertificates")
+            .field("ca_pem", &self.ca_pem)
+            .field("server_cert_pem", &self.server_cert_pem)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The server certificate's extensions: what rustls (webpki) insists on for a server: the
+/// names in `subjectAltName` (it ignores the common name), not a CA, usable for TLS servers.
+const SERVER_EXTENSIONS: &str = "\
+subjectAltName = DNS:localhost, IP:127.0.0.1
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
+";
+
+impl TestCertificates {
+    /// Makes a fresh authority and server certificate with the `openssl` command line tool
+    /// (in a scratch directory, removed afterwards). Blocks for a fraction of a second.
+    pub fn generate() -> Result<Self> {
+        let dir = std::env::temp_dir().join(format!(
+            "oban-tls-{}-{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        std::fs::create_dir(&dir)
+            .and_then(|()| std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)))
+            .map_err(|e| failure(format!("could not create {}: {e}", dir.display())))?;
+        let generated = Self::generate_in(&dir);
+        let _ = std::fs::remove_dir_all(&dir);
+        generated
+    }
+
+    fn generate_in(dir: &Path) -> Result<Self> {
+        const P256: &str = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1";
+        // `command` is split on spaces: no argument below contains one.
+        let openssl = |command: &str| -> Result<()> {
+            let output = run(
+                Command::new("openssl")
+                    .args(command.split(' '))
+                    .current_dir(dir),
+                "openssl (install it, e.g. `apt-get install openssl`)",
+            )?;
+            if output.status.success() {
+                Ok(())
+            } else {
+                Err(failure(format!(
+                    "openssl {command} failed: {}",
+                    output_text(&output)
+                )))
+            }
+        };
+        // A name of its own: verifiers look an issuer up by name, so two authorities of one
+        // name would fail with a bad signature instead of an unknown issuer.
+        openssl(&format!(
+            "req -x509 -new -nodes -days 2 {P256} -keyout ca.key -out ca.pem \
+             -subj /CN=oban-core-test-CA-{:08x} -addext basicConstraints=critical,CA:TRUE \
+             -addext keyUsage=critical,keyCertSign,cRLSign",
+            rand::random::<u32>()
+        ))?;
+        openssl(&format!(
+            "req -new -nodes {P256} -keyout server.key -out server.csr -subj /CN=localhost"
+        ))?;
+        std::fs::write(dir.join("server.ext"), SERVER_EXTENSIONS)
+            .map_err(|e| failure(format!("could not write server.ext: {e}")))?;
+        openssl(
+            "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+             -extfile server.ext -out server.crt",
+        )?;
+        let read = |name: &str| {
+            std::fs::read_to_string(dir.join(name))
+                .map_err(|e| failure(format!("could not read the generated {name}: {e}")))
+        };
+        Ok(Self {
+            ca_pem: read("ca.pem")?,
+            server_cert_pem: read("server.crt")?,
+            server_key_pem: read("server.key")?,
+        })
     }
 }
 
