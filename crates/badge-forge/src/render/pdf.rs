@@ -10,7 +10,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::io::Write as _;
 
 use printpdf::{
     Codepoint, Color, DictItem, ExternalStream, ExternalXObject, FontId, FontMetrics, FontType,
@@ -21,7 +20,7 @@ use printpdf::{
 use subsetter::GlyphRemapper;
 
 use super::fonts::{FaceId, FontFace, FontSet};
-use super::layout::{BadgeLayout, Rgb};
+use super::layout::{BadgeLayout, Qr, Rgb};
 use super::{RenderError, serial, sfnt};
 
 /// Where one badge goes on a page: its top-left corner, in points from the page's
@@ -331,8 +330,18 @@ fn subset(
         widths.insert(new, face.advance(gid));
         tag_hash.write(&gid.to_be_bytes());
     }
-    let mut bytes = subsetter::subset(face.data, 0, &remap)
-        .map_err(|e| RenderError::Subset(format!("{}: {e}", face.ps_name)))?;
+    // A CID-keyed CFF face is cut by our own subsetter, which locates the font's
+    // structure once per process (see `cff`); `subsetter` is the fallback.
+    let fast_cff = face.cid_cff().and_then(|cff| {
+        let gids: Vec<u16> = remap.remapped_gids().collect();
+        cff.subset(face.ps_name, &gids)
+            .map(|table| sfnt::wrap_cff(&table))
+    });
+    let mut bytes = match fast_cff {
+        Some(bytes) => bytes,
+        None => subsetter::subset(face.data, 0, &remap)
+            .map_err(|e| RenderError::Subset(format!("{}: {e}", face.ps_name)))?,
+    };
     if !face.cff {
         // (For CFF faces printpdf embeds the bare `CFF ` table; no `name` goes along.)
         bytes = sfnt::replace_table(&bytes, b"name", &face.name_table)
@@ -422,48 +431,13 @@ fn draw_badge(
         });
     }
 
-    // QR code: a form XObject in module units (y down), so each dark rectangle is four
-    // small integers written directly, instead of ~170 rectangle ops going through
-    // printpdf's float formatting (which was a fifth of the render time).
+    // QR code: a 1-bit image mask, one sample per module, painted in the fill colour.
+    // A tenth of the bytes of the same symbol as rectangles (about 120 B against 550 B
+    // compressed), and exact: masks are not interpolated, so module edges stay sharp at
+    // any scale.
     let qr = &layout.qr;
-    let modules = qr
-        .rects
-        .iter()
-        .map(|r| r[0] + r[2])
-        .max()
-        .unwrap_or(0)
-        .max(1);
-    let mut path = Vec::with_capacity(qr.rects.len() * 12);
-    for [x, y, w, h] in &qr.rects {
-        let _ = writeln!(path, "{x} {y} {w} {h} re");
-    }
-    path.extend_from_slice(b"f");
     let id = XObjectId(format!("Q{}", xobjects.len()));
-    xobjects.push((
-        id.clone(),
-        XObject::External(ExternalXObject {
-            stream: ExternalStream {
-                dict: BTreeMap::from([
-                    ("Type".to_string(), DictItem::Name(b"XObject".to_vec())),
-                    ("Subtype".to_string(), DictItem::Name(b"Form".to_vec())),
-                    (
-                        "BBox".to_string(),
-                        DictItem::Array(
-                            [0, 0, modules, modules]
-                                .into_iter()
-                                .map(|v| DictItem::Int(i64::from(v)))
-                                .collect(),
-                        ),
-                    ),
-                ]),
-                content: path,
-                compress: true,
-            },
-            width: None,
-            height: None,
-            dpi: None,
-        }),
-    ));
+    xobjects.push((id.clone(), XObject::External(qr_image(qr))));
     ops.push(Op::SetFillColor {
         col: colour(qr.colour),
     });
@@ -471,9 +445,9 @@ fn draw_badge(
         id,
         transform: XObjectTransform {
             translate_x: Some(Pt(px(qr.x))),
-            translate_y: Some(Pt(py(qr.y))),
-            scale_x: Some(qr.module),
-            scale_y: Some(-qr.module),
+            translate_y: Some(Pt(py(qr.y + qr.size))),
+            scale_x: Some(round2(qr.size)),
+            scale_y: Some(round2(qr.size)),
             ..XObjectTransform::default()
         },
     });
@@ -533,6 +507,38 @@ fn draw_badge(
         }
     }
     ops.push(Op::EndTextSection);
+}
+
+/// The QR symbol as an image mask XObject (ISO 32000-1, 8.9.6.2): rows top to bottom,
+/// leftmost module in the high bit, `/Decode [1 0]` so that 1 (dark) paints.
+fn qr_image(qr: &Qr) -> ExternalXObject {
+    let n = qr.modules;
+    let row_bytes = n.div_ceil(8);
+    let mut samples = Vec::with_capacity(row_bytes * n);
+    for &row in &qr.rows {
+        samples.extend((0..row_bytes).map(|k| ((row >> (8 * k)) as u8).reverse_bits()));
+    }
+    let int = |v: usize| DictItem::Int(v as i64);
+    ExternalXObject {
+        stream: ExternalStream {
+            dict: BTreeMap::from([
+                ("Type".to_string(), DictItem::Name(b"XObject".to_vec())),
+                ("Subtype".to_string(), DictItem::Name(b"Image".to_vec())),
+                ("Width".to_string(), int(n)),
+                ("Height".to_string(), int(n)),
+                ("ImageMask".to_string(), DictItem::Bool(true)),
+                (
+                    "Decode".to_string(),
+                    DictItem::Array(vec![DictItem::Int(1), DictItem::Int(0)]),
+                ),
+            ]),
+            content: samples,
+            compress: true,
+        },
+        width: None,
+        height: None,
+        dpi: None,
+    }
 }
 
 fn draw_cut_marks(ops: &mut Vec<Op>, marks: &[[f32; 4]], page_height: f32) {

@@ -13,7 +13,7 @@ use rustybuzz::ttf_parser::{GlyphId, OutlineBuilder};
 
 use super::RenderError;
 use super::fonts::{FaceId, FontSet};
-use super::layout::BadgeLayout;
+use super::layout::{BadgeLayout, qr_rects};
 
 #[derive(Template)]
 #[template(path = "badge.svg", config = "../../templates/askama.toml")]
@@ -163,7 +163,7 @@ pub(crate) fn write(
     }
 
     let mut qr_d = String::new();
-    for [x, y, w, h] in &layout.qr.rects {
+    for [x, y, w, h] in qr_rects(&layout.qr.rows) {
         let _ = write!(qr_d, "M{x} {y}h{w}v{h}h-{w}z");
     }
 
@@ -188,7 +188,7 @@ pub(crate) fn write(
         qr: SvgQr {
             x: num(layout.qr.x, 2),
             y: num(layout.qr.y, 2),
-            module: num(layout.qr.module, 4),
+            module: num(layout.qr.size / layout.qr.modules as f32, 4),
             fill: layout.qr.colour.hex(),
             d: qr_d,
         },
