@@ -1,11 +1,12 @@
 //! The bundled font faces, parsed once per process, and per-cluster font fallback.
 
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, RwLock};
+use std::sync::{Arc, LazyLock, OnceLock, RwLock};
 
-use rustybuzz::ttf_parser::name_id;
+use rustybuzz::ttf_parser::{Tag, name_id};
 use rustybuzz::{Direction, Face, Language, Script, ShapePlan};
 
+use super::cff::CidCff;
 use super::sfnt;
 
 /// Index of a face in [`FontSet::faces`].
@@ -86,6 +87,9 @@ pub(crate) struct FontFace {
     pub(crate) cff: bool,
     /// The `name` table given to embedded TrueType subsets: copyright and PostScript name.
     pub(crate) name_table: Vec<u8>,
+    /// The located `CFF ` table of a CID-keyed CFF face, for fast subsets; found on first
+    /// use (`None` inside: not CID-keyed, or not understood, so `subsetter` cuts subsets).
+    cid_cff: OnceLock<Option<CidCff<'static>>>,
 }
 
 impl FontFace {
@@ -99,6 +103,16 @@ impl FontFace {
     /// Whether the face's cmap maps `c`.
     pub(crate) fn has_char(&self, c: char) -> bool {
         self.face.glyph_index(c).is_some()
+    }
+
+    /// The face's CID-keyed CFF table, located once per process.
+    pub(crate) fn cid_cff(&self) -> Option<&CidCff<'static>> {
+        self.cid_cff
+            .get_or_init(|| {
+                let table = self.face.raw_face().table(Tag::from_bytes(b"CFF "))?;
+                CidCff::parse(table)
+            })
+            .as_ref()
     }
 
     /// Cap height in em (falls back to 0.7 em when OS/2 does not say).
@@ -149,6 +163,7 @@ impl FontSet {
                     cff: face.tables().cff.is_some(),
                     emoji: spec.emoji,
                     face,
+                    cid_cff: OnceLock::new(),
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
