@@ -35,6 +35,7 @@
 //! The cost is a larger binary (about 16 MB more) and a rebuild to change a font, which is
 //! the point: fonts are part of the design. No fontconfig, no network, no file access.
 
+mod cff;
 mod fonts;
 mod impose;
 mod layout;
