@@ -7,7 +7,7 @@
 //! with one message that says how to fix it, and reports the facts that differ between the
 //! schemas Elixir and oban-py create.
 
-use sqlx::{AssertSqlSafe, PgPool, Postgres, Transaction};
+use sqlx::{PgPool, Postgres, Transaction};
 
 use crate::{Error, Prefix, Result};
 
@@ -271,7 +271,8 @@ async fn execute(
     template: &str,
 ) -> Result<()> {
     // The steps are the crate's own files and the prefix is validated and quoted by `Prefix`.
-    let sql = prefix.render(template).as_str().to_owned();
-    sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut **tx).await?;
+    sqlx::raw_sql(prefix.render(template))
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
