@@ -19,7 +19,8 @@
 //! before each run); claim round trips and ack statements with the time spent in them, from the
 //! node's metrics. Baselines measured in the same run give the figures a scale: a `SELECT 1`
 //! round trip, the insert rate, and the same row writes as a drain (claim + ack: two batched
-//! bare `UPDATE`s per job) done from one connection with no runtime at all.
+//! bare `UPDATE`s per job) done with no runtime at all, from one connection and then from two at
+//! once (a drain's claim and ack run on two connections, so the second is its real ceiling).
 
 use std::time::{Duration, Instant};
 
@@ -91,6 +92,9 @@ struct Baseline {
     insert_per_second: f64,
     bare_per_second: f64,
     bare_server_cpu: Option<f64>,
+    /// The same bare UPDATEs split over two connections running at once.
+    bare2_per_second: f64,
+    bare2_server_cpu: Option<f64>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -181,7 +185,10 @@ async fn run(jobs: usize, quick: bool, only: Option<(usize, u64, usize)>) {
 
     print_header(&pool, cluster.is_some(), postmaster).await;
 
-    let (limit, cooldown_ms, ack_batch_limit) = only.unwrap_or((1_000, 1, 1_000));
+    // A finished job keeps its slot until its ack is written, so a queue limit of twice the
+    // ack batch is what lets one batch be claimed while the previous one is acked: claim and
+    // ack then run at once on two connections (and two cores of the server).
+    let (limit, cooldown_ms, ack_batch_limit) = only.unwrap_or((2_000, 1, 1_000));
     let headline = Setup {
         limit,
         cooldown_ms,
@@ -218,9 +225,10 @@ async fn run(jobs: usize, quick: bool, only: Option<(usize, u64, usize)>) {
             (100, 5, 1_000, sweep_jobs),
             (100, 0, 1_000, sweep_jobs),
             (500, 1, 1_000, sweep_jobs),
-            (1_000, 5, 1_000, sweep_jobs),
-            (1_000, 5, 100, sweep_jobs),
-            (1_000, 1, 5_000, sweep_jobs),
+            (1_000, 1, 1_000, sweep_jobs),
+            (2_000, 1, 500, sweep_jobs),
+            (2_000, 1, 100, sweep_jobs),
+            (4_000, 1, 1_000, sweep_jobs),
             (5_000, 1, 5_000, sweep_jobs),
         ];
         for (limit, cooldown_ms, ack_batch_limit, jobs) in sweep {
@@ -366,10 +374,46 @@ async fn baselines(
             .expect("SELECT 1");
     }
     let ping_seconds = started.elapsed().as_secs_f64() / PINGS as f64;
+    drop(conn);
     let insert_per_second = fill(pool, client, jobs).await;
+    let (bare_per_second, bare_server_cpu) = bare_updates(pool, 1, postmaster).await;
+    let (bare2_per_second, bare2_server_cpu) = bare_updates(pool, 2, postmaster).await;
+    let baseline = Baseline {
+        mode,
+        ping_seconds,
+        insert_per_second,
+        bare_per_second,
+        bare_server_cpu,
+        bare2_per_second,
+        bare2_server_cpu,
+    };
+    println!(
+        "baselines: SELECT 1 round trip {:.1} µs; insert_all {:.0} jobs/s; bare UPDATEs {:.0} jobs/s \
+         using {} µs of PostgreSQL CPU per job; on 2 connections {:.0} jobs/s using {} µs",
+        baseline.ping_seconds * 1e6,
+        baseline.insert_per_second,
+        baseline.bare_per_second,
+        micros(baseline.bare_server_cpu),
+        baseline.bare2_per_second,
+        micros(baseline.bare2_server_cpu),
+    );
+    baseline
+}
 
-    // The same rows and indexes, updated the way a drain changes them (available → executing →
-    // completed), in batches of BARE_BATCH, from one connection, with no locking or runtime.
+/// The bare-UPDATE baseline on `connections` connections: a copy of `oban_jobs` (same rows and
+/// indexes) is updated the way a drain changes it (available → executing → completed), in
+/// batches of BARE_BATCH, with no locking or runtime. With two connections, batch i goes to
+/// connection i % 2, so both work on neighbouring rows at once as a node's claim and ack do.
+/// Returns jobs/s and PostgreSQL CPU µs per job.
+async fn bare_updates(
+    pool: &PgPool,
+    connections: usize,
+    postmaster: Option<u32>,
+) -> (f64, Option<f64>) {
+    let mut conns = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        conns.push(pool.acquire().await.expect("a connection"));
+    }
     for statement in [
         "DROP TABLE IF EXISTS bench_bare",
         "CREATE TABLE bench_bare (LIKE oban_jobs INCLUDING ALL)",
@@ -378,58 +422,50 @@ async fn baselines(
         "CHECKPOINT",
     ] {
         sqlx::query(statement)
-            .execute(&mut *conn)
+            .execute(&mut *conns[0])
             .await
             .expect(statement);
     }
     let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM bench_bare ORDER BY id")
-        .fetch_all(&mut *conn)
+        .fetch_all(&mut *conns[0])
         .await
         .expect("ids");
+    let chunks: Vec<&[i64]> = ids.chunks(BARE_BATCH).collect();
     let server_before = postmaster.and_then(server_cpu_seconds);
     let started = Instant::now();
-    for chunk in ids.chunks(BARE_BATCH) {
-        sqlx::query(
-            "UPDATE bench_bare SET state = 'executing', attempt = attempt + 1, \
-             attempted_at = timezone('UTC', now()) WHERE id = ANY($1)",
-        )
-        .bind(chunk)
-        .execute(&mut *conn)
-        .await
-        .expect("bare claim update");
-        sqlx::query(
-            "UPDATE bench_bare SET state = 'completed', completed_at = timezone('UTC', now()) \
-             WHERE id = ANY($1)",
-        )
-        .bind(chunk)
-        .execute(&mut *conn)
-        .await
-        .expect("bare ack update");
-    }
-    let bare_per_second = ids.len() as f64 / started.elapsed().as_secs_f64();
-    let bare_server_cpu = server_before
+    let runs = conns.iter_mut().enumerate().map(|(n, conn)| {
+        let mine: Vec<&[i64]> = chunks.iter().skip(n).step_by(connections).copied().collect();
+        async move {
+            for chunk in mine {
+                sqlx::query(
+                    "UPDATE bench_bare SET state = 'executing', attempt = attempt + 1, \
+                     attempted_at = timezone('UTC', now()) WHERE id = ANY($1)",
+                )
+                .bind(chunk)
+                .execute(&mut **conn)
+                .await
+                .expect("bare claim update");
+                sqlx::query(
+                    "UPDATE bench_bare SET state = 'completed', completed_at = timezone('UTC', now()) \
+                     WHERE id = ANY($1)",
+                )
+                .bind(chunk)
+                .execute(&mut **conn)
+                .await
+                .expect("bare ack update");
+            }
+        }
+    });
+    futures::future::join_all(runs).await;
+    let per_second = ids.len() as f64 / started.elapsed().as_secs_f64();
+    let server_cpu = server_before
         .zip(postmaster.and_then(server_cpu_seconds))
-        .map(|(a, b)| b - a);
+        .map(|(a, b)| (b - a) * 1e6 / ids.len() as f64);
     sqlx::query("DROP TABLE bench_bare")
-        .execute(&mut *conn)
+        .execute(&mut *conns[0])
         .await
         .expect("drop bench_bare");
-    let baseline = Baseline {
-        mode,
-        ping_seconds,
-        insert_per_second,
-        bare_per_second,
-        bare_server_cpu: bare_server_cpu.map(|cpu| cpu * 1e6 / ids.len() as f64),
-    };
-    println!(
-        "baselines: SELECT 1 round trip {:.1} µs; insert_all {:.0} jobs/s; bare UPDATEs {:.0} jobs/s \
-         using {} µs of PostgreSQL CPU per job",
-        baseline.ping_seconds * 1e6,
-        baseline.insert_per_second,
-        baseline.bare_per_second,
-        micros(baseline.bare_server_cpu),
-    );
-    baseline
+    (per_second, server_cpu)
 }
 
 fn print_run(setup: Setup, o: &Outcomes) {
@@ -449,23 +485,26 @@ fn print_baselines(baselines: &[Baseline]) {
     println!("\n## Baselines\n");
     println!(
         "| server | SELECT 1 round trip µs | insert_all jobs/s | bare UPDATEs jobs/s | \
-         bare UPDATEs PG CPU µs/job |"
+         bare UPDATEs PG CPU µs/job | bare UPDATEs on 2 connections jobs/s | on 2 connections PG CPU µs/job |"
     );
-    println!("|---|--:|--:|--:|--:|");
+    println!("|---|--:|--:|--:|--:|--:|--:|");
     for b in baselines {
         println!(
-            "| {} | {:.1} | {:.0} | {:.0} | {} |",
+            "| {} | {:.1} | {:.0} | {:.0} | {} | {:.0} | {} |",
             b.mode.label(),
             b.ping_seconds * 1e6,
             b.insert_per_second,
             b.bare_per_second,
             micros(b.bare_server_cpu),
+            b.bare2_per_second,
+            micros(b.bare2_server_cpu),
         );
     }
     println!(
         "\nbare UPDATEs: per job, the two row writes a drain makes (available → executing → \
-         completed), {BARE_BATCH} rows per statement from one connection: no claim query, row \
-         locks, acks or runtime. Their CPU is the floor under a drain's PostgreSQL CPU."
+         completed), {BARE_BATCH} rows per statement from one connection (or alternating batches \
+         on two at once): no claim query, row locks, acks or runtime. Their CPU is the floor under \
+         a drain's PostgreSQL CPU."
     );
 }
 
@@ -473,11 +512,13 @@ fn print_table(rows: &[(Durability, Setup, Outcomes)], baselines: &[Baseline]) {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("\n## Drains\n");
     println!(
-        "| server | limit | cooldown | ack batch | jobs | jobs/s | × bare UPDATEs | insert/s | \
+        "| server | limit | cooldown | ack batch | jobs | jobs/s | × bare UPDATEs | × bare on 2 conns | insert/s | \
          client CPU µs/job | PG CPU µs/job | PG CPU × bare | CPU busy | CPU ceiling jobs/s | \
          RSS start → peak MB | claims | jobs/claim | claim ms | acks | jobs/ack | ack ms |"
     );
-    println!("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+    println!(
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+    );
     for (mode, setup, o) in rows {
         let baseline = baselines.iter().find(|b| b.mode == *mode);
         let per_job = |seconds: f64| seconds * 1e6 / setup.jobs as f64;
@@ -499,7 +540,7 @@ fn print_table(rows: &[(Durability, Setup, Outcomes)], baselines: &[Baseline]) {
             )
         };
         println!(
-            "| {} | {} | {}ms | {} | {} | {:.0} | {} | {:.0} | {:.1} | {} | {} | {:.2} cores | {} | {} → {} | {} | {:.0} | {:.2} | {} | {:.0} | {:.2} |",
+            "| {} | {} | {}ms | {} | {} | {:.0} | {} | {} | {:.0} | {:.1} | {} | {} | {:.2} cores | {} | {} → {} | {} | {:.0} | {:.2} | {} | {:.0} | {:.2} |",
             mode.label(),
             setup.limit,
             setup.cooldown_ms,
@@ -509,6 +550,10 @@ fn print_table(rows: &[(Durability, Setup, Outcomes)], baselines: &[Baseline]) {
             baseline.map_or_else(
                 || "n/a".to_owned(),
                 |b| format!("{:.2}", rate / b.bare_per_second)
+            ),
+            baseline.map_or_else(
+                || "n/a".to_owned(),
+                |b| format!("{:.2}", rate / b.bare2_per_second)
             ),
             o.insert_per_second,
             per_job(o.client_cpu),
