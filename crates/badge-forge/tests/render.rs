@@ -548,3 +548,100 @@ fn one_renderer_serves_many_threads() {
         assert_eq!(pdf, RENDERER.render(&b).unwrap());
     }
 }
+
+/// Text that tries to close the SVG's `<title>` (or any element) and open its own: it stays
+/// text, the document has only the template's elements and attributes, and the title reads
+/// back exactly as typed.
+#[test]
+fn svg_preview_cannot_be_broken_out_of() {
+    const ELEMENTS: [&str; 7] = ["svg", "title", "defs", "path", "rect", "g", "use"];
+    const ATTRIBUTES: [&str; 13] = [
+        "xmlns",
+        "width",
+        "height",
+        "viewBox",
+        "role",
+        "id",
+        "d",
+        "x",
+        "y",
+        "fill",
+        "shape-rendering",
+        "transform",
+        "href",
+    ];
+    let cases = [
+        (
+            "</text><script>alert(1)</script>",
+            "</title><svg onload=alert(2)>",
+        ),
+        (
+            "]]><!-- <![CDATA[ x",
+            "--><foreignObject><iframe src=javascript:alert(3)>",
+        ),
+        (
+            "&lt;b&gt; &amp;amp; &#x3C;",
+            "\"/><image href=x onerror=alert(4)>",
+        ),
+        (
+            "<?xml version=\"1.0\"?>",
+            "<!DOCTYPE x [<!ENTITY e \"boom\">]> &e;",
+        ),
+    ];
+    for (name, company) in cases {
+        let svg = RENDERER
+            .render_svg(&badge(name, company, BadgeType::Speaker))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let doc = roxmltree::Document::parse(&svg)
+            .unwrap_or_else(|e| panic!("{name}: not well-formed ({e}):\n{svg}"));
+        for node in doc.descendants().filter(|node| node.is_element()) {
+            let element = node.tag_name().name();
+            assert!(ELEMENTS.contains(&element), "{name}: injected <{element}>");
+            for attribute in node.attributes() {
+                assert!(
+                    ATTRIBUTES.contains(&attribute.name()),
+                    "{name}: injected attribute {}",
+                    attribute.name()
+                );
+            }
+        }
+        let title = doc
+            .descendants()
+            .find(|node| node.has_tag_name("title"))
+            .and_then(|node| node.text())
+            .unwrap();
+        assert_eq!(
+            title,
+            format!("{name}, {company} \u{2014} speaker badge, Oban Conf 2026")
+        );
+    }
+}
+
+/// Every glyph of long, wrapped, stacked and mixed-direction names lies inside the badge,
+/// from the layout itself (`Renderer::ink_boxes`, which the `badge_layout` fuzz target checks
+/// for any text).
+#[test]
+fn every_glyph_is_drawn_inside_the_badge() {
+    let stacked = format!("Z{} Zalgo", "\u{0301}\u{0316}".repeat(4));
+    let names = [
+        "Maximilian Alexander Friedrich Wilhelm von Hohenzollern-Sigmaringen".to_owned(),
+        "W".repeat(200),
+        "山田太郎".repeat(40),
+        "ليلى عبد الله بن محمد".repeat(6),
+        stacked,
+        "Ｗ".repeat(3),
+    ];
+    for name in &names {
+        let badge = badge(name, &"Company ".repeat(30), BadgeType::Organizer);
+        let boxes = RENDERER
+            .ink_boxes(&badge)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(boxes.len() > name.split_whitespace().count(), "{name}");
+        for [x0, y0, x1, y1] in boxes {
+            assert!(
+                x0 >= 0.0 && y0 >= 0.0 && x1 <= 288.0 && y1 <= 216.0,
+                "{name}: glyph at [{x0}, {y0}, {x1}, {y1}]"
+            );
+        }
+    }
+}

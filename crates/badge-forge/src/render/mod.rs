@@ -478,6 +478,37 @@ impl Renderer {
         ));
         svg::write(self.fonts, &layout, title)
     }
+
+    /// The ink box `[x0, y0, x1, y1]` of every glyph [`Renderer::render`] draws for `badge`,
+    /// in points on the 288 × 216 pt badge (origin top-left, y down); glyphs without an
+    /// outline (spaces, bitmap emoji) have none. Lets tests and the `badge_layout` fuzz target
+    /// check that no name or company draws outside the badge.
+    pub fn ink_boxes(&self, badge: &Badge) -> Result<Vec<[f32; 4]>, RenderError> {
+        let valid = Self::validate(badge)?;
+        let layout = self.compose(&valid, BADGE_WIDTH, BADGE_HEIGHT)?;
+        let mut boxes = Vec::new();
+        for run in &layout.runs {
+            for glyph in &run.line.glyphs {
+                let face = self.fonts.face(glyph.face);
+                let gid = rustybuzz::ttf_parser::GlyphId(glyph.gid);
+                let Some(ink) = face.face.glyph_bounding_box(gid) else {
+                    continue;
+                };
+                let (x, y) = (
+                    run.x + glyph.x * run.size,
+                    run.baseline - glyph.y * run.size,
+                );
+                let scale = run.size / face.units_per_em;
+                boxes.push([
+                    x + f32::from(ink.x_min) * scale,
+                    y - f32::from(ink.y_max) * scale,
+                    x + f32::from(ink.x_max) * scale,
+                    y - f32::from(ink.y_min) * scale,
+                ]);
+            }
+        }
+        Ok(boxes)
+    }
 }
 
 #[cfg(test)]
