@@ -144,13 +144,16 @@ pub fn encode_payload(message: &Value) -> String {
 }
 
 /// Decodes any payload form a node may send: plain JSON, `Z:` + base64(gzip) (Elixir ≥ 2.21)
-/// or bare base64(gzip) (Elixir < 2.21, oban-py).
+/// or bare base64(gzip) (Elixir < 2.21, oban-py), told apart by their prefixes as Elixir does
+/// (bare gzip always starts `H4sI`, the base64 of gzip's magic bytes). Anything else is JSON,
+/// so every value [`encode_payload`] writes reads back, not only objects and arrays.
 pub fn decode_payload(payload: &str) -> Result<Value> {
     let trimmed = payload.trim_start();
-    if trimmed.starts_with('{') || trimmed.starts_with('[') {
-        return Ok(serde_json::from_str(trimmed)?);
-    }
-    let encoded = trimmed.strip_prefix("Z:").unwrap_or(trimmed);
+    let encoded = match trimmed.strip_prefix("Z:") {
+        Some(encoded) => encoded,
+        None if trimmed.starts_with("H4sI") => trimmed,
+        None => return Ok(serde_json::from_str(trimmed)?),
+    };
     let compressed = BASE64.decode(encoded.trim_end()).map_err(|error| {
         Error::Notification(format!("payload is neither JSON nor base64: {error}"))
     })?;
@@ -486,6 +489,23 @@ mod tests {
         let big = json!({"x": "y".repeat(600)});
         let encoded = format!("Z:{}", encode_payload(&big));
         assert_eq!(decode_payload(&encoded).unwrap(), big);
+    }
+
+    #[test]
+    fn every_encoded_value_decodes() {
+        // Found by the `notification` fuzz target: plain `null` was read as base64.
+        for value in [
+            json!(null),
+            json!(true),
+            json!(-7),
+            json!(0.5),
+            json!("s"),
+            json!([]),
+        ] {
+            assert_eq!(decode_payload(&encode_payload(&value)).unwrap(), value);
+        }
+        let long = json!("H4sI".repeat(200));
+        assert_eq!(decode_payload(&encode_payload(&long)).unwrap(), long);
     }
 
     #[test]
