@@ -7,6 +7,7 @@ pub mod render;
 pub mod status;
 pub mod work;
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -14,7 +15,9 @@ use badge_forge::render::EventInfo;
 use oban_core::Prefix;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use tracing::field::{Field, Visit};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::{self, Layer, SubscriberExt};
 
 /// Where the Oban database is.
 pub struct Database {
@@ -30,9 +33,7 @@ impl Database {
             .url
             .as_deref()
             .context("no database given: set DATABASE_URL or pass --database-url")?;
-        let options: PgConnectOptions = url
-            .parse()
-            .map_err(|_| anyhow::anyhow!("DATABASE_URL is not a valid postgres:// URL"))?;
+        let options = parse_url(url, "DATABASE_URL")?;
         Ok(if self.statement_cache {
             options
         } else {
@@ -55,6 +56,59 @@ impl Database {
             .connect_with(options)
             .await
             .with_context(|| format!("cannot connect to PostgreSQL at {target}"))
+    }
+}
+
+/// Parses a connection URL; `what` names it in messages, which never repeat the URL.
+///
+/// sqlx logs every query parameter it does not know together with its value, which may be a
+/// secret (libpq's `sslpassword`, a misspelt `password`). Its events while parsing are caught
+/// here: that one is logged again naming the parameter only, the others (about `.pgpass`,
+/// say) go on to the logger unchanged.
+pub fn parse_url(url: &str, what: &str) -> anyhow::Result<PgConnectOptions> {
+    let unknown = Arc::new(Mutex::new(Vec::new()));
+    let catcher = tracing_subscriber::registry().with(UnknownParameters {
+        unknown: unknown.clone(),
+        logger: tracing::dispatcher::get_default(Clone::clone),
+    });
+    let parsed = tracing::subscriber::with_default(catcher, || url.parse::<PgConnectOptions>());
+    for parameter in unknown.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        tracing::warn!(%parameter, "{what}: ignoring a connection parameter sqlx does not know");
+    }
+    parsed.map_err(|_| anyhow::anyhow!("{what} is not a valid postgres:// URL"))
+}
+
+/// Collects the names in sqlx's "ignoring unrecognized connect parameter" events and passes
+/// every other event to `logger`.
+struct UnknownParameters {
+    unknown: Arc<Mutex<Vec<String>>>,
+    logger: tracing::Dispatch,
+}
+
+impl<S: tracing::Subscriber> Layer<S> for UnknownParameters {
+    fn on_event(&self, event: &tracing::Event<'_>, _: layer::Context<'_, S>) {
+        /// The event's `key` field.
+        struct Key(Option<String>);
+        impl Visit for Key {
+            fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "key" {
+                    self.0 = Some(format!("{value:?}"));
+                }
+            }
+        }
+        let mut key = Key(None);
+        if event.metadata().target() == "sqlx_postgres::options::parse" {
+            event.record(&mut key);
+        }
+        match key.0 {
+            Some(key) => self
+                .unknown
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(key),
+            None if self.logger.enabled(event.metadata()) => self.logger.event(event),
+            None => {}
+        }
     }
 }
 

@@ -95,10 +95,7 @@ impl WorkArgs {
             config.node = node.clone();
         }
         if let Some(url) = &self.listen_url {
-            config.listen_options = Some(
-                url.parse()
-                    .map_err(|_| anyhow::anyhow!("--listen-url is not a valid postgres:// URL"))?,
-            );
+            config.listen_options = Some(super::parse_url(url, "--listen-url")?);
         }
         Ok(config)
     }

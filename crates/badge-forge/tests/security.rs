@@ -1,0 +1,228 @@
+//! The `badge-forge` binary never shows a database password: every subcommand that connects,
+//! with a wrong password, an unreachable server, an unknown URL parameter holding a secret, and
+//! a LISTEN URL that cannot log in, in both log formats at the most verbose level. Its stdout
+//! and stderr are searched for the secrets; the errors must still say what went wrong.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use oban_core::temp_postgres::TempPostgres;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{AssertSqlSafe, ConnectOptions};
+
+const BADGE_FORGE: &str = env!("CARGO_BIN_EXE_badge-forge");
+/// The role's password: distinctive, and the same percent-encoded or not.
+const PASSWORD: &str = "Tr0ub4dor-Zq9vX7wPk";
+/// A wrong password.
+const WRONG_PASSWORD: &str = "Wr0ngH0rse-Kq7mD2sL";
+/// A secret in a URL parameter sqlx does not know (libpq's passphrase of a client key).
+const PASSPHRASE: &str = "Pa55phrase-Vb3nR8tYq";
+
+/// Fails naming where a secret shows up in `text`, with some context.
+fn assert_no_secret(text: &str, what: &str) {
+    for secret in [PASSWORD, WRONG_PASSWORD, PASSPHRASE] {
+        if let Some(at) = text.find(secret) {
+            let start = text[..at]
+                .char_indices()
+                .rev()
+                .nth(200)
+                .map_or(0, |(i, _)| i);
+            let context: String = text[start..].chars().take(400 + secret.len()).collect();
+            panic!("a secret leaked into {what}: …{context}…");
+        }
+    }
+}
+
+/// Runs `badge-forge` to completion with `DATABASE_URL=url`, everything logged.
+fn run(format: &str, url: &str, args: &[&str]) -> Output {
+    Command::new(BADGE_FORGE)
+        .args(["--log-format", format])
+        .args(args)
+        .env("DATABASE_URL", url)
+        .env("RUST_LOG", "trace")
+        .stdin(Stdio::null())
+        .output()
+        .expect("the badge-forge binary runs")
+}
+
+/// stdout and stderr of `output`, for searching.
+fn text(output: &Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// A TCP port on 127.0.0.1 where nothing listens.
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Runs `badge-forge work` with `DATABASE_URL=url` and `OBAN_LISTEN_URL=listen_url` until it
+/// logs `until`, then stops it with SIGTERM; returns all it printed.
+fn work_until(format: &str, url: &str, listen_url: &str, output: &Path, until: &str) -> String {
+    let mut child = Command::new(BADGE_FORGE)
+        .args(["--log-format", format, "work", "--poll-interval", "0.2"])
+        .arg("--output")
+        .arg(output)
+        .env("DATABASE_URL", url)
+        .env("OBAN_LISTEN_URL", listen_url)
+        .env("RUST_LOG", "trace")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the badge-forge binary runs");
+    let (lines, received) = mpsc::channel();
+    for stream in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let lines = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                let _ = lines.send(line);
+            }
+        });
+    }
+    drop(lines);
+    let mut printed = String::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut seen = false;
+    while !seen {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match received.recv_timeout(left) {
+            Ok(line) => {
+                seen = line.contains(until);
+                printed.push_str(&line);
+                printed.push('\n');
+            }
+            Err(_) => {
+                let _ = child.kill();
+                panic!("badge-forge work never logged {until:?}; it printed:\n{printed}");
+            }
+        }
+    }
+    let pid = child.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    printed.extend(received.iter().flat_map(|line| [line, "\n".to_owned()]));
+    assert!(status.success(), "{status}; it printed:\n{printed}");
+    printed
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_never_prints_a_password() {
+    let cluster = tokio::task::spawn_blocking(|| {
+        TempPostgres::builder()
+            .hba("host all app 127.0.0.1/32 scram-sha-256")
+            .start()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let mut admin = cluster
+        .url()
+        .parse::<PgConnectOptions>()
+        .unwrap()
+        .disable_statement_logging()
+        .connect()
+        .await
+        .unwrap();
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "CREATE ROLE app LOGIN PASSWORD '{PASSWORD}'"
+    )))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    sqlx::raw_sql("CREATE DATABASE jobs OWNER app")
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let port = cluster.port();
+    let url = |password: &str| format!("postgres://app:{password}@127.0.0.1:{port}/jobs");
+    let output = std::env::temp_dir().join(format!("bf-security-{:08x}", rand::random::<u32>()));
+    let output_arg = output.to_str().unwrap();
+
+    let migrated = run("text", &url(PASSWORD), &["migrate"]);
+    assert!(migrated.status.success(), "{}", text(&migrated));
+    assert_no_secret(&text(&migrated), "badge-forge migrate");
+
+    let wrong = url(WRONG_PASSWORD);
+    let unreachable = format!("postgres://app:{PASSWORD}@127.0.0.1:{}/jobs", closed_port());
+    let unknown_parameter = format!("{}?sslpassword={PASSPHRASE}", url(WRONG_PASSWORD));
+    let failing: [(&str, &[&str], &str); 7] = [
+        (&wrong, &["migrate"], "password authentication failed"),
+        (&wrong, &["status"], "password authentication failed"),
+        (
+            &wrong,
+            &["enqueue", "-n", "1"],
+            "password authentication failed",
+        ),
+        (
+            &wrong,
+            &["work", "--output", output_arg],
+            "password authentication failed",
+        ),
+        (
+            &wrong,
+            &["demo", "-n", "1", "--output", output_arg],
+            "password authentication failed",
+        ),
+        (
+            &unreachable,
+            &["status"],
+            "cannot connect to PostgreSQL at 127.0.0.1:",
+        ),
+        // The parameter is named in a warning, without its value.
+        (&unknown_parameter, &["migrate"], "sslpassword"),
+    ];
+    for format in ["text", "json"] {
+        for (database_url, args, reason) in failing {
+            let failed = run(format, database_url, args);
+            let printed = text(&failed);
+            assert!(!failed.status.success(), "{args:?} succeeded: {printed}");
+            assert!(
+                printed.contains(reason),
+                "{args:?}: no {reason:?} in {printed}"
+            );
+            assert_no_secret(&printed, &format!("{args:?} ({format})"));
+        }
+        // The URL as a flag instead of the environment.
+        let failed = Command::new(BADGE_FORGE)
+            .args(["--log-format", format, "status", "--database-url", &wrong])
+            .env("RUST_LOG", "trace")
+            .output()
+            .unwrap();
+        assert!(!failed.status.success());
+        assert_no_secret(&text(&failed), "status --database-url");
+
+        // A node whose LISTEN connection cannot log in logs each failure, and stops cleanly.
+        let printed = work_until(
+            format,
+            &url(PASSWORD),
+            &wrong,
+            &output,
+            "notification listener lost its connection",
+        );
+        assert!(
+            printed.contains("password authentication failed"),
+            "{printed}"
+        );
+        assert_no_secret(&printed, &format!("badge-forge work ({format})"));
+    }
+    let _ = std::fs::remove_dir_all(&output);
+    drop(admin);
+    tokio::task::spawn_blocking(move || drop(cluster))
+        .await
+        .unwrap();
+}
