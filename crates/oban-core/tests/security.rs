@@ -460,7 +460,10 @@ async fn a_node_runs_everything_as_the_least_privilege_role_which_cannot_change_
     };
     // The owner creates the schema; the documented SQL creates and grants the runtime role.
     let mut admin = admin(cluster.url()).await;
-    for statement in ["CREATE ROLE oban_owner LOGIN", "CREATE DATABASE app OWNER oban_owner"] {
+    for statement in [
+        "CREATE ROLE oban_owner LOGIN",
+        "CREATE DATABASE app OWNER oban_owner",
+    ] {
         sqlx::raw_sql(statement).execute(&mut admin).await.unwrap();
     }
     let owner = PgPool::connect(&url("oban_owner", "app")).await.unwrap();
