@@ -12,7 +12,7 @@ use qrcode::canvas::{Canvas, MaskPattern};
 use rustybuzz::ttf_parser::GlyphId;
 
 use super::fonts::{FontSet, PRIMARY_BOLD, Style};
-use super::text::{Line, Lines, shape_block};
+use super::text::{Line, Lines, shape_line, split_two};
 use super::{BadgeType, Field, RenderError};
 
 /// An sRGB colour.
@@ -342,22 +342,29 @@ fn fit(
     (max, min_single, max_two): (f32, f32, f32),
     width: f32,
 ) -> Result<(Lines, f32), RenderError> {
-    let (single, two) = shape_block(fonts, text, style, field)?;
+    let single = shape_line(fonts, text, style, 0.0, field)?;
     let single_size = if single.width > 0.0 {
         max.min(width / single.width)
     } else {
         max
     };
     if single_size >= min_single {
-        return Ok((single, single_size));
+        return Ok((one_line(single), single_size));
     }
-    if let Some(two) = two {
+    if let Some(two) = split_two(fonts, text, &single, style, field)? {
         let two_size = max_two.min(width / two.width);
         if two_size > single_size {
             return Ok((two, two_size));
         }
     }
-    Ok((single, single_size))
+    Ok((one_line(single), single_size))
+}
+
+fn one_line(line: Line) -> Lines {
+    Lines {
+        width: line.width,
+        lines: vec![line],
+    }
 }
 
 /// Lays out one badge of `width` × `height` points.

@@ -108,14 +108,7 @@ pub(crate) fn write(
         .map(|sheet| {
             let mut ops = Vec::with_capacity(64 * sheet.badges.len());
             for placed in &sheet.badges {
-                draw_badge(
-                    &mut ops,
-                    &mut xobjects,
-                    placed,
-                    sheet.height,
-                    &embedded,
-                    &used,
-                );
+                draw_badge(&mut ops, &mut xobjects, placed, sheet.height, &embedded);
             }
             draw_cut_marks(&mut ops, &sheet.cut_marks, sheet.height);
             let mut page = PdfPage::new(printpdf::Mm(0.0), printpdf::Mm(0.0), ops);
@@ -408,7 +401,6 @@ fn draw_badge(
     placed: &Placement<'_>,
     page_height: f32,
     embedded: &BTreeMap<FaceId, Embedded>,
-    used: &GlyphUse,
 ) {
     let layout = &placed.layout;
     // Page coordinates: PDF's origin is bottom-left, the layout's top-left.
@@ -472,7 +464,6 @@ fn draw_badge(
                 end += 1;
             }
             let font = &embedded[&first.face];
-            let texts = &used[&first.face];
             ops.push(Op::SetFont {
                 font: PdfFontHandle::External(font.id.clone()),
                 size: Pt(round2(run.size)),
@@ -497,8 +488,9 @@ fn draw_badge(
                     None => 0.0,
                 };
                 pen += advance - offset;
-                let text = texts.get(&g.gid).map(|t| t.to_string()).unwrap_or_default();
-                items.push(Codepoint::with_cid(new_gid, offset, text));
+                // No text for printpdf: `tidy` swaps in our own ToUnicode map, so the one
+                // printpdf would build from the text is thrown away anyway.
+                items.push(Codepoint::with_cid(new_gid, offset, String::new()));
             }
             ops.push(Op::ShowText {
                 items: vec![TextItem::GlyphIds(items)],

@@ -261,46 +261,38 @@ pub(crate) struct Lines {
     pub(crate) width: f32,
 }
 
-/// Shapes `text` as one line, and also as the best two-line split when `two_lines`:
-/// the break that makes the longer line shortest, preferring spaces and hyphens, then
-/// boundaries next to CJK characters, then any grapheme boundary.
-pub(crate) fn shape_block(
+/// The best two-line split of `text`, already shaped as `single`: the break that makes
+/// the longer line shortest, preferring spaces and hyphens, then boundaries next to CJK
+/// characters, then any grapheme boundary. `None` when there is nowhere to break.
+///
+/// Separate from shaping the single line because most names fit on one line, and the
+/// split shapes the text twice more.
+pub(crate) fn split_two(
     fonts: &FontSet,
     text: &str,
+    single: &Line,
     style: Style,
     field: Field,
-) -> Result<(Lines, Option<Lines>), RenderError> {
-    let single = shape_line(fonts, text, style, 0.0, field)?;
-    let width = single.width;
-    let breaks = break_candidates(text);
-    let best = breaks
+) -> Result<Option<Lines>, RenderError> {
+    let best = break_candidates(text)
         .into_iter()
         .map(|at| {
             let first = text[..at].trim_end().len();
             let w1 = single.prefix_width(first);
-            let w2 = width - single.prefix_width(at);
+            let w2 = single.width - single.prefix_width(at);
             (at, first, w1.max(w2))
         })
         .min_by(|a, b| a.2.total_cmp(&b.2));
-    let two = match best {
-        Some((at, first, _)) => {
-            let l1 = shape_line(fonts, &text[..first], style, 0.0, field)?;
-            let l2 = shape_line(fonts, &text[at..], style, 0.0, field)?;
-            let width = l1.width.max(l2.width);
-            Some(Lines {
-                lines: vec![l1, l2],
-                width,
-            })
-        }
-        None => None,
+    let Some((at, first, _)) = best else {
+        return Ok(None);
     };
-    Ok((
-        Lines {
-            lines: vec![single],
-            width,
-        },
-        two,
-    ))
+    let l1 = shape_line(fonts, &text[..first], style, 0.0, field)?;
+    let l2 = shape_line(fonts, &text[at..], style, 0.0, field)?;
+    let width = l1.width.max(l2.width);
+    Ok(Some(Lines {
+        lines: vec![l1, l2],
+        width,
+    }))
 }
 
 fn is_cjk(c: char) -> bool {
@@ -416,14 +408,11 @@ mod tests {
 
     #[test]
     fn two_line_split_is_balanced() {
-        let (_, two) = shape_block(
-            fonts(),
-            "Maximilian Alexander von Hohenzollern-Sigmaringen",
-            Style::Bold,
-            Field::Name,
-        )
-        .unwrap();
-        let two = two.unwrap();
+        let text = "Maximilian Alexander von Hohenzollern-Sigmaringen";
+        let single = shape_line(fonts(), text, Style::Bold, 0.0, Field::Name).unwrap();
+        let two = split_two(fonts(), text, &single, Style::Bold, Field::Name)
+            .unwrap()
+            .unwrap();
         let texts: Vec<String> = two
             .lines
             .iter()
