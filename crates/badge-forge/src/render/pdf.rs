@@ -260,12 +260,15 @@ thread_local! {
         std::cell::RefCell::new(libdeflater::Compressor::new(libdeflater::CompressionLvl::default()));
 }
 
-/// zlib-compresses `data`, if that makes it smaller.
+/// What `/Filter/FlateDecode` adds to a stream's dictionary: compression must save more.
+const FILTER_ENTRY_BYTES: usize = 20;
+
+/// zlib-compresses `data`, if that makes the stream smaller (the filter entry included).
 fn deflate(data: &[u8]) -> Option<Vec<u8>> {
     DEFLATE.with_borrow_mut(|deflate| {
         let mut out = vec![0; deflate.zlib_compress_bound(data.len())];
         let len = deflate.zlib_compress(data, &mut out).ok()?;
-        (len < data.len()).then(|| {
+        (len + FILTER_ENTRY_BYTES < data.len()).then(|| {
             out.truncate(len);
             out
         })
@@ -275,8 +278,11 @@ fn deflate(data: &[u8]) -> Option<Vec<u8>> {
 /// Flate-compresses every stream that is not compressed yet (when that makes it smaller).
 fn compress_streams(doc: &mut lopdf::Document) {
     for object in doc.objects.values_mut() {
+        // The QR's image mask is left alone: its 1-bit modules are close to random, and
+        // deflate never saves its own header, checksum and filter entry there.
         if let lopdf::Object::Stream(stream) = object
             && !stream.dict.has(b"Filter")
+            && !stream.dict.has(b"ImageMask")
             && let Some(compressed) = deflate(&stream.content)
         {
             stream.dict.set("Filter", "FlateDecode");

@@ -104,7 +104,9 @@ pub(crate) fn write_file(
     let size = doc.max_id as usize + 3; // + object stream + xref stream
     let objstm_id = doc.max_id + 1;
     let xref_id = doc.max_id + 2;
-    let mut xref = vec![(0u8, 0u32, 0xFFFFu16); size];
+    // Free entries (numbers nothing uses) point at object 0 with generation 0: a
+    // cross-reference stream only needs them to be type 0 (ISO 32000-1, 7.5.8.3).
+    let mut xref = vec![(0u8, 0u32, 0u16); size];
 
     let mut header = Vec::new();
     let mut body = Vec::new();
@@ -143,16 +145,24 @@ pub(crate) fn write_file(
 
     // The cross-reference stream lists itself; its offset is where it starts.
     xref[xref_id as usize] = (1, out.len() as u32, 0);
-    let mut table = Vec::with_capacity(size * 7);
+    // Fields as narrow as the largest value allows: a badge's offsets fit in two bytes
+    // and its object-stream indexes in one, which saves a third of the table.
+    let width = |max: u32| (4 - max.leading_zeros() / 8).max(1) as usize;
+    let w2 = width(xref.iter().map(|e| e.1).max().unwrap_or(0));
+    let w3 = width(xref.iter().map(|e| u32::from(e.2)).max().unwrap_or(0));
+    let mut table = Vec::with_capacity(size * (1 + w2 + w3));
     for (kind, field2, field3) in &xref {
         table.push(*kind);
-        table.extend_from_slice(&field2.to_be_bytes());
-        table.extend_from_slice(&field3.to_be_bytes());
+        table.extend_from_slice(&field2.to_be_bytes()[4 - w2..]);
+        table.extend_from_slice(&u32::from(*field3).to_be_bytes()[4 - w3..]);
     }
     let mut trailer = Dictionary::new();
     trailer.set("Type", "XRef");
     trailer.set("Size", size as i64);
-    trailer.set("W", Object::Array(vec![1.into(), 4.into(), 2.into()]));
+    trailer.set(
+        "W",
+        Object::Array(vec![1.into(), (w2 as i64).into(), (w3 as i64).into()]),
+    );
     for key in [&b"Root"[..], b"Info", b"ID"] {
         if let Ok(value) = doc.trailer.get(key) {
             trailer.set(key.to_vec(), value.clone());

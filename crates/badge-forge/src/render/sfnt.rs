@@ -6,26 +6,49 @@
 //! one with the copyright notice and PostScript name, so the embedded program still says
 //! whose it is.
 
-/// Builds a `name` table (format 0) with Windows/Unicode/en-US records for the copyright
-/// notice (name id 0) and the PostScript name (name id 6).
+/// Builds a `name` table (format 0) with records for the copyright notice (name id 0)
+/// and the PostScript name (name id 6).
+///
+/// ASCII strings get Macintosh Roman records (one byte per character, of which ASCII is
+/// a subset), others Windows Unicode ones (UTF-16): the notice is the larger part of the
+/// table, and half its bytes saves about 50 B per embedded font after compression.
 pub(crate) fn minimal_name_table(copyright: &str, ps_name: &str) -> Vec<u8> {
-    let strings: Vec<(u16, Vec<u8>)> = [(0u16, copyright), (6, ps_name)]
+    // (platform, encoding, language) for each kind of record.
+    const MAC_ROMAN: [u16; 3] = [1, 0, 0];
+    const WINDOWS_UNICODE: [u16; 3] = [3, 1, 0x0409];
+    let mut strings: Vec<([u16; 3], u16, Vec<u8>)> = [(0u16, copyright), (6, ps_name)]
         .into_iter()
-        .map(|(id, s)| (id, s.encode_utf16().flat_map(u16::to_be_bytes).collect()))
+        .map(|(id, s)| {
+            if s.is_ascii() {
+                (MAC_ROMAN, id, s.as_bytes().to_vec())
+            } else {
+                let utf16 = s.encode_utf16().flat_map(u16::to_be_bytes).collect();
+                (WINDOWS_UNICODE, id, utf16)
+            }
+        })
         .collect();
+    // Records sorted by platform, encoding, language, then name id.
+    strings.sort_by_key(|(platform, id, _)| (*platform, *id));
     let count = strings.len() as u16;
     let mut out = Vec::new();
     out.extend(0u16.to_be_bytes()); // format
     out.extend(count.to_be_bytes());
     out.extend((6 + 12 * count).to_be_bytes()); // storage offset
     let mut offset = 0u16;
-    for (id, bytes) in &strings {
-        for field in [3u16, 1, 0x0409, *id, bytes.len() as u16, offset] {
+    for ([platform, encoding, language], id, bytes) in &strings {
+        for field in [
+            *platform,
+            *encoding,
+            *language,
+            *id,
+            bytes.len() as u16,
+            offset,
+        ] {
             out.extend(field.to_be_bytes());
         }
         offset += bytes.len() as u16;
     }
-    for (_, bytes) in strings {
+    for (_, _, bytes) in strings {
         out.extend(bytes);
     }
     out
@@ -115,27 +138,47 @@ pub(crate) fn wrap_cff(table: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rustybuzz::ttf_parser::{Face, name_id};
+    use rustybuzz::ttf_parser::{Face, PlatformId, name_id};
 
     #[test]
     fn replaced_name_table_parses_and_checksums() {
         let fonts = super::super::fonts::FontSet::get().unwrap();
         let original = fonts.face(0).data;
-        let name = minimal_name_table("Copyright Test", "Test-Regular");
+        let name = minimal_name_table("Copyright © Test", "Test-Regular");
         let slim = replace_table(original, b"name", &name).unwrap();
         assert!(slim.len() < original.len());
         let face = Face::parse(&slim, 0).unwrap();
-        let names: Vec<(u16, String)> = face
+        // A non-ASCII notice stays UTF-16 (Windows); the ASCII name is Mac Roman.
+        let names: Vec<(u16, PlatformId, String)> = face
             .names()
             .into_iter()
-            .filter_map(|n| Some((n.name_id, n.to_string()?)))
+            .map(|n| {
+                let text = match n.platform_id {
+                    PlatformId::Macintosh => String::from_utf8(n.name.to_vec()).unwrap(),
+                    _ => n.to_string().unwrap(),
+                };
+                (n.name_id, n.platform_id, text)
+            })
             .collect();
         assert_eq!(
             names,
             vec![
-                (name_id::COPYRIGHT_NOTICE, "Copyright Test".to_string()),
-                (name_id::POST_SCRIPT_NAME, "Test-Regular".to_string())
+                (
+                    name_id::POST_SCRIPT_NAME,
+                    PlatformId::Macintosh,
+                    "Test-Regular".to_string()
+                ),
+                (
+                    name_id::COPYRIGHT_NOTICE,
+                    PlatformId::Windows,
+                    "Copyright © Test".to_string()
+                ),
             ]
+        );
+        let ascii = minimal_name_table("Copyright Test", "Test-Regular");
+        assert_eq!(
+            ascii.len(),
+            6 + 2 * 12 + "Copyright Test".len() + "Test-Regular".len()
         );
         assert_eq!(face.glyph_index('A'), fonts.face(0).face.glyph_index('A'));
         // The whole font, including the adjustment, sums to the magic constant.
