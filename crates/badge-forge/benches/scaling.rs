@@ -6,10 +6,11 @@
 //! - `badges`: real badges, rendered to PDF, each confirmed with a PrintCenter job.
 //!
 //! For each run it prints jobs/s, duplicates (attempts past the first, or extra confirmations:
-//! must be 0), lock waits (sampled `pg_locks` rows not granted), database time per job
-//! (`pg_stat_statements` execution time, and the CPU time of the server's processes from
-//! /proc), WAL bytes per job and the most connections seen. On 2 cores the nodes and the
-//! server share the CPU, so jobs/s does not grow with nodes here; the per-job costs are what
+//! must be 0), lock waits (sampled `pg_locks` rows not granted), jobs per claim statement,
+//! database time per job (`pg_stat_statements` execution time, and the CPU time of the server's
+//! processes from /proc, less the sampler's own backend), the nodes' CPU per job, WAL bytes per
+//! job and the most connections seen. On 2 cores the nodes and the server share the CPU, so
+//! jobs/s is bounded by the machine, not by the database; the per-job costs are what
 //! `docs/scaling.md` builds on.
 //!
 //! `cargo bench -p badge-forge --bench scaling` (env `SCALING_NOOP_JOBS`, `SCALING_BADGE_JOBS`
@@ -51,6 +52,8 @@ struct Row {
     cpu_ms: f64,
     wal_bytes: f64,
     max_connections: i64,
+    jobs_per_claim: f64,
+    node_cpu_ms: f64,
 }
 
 fn main() {
@@ -61,6 +64,8 @@ fn main() {
         .setting("pg_stat_statements.track", "all")
         .start()
         .expect("a private PostgreSQL (see scripts/ensure-deps)");
+    // On a shared machine the figures move with everyone else's load: say what it was.
+    println!("load average at the start: {}", load_average());
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let mut rows = Vec::new();
     for (workload, jobs) in [(Workload::Noop, noop_jobs), (Workload::Badges, badge_jobs)] {
@@ -72,12 +77,12 @@ fn main() {
     }
     println!();
     println!(
-        "| workload | nodes | jobs | jobs/s | duplicates | lock waits (samples, max) | SQL exec ms/job | server CPU ms/job | WAL bytes/job | connections |"
+        "| workload | nodes | jobs | jobs/s | duplicates | lock waits (samples, max) | jobs/claim | SQL exec ms/job | server CPU ms/job | nodes' CPU ms/job | WAL bytes/job | connections |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for row in &rows {
         println!(
-            "| {} | {} | {} | {:.0} | {} | {}/{}, max {} | {:.3} | {:.3} | {:.0} | {} |",
+            "| {} | {} | {} | {:.0} | {} | {}/{}, max {} | {:.1} | {:.3} | {:.3} | {:.3} | {:.0} | {} |",
             row.workload.name(),
             row.nodes,
             row.jobs,
@@ -86,16 +91,31 @@ fn main() {
             row.lock_wait_samples,
             row.samples,
             row.max_lock_waits,
+            row.jobs_per_claim,
             row.exec_ms,
             row.cpu_ms,
+            row.node_cpu_ms,
             row.wal_bytes,
             row.max_connections
         );
     }
+    println!("\nload average at the end: {}", load_average());
     assert!(
         rows.iter().all(|row| row.duplicates == 0),
         "a job ran twice"
     );
+}
+
+/// The 1, 5 and 15 minute load averages.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|load| {
+            load.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_else(|_| "unknown".to_owned())
 }
 
 fn size(var: &str, default: i64) -> i64 {
@@ -127,7 +147,7 @@ async fn run(cluster: &TempPostgres, workload: Workload, nodes: usize, jobs: i64
         .await
         .unwrap();
     admin.close().await.unwrap();
-    let url = cluster.url().replace("/postgres", &format!("/{name}"));
+    let url = database_url(cluster.url(), &name);
     command(&["migrate", "--database-url", &url]);
     let pool = PgPool::connect(&url).await.unwrap();
     match workload {
@@ -151,15 +171,27 @@ async fn run(cluster: &TempPostgres, workload: Workload, nodes: usize, jobs: i64
             .unwrap();
         }
     }
-    sqlx::raw_sql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements; VACUUM ANALYZE oban_jobs")
-        .execute(&pool)
-        .await
-        .unwrap();
+    // One statement each: several in one simple query run as one transaction, which VACUUM
+    // refuses.
+    for statement in [
+        "CREATE EXTENSION IF NOT EXISTS pg_stat_statements",
+        "VACUUM ANALYZE oban_jobs",
+    ] {
+        sqlx::raw_sql(statement).execute(&pool).await.unwrap();
+    }
     sqlx::query("SELECT pg_stat_statements_reset()")
         .execute(&pool)
         .await
         .unwrap();
     let wal_start: i64 = scalar(&pool, "SELECT (pg_current_wal_lsn() - '0/0')::int8").await;
+    // The sampler below has a connection of its own, whose backend's CPU is taken out of the
+    // server's: its counting queries would otherwise be billed to the jobs.
+    let mut sampler = PgConnection::connect(&url).await.unwrap();
+    let sampler_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut sampler)
+        .await
+        .unwrap();
+    let sampler_start = process_cpu_ms(sampler_pid as u32);
     let cpu_start = server_cpu_ms(cluster);
 
     let output = std::env::temp_dir().join(format!("bf-scaling-{name}-{}", std::process::id()));
@@ -194,7 +226,7 @@ async fn run(cluster: &TempPostgres, workload: Workload, nodes: usize, jobs: i64
                     (SELECT count(*) FROM pg_locks WHERE NOT granted), \
                     (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database())",
         )
-        .fetch_one(&pool)
+        .fetch_one(&mut sampler)
         .await
         .unwrap();
         samples += 1;
@@ -212,7 +244,9 @@ async fn run(cluster: &TempPostgres, workload: Workload, nodes: usize, jobs: i64
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let seconds = started.elapsed().as_secs_f64();
-    let cpu_ms = server_cpu_ms(cluster) - cpu_start;
+    let cpu_ms =
+        server_cpu_ms(cluster) - cpu_start - (process_cpu_ms(sampler_pid as u32) - sampler_start);
+    sampler.close().await.unwrap();
     let wal_end: i64 = scalar(&pool, "SELECT (pg_current_wal_lsn() - '0/0')::int8").await;
     let exec_ms: f64 = scalar(
         &pool,
@@ -221,6 +255,19 @@ async fn run(cluster: &TempPostgres, workload: Workload, nodes: usize, jobs: i64
            AND query NOT LIKE '%pg_stat_activity%'",
     )
     .await;
+    // Rows per claim statement, from the claim's own comment line (sql/claim.sql).
+    let jobs_per_claim: f64 = scalar(
+        &pool,
+        "SELECT coalesce(sum(rows)::float8 / nullif(sum(calls), 0), 0) FROM pg_stat_statements \
+         WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+           AND query LIKE '-- Claims up to%'",
+    )
+    .await;
+    // The nodes' CPU since they started (start-up included, which is small next to the run).
+    let node_cpu_ms: f64 = workers
+        .iter()
+        .map(|worker| process_cpu_ms(worker.id()))
+        .sum();
     for worker in workers {
         let _ = Command::new("kill")
             .args(["-TERM", &worker.id().to_string()])
@@ -248,7 +295,17 @@ async fn run(cluster: &TempPostgres, workload: Workload, nodes: usize, jobs: i64
         cpu_ms: cpu_ms / jobs as f64,
         wal_bytes: (wal_end - wal_start) as f64 / jobs as f64,
         max_connections,
+        jobs_per_claim,
+        node_cpu_ms: node_cpu_ms / jobs as f64,
     }
+}
+
+/// `url` (which names a database in its path, and no query) pointing at `database` instead.
+fn database_url(url: &str, database: &str) -> String {
+    let (server, _) = url
+        .rsplit_once('/')
+        .expect("a connection URL with a database path");
+    format!("{server}/{database}")
 }
 
 async fn scalar<T>(pool: &PgPool, sql: &'static str) -> T
@@ -267,23 +324,41 @@ fn command(args: &[&str]) {
     assert!(status.success(), "badge-forge {args:?} failed");
 }
 
-/// CPU time (user + system, ms) of the cluster's postmaster and every process it started:
-/// the backends serving the nodes, the WAL writer, the checkpointer, autovacuum.
-fn server_cpu_ms(cluster: &TempPostgres) -> f64 {
-    let pid_file = std::fs::read_to_string(cluster.dir().join("data/postmaster.pid")).unwrap();
-    let postmaster: u32 = pid_file.lines().next().unwrap().trim().parse().unwrap();
-    let ticks: f64 = Command::new("getconf")
+/// CPU time (user + system, ms) of one process so far.
+fn process_cpu_ms(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    let field = |i: usize| -> u64 { fields.get(i).and_then(|v| v.parse().ok()).unwrap_or(0) };
+    (field(11) + field(12)) as f64 * 1000.0 / clock_ticks()
+}
+
+/// Kernel clock ticks per second, the unit of `/proc/<pid>/stat` times.
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
         .arg("CLK_TCK")
         .output()
         .ok()
         .and_then(|out| String::from_utf8(out.stdout).ok()?.trim().parse().ok())
-        .unwrap_or(100.0);
+        .unwrap_or(100.0)
+}
+
+/// CPU time (user + system, ms) of the cluster's postmaster and every process it started:
+/// the backends serving the nodes, the WAL writer, the checkpointer, autovacuum. Processes that
+/// have exited (autovacuum workers, closed connections) count through the postmaster's
+/// `cutime`/`cstime`, the CPU of the children it reaped.
+fn server_cpu_ms(cluster: &TempPostgres) -> f64 {
+    let pid_file = std::fs::read_to_string(cluster.dir().join("data/postmaster.pid")).unwrap();
+    let postmaster: u32 = pid_file.lines().next().unwrap().trim().parse().unwrap();
+    let ticks = clock_ticks();
     let mut total = 0u64;
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
             continue;
         };
-        // Fields after the parenthesised command: state ppid ... utime (14) stime (15).
+        // Fields after the parenthesised command: state ppid ... utime (14) stime (15)
+        // cutime (16) cstime (17).
         let Some((head, rest)) = stat.rsplit_once(')') else {
             continue;
         };
@@ -294,10 +369,11 @@ fn server_cpu_ms(cluster: &TempPostgres) -> f64 {
             .and_then(|p| p.parse().ok())
             .unwrap_or(0);
         let ppid: u32 = fields.get(1).and_then(|p| p.parse().ok()).unwrap_or(0);
-        if pid == postmaster || ppid == postmaster {
-            let utime: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0);
-            let stime: u64 = fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
-            total += utime + stime;
+        let field = |i: usize| -> u64 { fields.get(i).and_then(|v| v.parse().ok()).unwrap_or(0) };
+        if pid == postmaster {
+            total += field(11) + field(12) + field(13) + field(14);
+        } else if ppid == postmaster {
+            total += field(11) + field(12);
         }
     }
     total as f64 * 1000.0 / ticks
