@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use oban_core::temp_pgbouncer::TempPgBouncer;
 use sqlx::PgPool;
-use support::{BADGE_FORGE, count, database, output_dir, wait_for_count};
+use support::{BADGE_FORGE, assert_confirmed_once, count, database, output_dir, wait_for_count};
 use tokio::sync::Mutex;
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
@@ -92,34 +92,21 @@ fn enqueue(url: &str, count: usize, seed: u64) {
     );
 }
 
-/// Every badge completed once with one confirmation; returns the longest wait in seconds from
-/// insert to claim.
+/// Every badge completed on its first attempt with one confirmation; returns the longest wait
+/// in seconds from insert to claim.
 async fn assert_done_once(pool: &PgPool, expected: i64) -> f64 {
-    let (done, once, waited): (i64, i64, f64) = sqlx::query_as(
-        "SELECT count(*), count(*) FILTER (WHERE attempt = 1), \
-                coalesce(max(extract(epoch FROM attempted_at - inserted_at)), 0)::float8 \
+    let tally = assert_confirmed_once(pool, expected).await;
+    assert_eq!(
+        tally.first_attempt, expected,
+        "badges rendered more than once"
+    );
+    sqlx::query_scalar(
+        "SELECT coalesce(max(extract(epoch FROM attempted_at - inserted_at)), 0)::float8 \
          FROM oban_jobs WHERE queue = 'badges' AND state = 'completed'",
     )
     .fetch_one(pool)
     .await
-    .unwrap();
-    assert_eq!(
-        (done, once),
-        (expected, expected),
-        "badges completed on their first attempt"
-    );
-    let (confirmations, distinct): (i64, i64) = sqlx::query_as(
-        "SELECT count(*), count(DISTINCT args->>'id') FROM oban_jobs WHERE queue = 'printing'",
-    )
-    .fetch_one(pool)
-    .await
-    .unwrap();
-    assert_eq!(
-        (confirmations, distinct),
-        (expected, expected),
-        "one confirmation per badge"
-    );
-    waited
+    .unwrap()
 }
 
 /// Query failures a pooler can cause (named statements, notifications mid-query).

@@ -16,7 +16,10 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
-use support::{BADGE_FORGE, ElixirPeer, RustNode, count, database, output_dir, wait_for_count};
+use support::{
+    BADGE_FORGE, ElixirPeer, RustNode, assert_confirmed_once, assert_printed_once, count, database,
+    output_dir, wait_for_count,
+};
 use tokio::sync::Mutex;
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
@@ -165,67 +168,19 @@ fn rust_enqueue(url: &str, count: usize) {
     assert!(status.success(), "badge-forge enqueue failed");
 }
 
-/// Every badge job completed on its first and only attempt, exactly one confirmation per
-/// badge (matching its id and name, pointing at an existing PDF), nothing left over; with the
-/// Elixir peer printing, exactly one print each. Returns badges done per node.
+/// Every badge job completed on its first and only attempt with one confirmation each (see
+/// [`assert_confirmed_once`]); with the Elixir peer printing, one print each. Returns badges
+/// done per node.
 async fn assert_each_badge_once(pool: &PgPool, expected: i64, printed: bool) -> Vec<(String, i64)> {
-    let (completed, first_attempt) = sqlx::query_as::<_, (i64, i64)>(
-        "SELECT count(*), count(*) FILTER (WHERE attempt = 1) FROM oban_jobs \
-         WHERE queue = 'badges' AND state = 'completed'",
-    )
-    .fetch_one(pool)
-    .await
-    .unwrap();
+    let tally = assert_confirmed_once(pool, expected).await;
     assert_eq!(
-        (completed, first_attempt),
-        (expected, expected),
-        "badges completed, on attempt 1"
+        tally.first_attempt, expected,
+        "badges rendered more than once"
     );
-    let leftover = count(
-        pool,
-        "SELECT count(*) FROM oban_jobs WHERE queue IN ('badges', 'printing') \
-         AND state NOT IN ('completed', 'available')",
-    )
-    .await;
-    assert_eq!(leftover, 0, "jobs left executing, retryable or discarded");
-    let (confirmations, distinct, matching): (i64, i64, i64) = sqlx::query_as(
-        "SELECT count(*), count(DISTINCT c.args->>'id'), \
-                count(*) FILTER (WHERE b.args->>'name' = c.args->>'name') \
-         FROM oban_jobs c LEFT JOIN oban_jobs b \
-           ON b.queue = 'badges' AND b.args->>'id' = c.args->>'id' \
-         WHERE c.queue = 'printing' AND c.worker = 'BadgeForge.PrintCenter'",
-    )
-    .fetch_one(pool)
-    .await
-    .unwrap();
-    assert_eq!(
-        (confirmations, distinct, matching),
-        (expected, expected, expected),
-        "one confirmation per badge, naming its badge"
-    );
-    let paths: Vec<String> =
-        sqlx::query_scalar("SELECT args->>'path' FROM oban_jobs WHERE queue = 'printing'")
-            .fetch_all(pool)
-            .await
-            .unwrap();
-    for path in paths {
-        let head = std::fs::read(&path).unwrap_or_default();
-        assert!(head.starts_with(b"%PDF-"), "{path} is not a PDF");
-    }
     if printed {
-        let (prints, reprints): (i64, i64) =
-            sqlx::query_as("SELECT count(*), count(*) FILTER (WHERE prints > 1) FROM print_log")
-                .fetch_one(pool)
-                .await
-                .unwrap();
-        assert_eq!((prints, reprints), (expected, 0), "prints, reprints");
+        assert_printed_once(pool, expected).await;
     }
-    sqlx::query_as(
-        "SELECT attempted_by[1], count(*) FROM oban_jobs WHERE queue = 'badges' GROUP BY 1 ORDER BY 1",
-    )
-    .fetch_all(pool)
-    .await
-    .unwrap()
+    tally.by_node
 }
 
 /// The three leaders: Elixir's `oban_peers` row "Oban", ours "Oban.rust", oban-py's

@@ -7,7 +7,10 @@ mod support;
 use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
-use support::{ElixirPeer, RustNode, count, database, output_dir, wait_for_count};
+use support::{
+    ElixirPeer, RustNode, assert_confirmed_once, assert_printed_once, count, database, output_dir,
+    wait_for_count,
+};
 
 const TOTAL: i64 = 5000;
 const COMPLETED: &str =
@@ -149,32 +152,10 @@ async fn replacing_both_nodes_one_at_a_time_loses_and_repeats_nothing() {
     }
     peer.stop();
 
-    let (completed, first_attempt, prints, reprints, confirmations): (i64, i64, i64, i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM oban_jobs WHERE queue = 'badges' AND state = 'completed'), \
-                (SELECT count(*) FROM oban_jobs WHERE queue = 'badges' AND state = 'completed' AND attempt = 1), \
-                (SELECT count(*) FROM print_log), \
-                (SELECT count(*) FROM print_log WHERE prints > 1), \
-                (SELECT count(DISTINCT args->>'id') FROM oban_jobs WHERE queue = 'printing')",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    assert_eq!(
-        (completed, first_attempt, prints, reprints, confirmations),
-        (TOTAL, TOTAL, TOTAL, 0, TOTAL),
-        "completed, on the first attempt, printed, printed twice, confirmed"
-    );
-    let total_confirmations = count(
-        &pool,
-        "SELECT count(*) FROM oban_jobs WHERE queue = 'printing'",
-    )
-    .await;
-    assert_eq!(total_confirmations, TOTAL, "no duplicate confirmation");
-    let by_node: Vec<(String, i64)> =
-        sqlx::query_as("SELECT attempted_by[1], count(*) FROM oban_jobs WHERE queue = 'badges' GROUP BY 1 ORDER BY 1")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
+    let tally = assert_confirmed_once(&pool, TOTAL).await;
+    assert_eq!(tally.first_attempt, TOTAL, "badges rendered more than once");
+    assert_printed_once(&pool, TOTAL).await;
+    let by_node = tally.by_node;
     assert_eq!(by_node.len(), 4, "all four nodes worked: {by_node:?}");
 
     let steady = timeline.rate(

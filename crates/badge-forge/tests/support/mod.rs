@@ -247,3 +247,92 @@ pub fn pdftotext(path: &str) -> String {
     assert!(out.status.success(), "pdftotext failed on {path}");
     String::from_utf8(out.stdout).unwrap()
 }
+
+/// How a drained batch of badges ended, as the shared table records it.
+pub struct BadgeTally {
+    /// Completed badge jobs that needed one attempt only (the rest were rendered again).
+    pub first_attempt: i64,
+    /// Badge jobs per node that ran them last (`attempted_by[1]`), by node name.
+    pub by_node: Vec<(String, i64)>,
+}
+
+/// Asserts that `expected` badge jobs completed, none is left executing, scheduled or
+/// retryable, and there is exactly one `BadgeForge.PrintCenter` confirmation per completed badge,
+/// naming its badge and pointing at a PDF on disk.
+pub async fn assert_confirmed_once(pool: &PgPool, expected: i64) -> BadgeTally {
+    let (completed, first_attempt): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE attempt = 1) FROM oban_jobs \
+         WHERE queue = 'badges' AND state = 'completed'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(completed, expected, "badge jobs completed");
+    let leftover = count(
+        pool,
+        "SELECT count(*) FROM oban_jobs WHERE queue = 'badges' \
+         AND state NOT IN ('completed', 'discarded')",
+    )
+    .await;
+    assert_eq!(
+        leftover, 0,
+        "badge jobs left executing, scheduled or retryable"
+    );
+    // Elixir's malformed cases may carry the id under `badge_id`, as the article's Python reads it.
+    let confirmations: Vec<(String, String, Option<String>)> = sqlx::query_as(
+        "SELECT c.args->>'path', c.args->>'name', b.args->>'name' \
+         FROM oban_jobs c LEFT JOIN oban_jobs b ON b.queue = 'badges' AND b.state = 'completed' \
+           AND coalesce(b.args->>'id', b.args->>'badge_id') = c.args->>'id' \
+         WHERE c.queue = 'printing' AND c.worker = 'BadgeForge.PrintCenter'",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        confirmations.len() as i64,
+        expected,
+        "exactly one confirmation per badge"
+    );
+    for (path, confirmed_name, badge_name) in confirmations {
+        assert_eq!(
+            Some(&confirmed_name),
+            badge_name.as_ref(),
+            "the confirmation for {path} names its badge"
+        );
+        let head = std::fs::read(&path).unwrap_or_default();
+        assert!(head.starts_with(b"%PDF-"), "{path} is not a PDF");
+    }
+    let by_node = sqlx::query_as(
+        "SELECT attempted_by[1], count(*) FROM oban_jobs WHERE queue = 'badges' \
+         GROUP BY 1 ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    BadgeTally {
+        first_attempt,
+        by_node,
+    }
+}
+
+/// Asserts that the Elixir peer's PrintCenter printed each of `expected` badges exactly once
+/// and completed every confirmation job.
+pub async fn assert_printed_once(pool: &PgPool, expected: i64) {
+    let (prints, reprints, distinct): (i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE prints > 1), count(DISTINCT id) FROM print_log",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (prints, reprints, distinct),
+        (expected, 0, expected),
+        "prints, reprints, distinct ids"
+    );
+    let unprinted = count(
+        pool,
+        "SELECT count(*) FROM oban_jobs WHERE queue = 'printing' AND state <> 'completed'",
+    )
+    .await;
+    assert_eq!(unprinted, 0, "confirmations the peer did not complete");
+}
