@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 
 use badge_forge::render::{
-    Badge, BadgeType, EventInfo, Field, MAX_TEXT_CHARS, Paper, RenderError, Renderer,
+    Badge, BadgeType, EventInfo, Field, MAX_MARKS, MAX_TEXT_CHARS, Paper, RenderError, Renderer,
 };
 
 static RENDERER: LazyLock<Renderer> =
@@ -622,13 +622,20 @@ fn svg_preview_cannot_be_broken_out_of() {
 /// for any text).
 #[test]
 fn every_glyph_is_drawn_inside_the_badge() {
-    let stacked = format!("Z{} Zalgo", "\u{0301}\u{0316}".repeat(4));
+    let stacked = format!("Z{} Zalgo", "\u{0301}\u{0316}".repeat(MAX_MARKS / 2));
+    // The most marks allowed, all below the line, on a name long enough to wrap.
+    let marks: String = "\u{0316}\u{0317}\u{0318}\u{0319}\u{0323}\u{0324}\u{0325}\u{0326}"
+        .chars()
+        .take(MAX_MARKS)
+        .collect();
+    let below = format!("Zalgo{marks} ").repeat(6);
     let names = [
         "Maximilian Alexander Friedrich Wilhelm von Hohenzollern-Sigmaringen".to_owned(),
         "W".repeat(200),
         "山田太郎".repeat(40),
         "ليلى عبد الله بن محمد".repeat(6),
         stacked,
+        below.trim().to_owned(),
         "Ｗ".repeat(3),
     ];
     for name in &names {

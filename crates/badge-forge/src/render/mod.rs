@@ -62,6 +62,11 @@ pub const MAX_TEXT_CHARS: usize = 256;
 /// The longest badge id accepted, in characters; it is encoded in the QR code.
 pub const MAX_ID_CHARS: usize = 128;
 
+/// The most combining marks one character of a name or company may carry. Names need a few
+/// (Vietnamese tones, Hebrew points, Indic conjuncts); a stack of more ("Zalgo" text) is drawn
+/// above and below the line until it leaves the badge.
+pub const MAX_MARKS: usize = 6;
+
 /// The kind of badge, shown as the coloured band.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -234,6 +239,18 @@ pub enum RenderError {
         /// The limit.
         max: usize,
     },
+    /// One character carries more combining marks than can be printed.
+    #[error("{field} has {marks} combining marks on {ch:?}; at most {max} can be printed")]
+    TooManyMarks {
+        /// The offending input.
+        field: Field,
+        /// The base character of the cluster.
+        ch: char,
+        /// How many marks it carries.
+        marks: usize,
+        /// The limit.
+        max: usize,
+    },
     /// No bundled font has a glyph for a character.
     #[error("no bundled font can draw {ch:?} (U+{:04X}) in the {field}", u32::from(*ch))]
     MissingGlyph {
@@ -280,6 +297,7 @@ impl RenderError {
             RenderError::Empty { .. }
             | RenderError::ControlCharacter { .. }
             | RenderError::TooLong { .. }
+            | RenderError::TooManyMarks { .. }
             | RenderError::MissingGlyph { .. }
             | RenderError::QrCode(_)
             | RenderError::NoBadges => true,
@@ -376,10 +394,14 @@ impl Renderer {
                 max: MAX_ID_CHARS,
             });
         }
+        let name = text::clean(Field::Name, &badge.name, MAX_TEXT_CHARS, true)?;
+        let company = text::clean(Field::Company, &badge.company, MAX_TEXT_CHARS, false)?;
+        check_marks(Field::Name, &name)?;
+        check_marks(Field::Company, &company)?;
         Ok(Valid {
             id: id.clone(),
-            name: text::clean(Field::Name, &badge.name, MAX_TEXT_CHARS, true)?,
-            company: text::clean(Field::Company, &badge.company, MAX_TEXT_CHARS, false)?,
+            name,
+            company,
             kind: badge.badge_type,
         })
     }
@@ -511,9 +533,50 @@ impl Renderer {
     }
 }
 
+/// Refuses a grapheme cluster with more than [`MAX_MARKS`] combining marks.
+fn check_marks(field: Field, text: &str) -> Result<(), RenderError> {
+    use unicode_normalization::char::is_combining_mark;
+    use unicode_segmentation::UnicodeSegmentation;
+    for cluster in text.graphemes(true) {
+        let marks = cluster.chars().filter(|&c| is_combining_mark(c)).count();
+        if marks > MAX_MARKS {
+            return Err(RenderError::TooManyMarks {
+                field,
+                ch: cluster.chars().next().unwrap_or(' '),
+                marks,
+                max: MAX_MARKS,
+            });
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stacked_marks_are_refused_and_real_ones_kept() {
+        // Found by the `badge_layout` fuzz target: twenty marks on one digit stacked below
+        // the badge's bottom edge.
+        let zalgo = format!("F1{} Zalgo", "\u{34c}\u{34d}\u{34e}\u{350}".repeat(5));
+        assert_eq!(
+            check_marks(Field::Name, &zalgo),
+            Err(RenderError::TooManyMarks {
+                field: Field::Name,
+                ch: '1',
+                marks: 20,
+                max: MAX_MARKS
+            })
+        );
+        for name in [
+            "Nguy\u{1ec5}n V\u{103}n \u{1eea}",
+            "\u{5e9}\u{5c1}\u{5b8}\u{5dc}\u{5d5}\u{5b9}\u{5dd}",
+            "\u{938}\u{94d}\u{924}\u{94d}\u{930}\u{940}",
+        ] {
+            assert_eq!(check_marks(Field::Name, name), Ok(()), "{name}");
+        }
+    }
 
     #[test]
     fn renderer_is_shareable_across_threads() {
