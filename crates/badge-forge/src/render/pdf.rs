@@ -222,6 +222,24 @@ fn tidy(doc: &mut lopdf::Document, cmaps: &BTreeMap<Vec<u8>, Vec<u8>>) {
                     dict.remove(b"PageLayout");
                     dict.remove(b"PageMode");
                 }
+                // Entries of the descendant CIDFont equal to their defaults (ISO 32000-1,
+                // table 117): /DW 1000 and, for TrueType outlines, /CIDToGIDMap /Identity.
+                if let Ok(Object::Array(descendants)) = dict.get_mut(b"DescendantFonts") {
+                    for cid_font in descendants.iter_mut() {
+                        if let Object::Dictionary(cid_font) = cid_font {
+                            if cid_font.get(b"DW").and_then(Object::as_i64).ok() == Some(1000) {
+                                cid_font.remove(b"DW");
+                            }
+                            let identity = cid_font
+                                .get(b"CIDToGIDMap")
+                                .and_then(Object::as_name)
+                                .is_ok_and(|name| name == b"Identity");
+                            if identity {
+                                cid_font.remove(b"CIDToGIDMap");
+                            }
+                        }
+                    }
+                }
             }
             Object::Stream(stream) => hash.write(&stream.content),
             _ => {}
@@ -248,7 +266,8 @@ fn tidy(doc: &mut lopdf::Document, cmaps: &BTreeMap<Vec<u8>, Vec<u8>>) {
     }
     let mut id = hash.0.to_be_bytes().to_vec();
     id.extend((hash.0.rotate_left(29) ^ 0x9e37_79b9_7f4a_7c15).to_be_bytes());
-    let id = Object::String(id, lopdf::StringFormat::Hexadecimal);
+    // A literal string: the trailer is not compressed, and hex would double its bytes.
+    let id = Object::String(id, lopdf::StringFormat::Literal);
     doc.trailer.set("ID", Object::Array(vec![id.clone(), id]));
 }
 
