@@ -1,14 +1,20 @@
 //! End-to-end badge throughput: enqueue badges as Elixir does, drain them with a GenerateBadge
 //! node, and count the PrintCenter confirmations in the database.
 //!
-//! `cargo bench -p badge-forge --bench pipeline [-- --badges N]`
+//! `cargo bench -p badge-forge --bench pipeline [-- --badges N] [--output DIR]`
 //!
 //! Uses `DATABASE_URL` when set, else a throwaway cluster (fsync off: see temp_postgres.rs).
 //! Printed: badges/s from the end of the enqueue to the last confirmation, render ms per badge
-//! (the worker's own clock), median and p95 PDF bytes, and peak RSS (VmHWM). The baseline,
+//! and PDF write ms per badge (the worker's own clocks, wall time on its blocking threads),
+//! median and p95 PDF bytes, and peak RSS (VmHWM). PDFs go to a fresh directory under the
+//! system temporary directory, or under `--output DIR` (e.g. a tmpfs, to take the file
+//! system out of the measurement). The baseline,
 //! measured in the same run on the same database, drains as many no-op jobs through the same
 //! node machinery (claim, run, ack with one follow-up insert each): the ratio says what the
-//! rendering and file writing cost on top of the queue itself.
+//! rendering and file writing cost on top of the queue itself. For both drains it also prints
+//! the CPU per job of this process and of the PostgreSQL server (from /proc), and the rate
+//! that CPU would allow on two otherwise idle cores: wall-clock rates on a shared machine
+//! move with everyone else's load, CPU per job much less.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -55,6 +61,77 @@ fn peak_rss_mib() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// The fields of `/proc/<pid>/stat` after the command name (index 0 is field 3, state).
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    Some(rest.split_whitespace().map(str::to_owned).collect())
+}
+
+/// User + system CPU seconds in `fields` (+ the reaped children's with `children`).
+fn cpu_seconds(fields: &[String], children: bool) -> f64 {
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let ticks = field(11) + field(12) + if children { field(13) + field(14) } else { 0 };
+    // SAFETY: sysconf has no preconditions.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1);
+    ticks as f64 / per_second as f64
+}
+
+/// CPU seconds used so far by this process and by the PostgreSQL server (the postmaster,
+/// the children it reaped and its live children), when the server runs on this machine.
+fn cpu_now(postmaster: Option<u32>) -> (f64, Option<f64>) {
+    let own = stat_fields(std::process::id()).map_or(0.0, |f| cpu_seconds(&f, false));
+    let server = postmaster.and_then(|postmaster| {
+        let mut total = cpu_seconds(&stat_fields(postmaster)?, true);
+        for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if let Some(fields) = stat_fields(pid)
+                && fields.get(1).and_then(|ppid| ppid.parse::<u32>().ok()) == Some(postmaster)
+            {
+                total += cpu_seconds(&fields, false);
+            }
+        }
+        Some(total)
+    });
+    (own, server)
+}
+
+/// The postmaster's pid: the parent of this connection's backend, if /proc shows it.
+async fn postmaster_pid(pool: &PgPool) -> Option<u32> {
+    let backend: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(pool)
+        .await
+        .ok()?;
+    stat_fields(u32::try_from(backend).ok()?)?
+        .get(1)?
+        .parse()
+        .ok()
+}
+
+/// CPU per job between two [`cpu_now`] readings, in µs: (this process, PostgreSQL).
+fn cpu_per_job(
+    before: (f64, Option<f64>),
+    after: (f64, Option<f64>),
+    jobs: usize,
+) -> (f64, Option<f64>) {
+    let per_job = |seconds: f64| seconds * 1e6 / jobs as f64;
+    (
+        per_job(after.0 - before.0),
+        after.1.zip(before.1).map(|(a, b)| per_job(a - b)),
+    )
+}
+
 async fn confirmations(pool: &PgPool) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM oban_jobs WHERE queue = 'printing'")
         .fetch_one(pool)
@@ -85,12 +162,15 @@ fn config(queue: &str) -> Config {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let badges: usize = args
-        .iter()
-        .position(|arg| arg == "--badges")
-        .and_then(|i| args.get(i + 1))
+    let option = |name: &str| {
+        args.iter()
+            .position(|arg| arg == name)
+            .and_then(|i| args.get(i + 1))
+    };
+    let badges: usize = option("--badges")
         .and_then(|n| n.parse().ok())
         .unwrap_or(2_000);
+    let output_parent = option("--output").map_or_else(std::env::temp_dir, Into::into);
     let _private;
     let url = match std::env::var("DATABASE_URL") {
         Ok(url) => url,
@@ -112,12 +192,14 @@ async fn main() {
         .await
         .unwrap();
     let client = Client::new(pool.clone(), Prefix::default());
+    let postmaster = postmaster_pid(&pool).await;
 
     // Baseline: the same number of no-op jobs, each confirming, through the same machinery.
     let jobs: Vec<NewJob> = (0..badges)
         .map(|i| NoOpConfirm::new_job(&json!({"i": i})).unwrap())
         .collect();
     client.insert_all(&jobs).await.unwrap();
+    let cpu_before = cpu_now(postmaster);
     let started = Instant::now();
     let node = Node::builder(pool.clone())
         .config(config("noop"))
@@ -128,13 +210,14 @@ async fn main() {
         .unwrap();
     let baseline = drain(&pool, badges as i64, started).await;
     node.shutdown().await;
+    let baseline_cpu = cpu_per_job(cpu_before, cpu_now(postmaster), badges);
     sqlx::query("TRUNCATE oban_jobs")
         .execute(&pool)
         .await
         .unwrap();
 
     // Badges, enqueued as Elixir's enqueue_batch does, rendered and confirmed.
-    let output = std::env::temp_dir().join(format!("bf-bench-{}", std::process::id()));
+    let output = output_parent.join(format!("bf-bench-{}", std::process::id()));
     let renderer = Arc::new(Renderer::new(EventInfo::default()).unwrap());
     let stats = Arc::new(RenderStats::default());
     let worker = GenerateBadge::new(
@@ -157,6 +240,7 @@ async fn main() {
     let enqueue_started = Instant::now();
     client.insert_all(&jobs).await.unwrap();
     let enqueue = enqueue_started.elapsed();
+    let cpu_before = cpu_now(postmaster);
     let started = Instant::now();
     let node = Node::builder(pool.clone())
         .config(config("badges"))
@@ -167,9 +251,11 @@ async fn main() {
         .unwrap();
     let took = drain(&pool, badges as i64, started).await;
     node.shutdown().await;
+    let badge_cpu = cpu_per_job(cpu_before, cpu_now(postmaster), badges);
 
     let renders = stats.renders.load(Ordering::Relaxed).max(1) as f64;
     let render_ms = stats.render_nanos.load(Ordering::Relaxed) as f64 / renders / 1e6;
+    let write_ms = stats.write_nanos.load(Ordering::Relaxed) as f64 / renders / 1e6;
     let mut sizes: Vec<u64> = std::fs::read_dir(&output)
         .unwrap()
         .filter_map(|entry| entry.ok()?.metadata().ok().map(|m| m.len()))
@@ -193,7 +279,19 @@ async fn main() {
         "  badges end to end           {rate:>9.0} badges/s   ({:.2}x the baseline's time per job)",
         baseline_rate / rate
     );
+    for (label, (own, server)) in [("baseline", baseline_cpu), ("badges", badge_cpu)] {
+        let server_text = server.map_or("n/a".to_string(), |s| format!("{s:.0}"));
+        // What the measured work allows on two cores that do nothing else.
+        let ceiling = server.map_or("n/a".to_string(), |s| format!("{:.0}", 2e6 / (own + s)));
+        println!(
+            "  CPU per job, {label:<9}      {own:>6.0} µs node + {server_text} µs PostgreSQL -> ceiling {ceiling} jobs/s on 2 idle cores"
+        );
+    }
     println!("  render                      {render_ms:>9.3} ms/badge");
+    println!(
+        "  write PDF                   {write_ms:>9.3} ms/badge   (into {})",
+        output_parent.display()
+    );
     println!(
         "  PDF size median / p95       {:>6} B / {} B",
         pct(0.5),

@@ -39,6 +39,8 @@ pub struct RenderStats {
     pub pdf_bytes: AtomicU64,
     /// Nanoseconds spent rendering (CPU work on the blocking pool).
     pub render_nanos: AtomicU64,
+    /// Nanoseconds spent writing PDFs (temporary file, write, optional fsync, rename).
+    pub write_nanos: AtomicU64,
 }
 
 impl GenerateBadge {
@@ -86,9 +88,13 @@ impl Worker for GenerateBadge {
                 Err(error) if error.is_permanent() => return Ok(Err(error.to_string())),
                 Err(error) => return Err(format!("rendering badge {}: {error}", badge.id)),
             };
+            let writing = std::time::Instant::now();
             output
                 .write_atomically(&path, &pdf)
                 .map_err(|error| format!("writing {}: {error}", path.display()))?;
+            stats
+                .write_nanos
+                .fetch_add(writing.elapsed().as_nanos() as u64, Ordering::Relaxed);
             stats.renders.fetch_add(1, Ordering::Relaxed);
             stats
                 .pdf_bytes
