@@ -698,3 +698,74 @@ async fn oban_web_sees_the_process_and_its_counts() {
     assert_eq!(attempted_by, vec![uuid.unwrap()]);
     server.stop().await;
 }
+
+/// Hostile names, companies and ids: the live page and the preview show them as text (escaped
+/// by the templates), a path-like id is discarded and never reaches the file system, and
+/// path-like preview URLs find nothing.
+#[tokio::test]
+async fn hostile_text_is_escaped_on_the_page_and_ids_never_reach_the_file_system() {
+    let server = Server::start("30").await;
+    let name = "</figcaption></figure><script>alert(1)</script>";
+    let company = "\"><img src=x onerror=alert(2)> & Co";
+    server
+        .enqueue(json!({"id": "h1", "name": name, "company": company, "type": "speaker"}))
+        .await;
+    // Discarded; its error message, which quotes the id, is listed on the page.
+    server
+        .enqueue(json!({"id": "../../etc/<script>alert(3)</script>", "name": "x", "company": "", "type": "attendee"}))
+        .await;
+    let page = eventually(
+        "the page listing the badge and the discarded job",
+        Duration::from_secs(60),
+        || async {
+            let page = server.get("/").await;
+            (page.body.contains("id=\"badges\"") && page.body.contains("id=\"errors\""))
+                .then_some(page)
+        },
+    )
+    .await;
+    assert_eq!(page.status, 200);
+    for raw in [
+        "<script>alert(",
+        "<img src=x",
+        "</figcaption></figure><script",
+    ] {
+        assert!(
+            !page.body.contains(raw),
+            "unescaped {raw:?} on the live page"
+        );
+    }
+    for shown in ["alert(1)", "onerror=alert(2)", "alert(3)"] {
+        assert!(page.body.contains(shown), "{shown:?} not shown as text");
+    }
+    // Exactly the page's own script and images: none injected.
+    assert_eq!(page.body.matches("<script").count(), 1, "{}", page.body);
+    assert_eq!(page.body.matches("<img ").count(), 1);
+
+    let job: i64 = sqlx::query_scalar("SELECT id FROM oban_jobs WHERE args->>'id' = 'h1'")
+        .fetch_one(&server.pool)
+        .await
+        .unwrap();
+    let svg = server.get(&format!("/badges/{job}/preview.svg")).await;
+    assert_eq!(svg.status, 200);
+    assert!(
+        !svg.body.contains("<script") && !svg.body.contains("<img"),
+        "{}",
+        svg.body
+    );
+    for path in [
+        "/badges/../../etc/passwd/preview.svg",
+        "/badges/..%2F..%2Fetc%2Fpasswd/preview.svg",
+        "/badges/%2e%2e/preview.svg",
+    ] {
+        let response = server.get(path).await;
+        assert_eq!(response.status, 404, "{path}: {}", response.body);
+    }
+
+    let files: Vec<String> = std::fs::read_dir(&server.output)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(files, ["badge-h1.pdf"]);
+    server.stop().await;
+}
