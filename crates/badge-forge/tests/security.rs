@@ -226,3 +226,23 @@ async fn the_cli_never_prints_a_password() {
         .await
         .unwrap();
 }
+
+/// Logs piped to a file or a collector are plain text: no terminal colour codes that a log
+/// shipper would store (or a terminal viewing the file later would interpret).
+#[test]
+fn piped_logs_carry_no_terminal_escape_codes() {
+    let url = format!("postgres://app@127.0.0.1:{}/app", closed_port());
+    let output = run("text", &url, &["status"]);
+    assert!(!output.status.success(), "status against a closed port");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]
+            .iter()
+            .any(|level| stderr.contains(level)),
+        "no log line to check: {stderr}"
+    );
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "escape codes in piped logs: {stderr:?}"
+    );
+}

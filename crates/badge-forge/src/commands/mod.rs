@@ -7,6 +7,7 @@ pub mod render;
 pub mod status;
 pub mod work;
 
+use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -132,12 +133,14 @@ impl EventArgs {
     }
 }
 
-/// Logs to stderr; `RUST_LOG` filters, else `default_filter`.
+/// Logs to stderr; `RUST_LOG` filters, else `default_filter`. Colours only on a terminal, so
+/// that logs piped to a file or a collector carry no escape codes.
 pub fn init_logging(json: bool, default_filter: &str) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     if json {
         builder
