@@ -1,7 +1,11 @@
 //! End-to-end badge throughput: enqueue badges as Elixir does, drain them with a GenerateBadge
 //! node, and count the PrintCenter confirmations in the database.
 //!
-//! `cargo bench -p badge-forge --bench pipeline [-- --badges N] [--output DIR]`
+//! `cargo bench -p badge-forge --bench pipeline [-- --badges N] [--output DIR] [--limit N]
+//! [--ack-linger-ms MS]`
+//!
+//! The badge node is set up as `badge-forge work` sets it up (queue limit [`QUEUE_LIMIT`], ack
+//! linger [`ACK_LINGER`]); `--limit` and `--ack-linger-ms` change that, to compare.
 //!
 //! Uses `DATABASE_URL` when set, else a throwaway cluster (fsync off: see temp_postgres.rs).
 //! Printed: badges/s from the end of the enqueue to the last confirmation, render ms per badge
@@ -10,8 +14,9 @@
 //! system temporary directory, or under `--output DIR` (e.g. a tmpfs, to take the file
 //! system out of the measurement). The baseline,
 //! measured in the same run on the same database, drains as many no-op jobs through the same
-//! node machinery (claim, run, ack with one follow-up insert each): the ratio says what the
-//! rendering and file writing cost on top of the queue itself. For both drains it also prints
+//! node machinery (claim, run, ack with one follow-up insert each) at its fastest (no ack
+//! linger, which would only hold no-op jobs back): the ratio says what the rendering and file
+//! writing cost on top of the queue itself. For both drains it also prints
 //! the CPU per job of this process and of the PostgreSQL server (from /proc), and the rate
 //! that CPU would allow on two otherwise idle cores: wall-clock rates on a shared machine
 //! move with everyone else's load, CPU per job much less.
@@ -23,7 +28,7 @@ use std::time::{Duration, Instant};
 use badge_forge::fake_badges::fake_badges;
 use badge_forge::output::OutputDir;
 use badge_forge::render::{EventInfo, Renderer};
-use badge_forge::worker::{GenerateBadge, PRINT_QUEUE, RenderStats};
+use badge_forge::worker::{ACK_LINGER, GenerateBadge, PRINT_QUEUE, QUEUE_LIMIT, RenderStats};
 use oban_core::config::{Config, QueueConfig};
 use oban_core::insert::NewJob;
 use oban_core::job::Job;
@@ -132,28 +137,38 @@ fn cpu_per_job(
     )
 }
 
-async fn confirmations(pool: &PgPool) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM oban_jobs WHERE queue = 'printing'")
-        .fetch_one(pool)
-        .await
-        .unwrap()
-}
+/// Confirmations inserted after row `after`, and the highest id among them. Only rows above
+/// `after` are read, through the primary key: a count of the whole queue every 20 ms would
+/// itself cost PostgreSQL a noticeable share of the CPU being measured.
+const NEW_CONFIRMATIONS: &str = "SELECT count(*), coalesce(max(id), $1) FROM oban_jobs \
+                                 WHERE id > $1 AND queue = 'printing'";
 
-/// Waits until `target` confirmations exist; returns the time it took.
+/// Waits until `target` confirmations exist (none before `started`); returns the time it took.
 async fn drain(pool: &PgPool, target: i64, started: Instant) -> Duration {
-    while confirmations(pool).await < target {
+    let (mut seen, mut after) = (0, 0);
+    loop {
+        let (count, highest): (i64, i64) = sqlx::query_as(NEW_CONFIRMATIONS)
+            .bind(after)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        (seen, after) = (seen + count, highest);
+        if seen >= target {
+            return started.elapsed();
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(
             started.elapsed() < Duration::from_secs(600),
             "the drain stalled"
         );
     }
-    started.elapsed()
 }
 
-fn config(queue: &str) -> Config {
+/// The node as `badge-forge work` sets it up, on `queue`.
+fn config(queue: &str, limit: usize, ack_linger: Duration) -> Config {
     Config {
-        queues: vec![QueueConfig::new(queue, 16)],
+        queues: vec![QueueConfig::new(queue, limit)],
+        ack_linger,
         leadership: false,
         ..Config::default()
     }
@@ -170,6 +185,12 @@ async fn main() {
     let badges: usize = option("--badges")
         .and_then(|n| n.parse().ok())
         .unwrap_or(2_000);
+    let limit: usize = option("--limit")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(QUEUE_LIMIT);
+    let ack_linger = option("--ack-linger-ms")
+        .and_then(|n| n.parse().ok())
+        .map_or(ACK_LINGER, Duration::from_millis);
     let output_parent = option("--output").map_or_else(std::env::temp_dir, Into::into);
     let _private;
     let url = match std::env::var("DATABASE_URL") {
@@ -202,7 +223,7 @@ async fn main() {
     let cpu_before = cpu_now(postmaster);
     let started = Instant::now();
     let node = Node::builder(pool.clone())
-        .config(config("noop"))
+        .config(config("noop", limit, Duration::ZERO))
         .worker(NoOpConfirm)
         .unwrap()
         .start()
@@ -243,7 +264,7 @@ async fn main() {
     let cpu_before = cpu_now(postmaster);
     let started = Instant::now();
     let node = Node::builder(pool.clone())
-        .config(config("badges"))
+        .config(config("badges", limit, ack_linger))
         .worker(worker)
         .unwrap()
         .start()
@@ -269,7 +290,10 @@ async fn main() {
     };
     let rate = badges as f64 / took.as_secs_f64();
     let baseline_rate = badges as f64 / baseline.as_secs_f64();
-    println!("badge pipeline, {badges} badges, 2 cores shared with PostgreSQL");
+    println!(
+        "badge pipeline, {badges} badges, queue limit {limit}, ack linger {} ms, 2 cores shared with PostgreSQL",
+        ack_linger.as_millis()
+    );
     println!(
         "  enqueue (insert_all)        {:>9.0} jobs/s",
         badges as f64 / enqueue.as_secs_f64()

@@ -13,6 +13,7 @@ use oban_core::insert::NewJob;
 use oban_core::job::Job;
 use oban_core::worker::{Outcome, WorkResult, Worker, WorkerOptions};
 use serde_json::json;
+use tokio::sync::Semaphore;
 
 use crate::badge_args::badge_from_args;
 use crate::output::OutputDir;
@@ -23,11 +24,27 @@ pub const PRINT_CENTER: &str = "BadgeForge.PrintCenter";
 /// The queue Elixir runs PrintCenter on.
 pub const PRINT_QUEUE: &str = "printing";
 
+/// Badge jobs a node holds at once by default. Only one per CPU core renders at a time; the
+/// rest wait their turn in memory, so that claims and acks come in batches (see
+/// [`ACK_LINGER`]) instead of one statement per badge.
+pub const QUEUE_LIMIT: usize = 128;
+
+/// How long a finished badge's ack waits for others to share its statement (see
+/// `oban_core::config::Config::ack_linger`). At the ~1,000 badges/s two cores can render,
+/// 50 ms batches ~50 acks and their confirmations per statement, which cut PostgreSQL's CPU
+/// per badge about fivefold against one statement per badge (docs/benchmarks.md); the jobs it
+/// holds stay well inside [`QUEUE_LIMIT`].
+pub const ACK_LINGER: Duration = Duration::from_millis(50);
+
 /// Renders badges for jobs of worker `badge_forge.generator.GenerateBadge`.
 pub struct GenerateBadge {
     renderer: Arc<Renderer>,
     output: OutputDir,
     stats: Arc<RenderStats>,
+    /// One permit per CPU core: the queue may hold many more jobs than there are cores (large
+    /// claims and ack batches are what make the database's share per badge small), but only
+    /// this many render at once, so renders never time-slice each other.
+    render_permits: Arc<Semaphore>,
 }
 
 /// Renders and bytes written since start, for metrics and summaries.
@@ -44,12 +61,14 @@ pub struct RenderStats {
 }
 
 impl GenerateBadge {
-    /// A worker writing into `output`.
+    /// A worker writing into `output`, rendering on as many threads as there are CPU cores.
     pub fn new(renderer: Arc<Renderer>, output: OutputDir, stats: Arc<RenderStats>) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
         Self {
             renderer,
             output,
             stats,
+            render_permits: Arc::new(Semaphore::new(cores)),
         }
     }
 }
@@ -74,10 +93,11 @@ impl Worker for GenerateBadge {
             self.output.clone(),
             self.stats.clone(),
         );
-        let (badge, path) = (badge, path);
+        let permit = self.render_permits.clone().acquire_owned().await?;
         // Rendering is CPU work: keep it off the runtime's threads so claims, acks and
         // notifications never wait behind it.
         let rendered = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let started = std::time::Instant::now();
             let pdf = renderer.render(&badge);
             stats

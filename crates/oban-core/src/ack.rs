@@ -2,7 +2,8 @@
 //!
 //! Executors hand their outcome to one [`Acker`] per node, which writes whatever has
 //! accumulated in one statement (`sql/ack.sql`). Under load that batches naturally, with no
-//! added latency when idle. When the database is unreachable the batch is kept and retried with
+//! added latency when idle; `Config::ack_linger` lets a batch wait for more acks when jobs
+//! finish one by one (except while the node stops). When the database is unreachable the batch is kept and retried with
 //! backoff; a job's ack is dropped only when the node stops and the database stayed unreachable
 //! for the whole grace period, and then the job is left `executing` for the lifeline to rescue.
 
@@ -60,29 +61,47 @@ pub(crate) struct Acker {
     sql: sqlx::SqlStr,
     insert_channel: String,
     batch_limit: usize,
+    linger: Duration,
     metrics: Metrics,
 }
 
 impl Acker {
-    pub fn new(pool: Db, prefix: &Prefix, batch_limit: usize, metrics: Metrics) -> Self {
+    pub fn new(
+        pool: Db,
+        prefix: &Prefix,
+        batch_limit: usize,
+        linger: Duration,
+        metrics: Metrics,
+    ) -> Self {
         Self {
             pool,
             sql: render_with_insert(prefix, ACK, 15),
             insert_channel: prefix.channel("insert"),
             batch_limit: batch_limit.max(1),
+            linger,
             metrics,
         }
     }
 
-    /// Starts the writer. `give_up` is cancelled when the node's shutdown deadline has passed:
+    /// Starts the writer. `shutdown` is cancelled when the node begins to stop: from then on
+    /// acks no longer linger. `give_up` is cancelled when the shutdown deadline has passed:
     /// only then is a batch that cannot be written abandoned.
-    pub fn spawn(self, give_up: CancellationToken) -> (AckSender, tokio::task::JoinHandle<()>) {
+    pub fn spawn(
+        self,
+        shutdown: CancellationToken,
+        give_up: CancellationToken,
+    ) -> (AckSender, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let handle = tokio::spawn(self.run(rx, give_up));
+        let handle = tokio::spawn(self.run(rx, shutdown, give_up));
         (AckSender(tx), handle)
     }
 
-    async fn run(self, mut rx: mpsc::UnboundedReceiver<Ack>, give_up: CancellationToken) {
+    async fn run(
+        self,
+        mut rx: mpsc::UnboundedReceiver<Ack>,
+        shutdown: CancellationToken,
+        give_up: CancellationToken,
+    ) {
         let mut batch: Vec<Ack> = Vec::new();
         let mut failures = 0u32;
         loop {
@@ -91,6 +110,7 @@ impl Acker {
                 if rx.recv_many(&mut batch, room).await == 0 {
                     return;
                 }
+                self.linger(&mut rx, &mut batch, &shutdown).await;
             } else {
                 while batch.len() < self.batch_limit {
                     match rx.try_recv() {
@@ -123,6 +143,29 @@ impl Acker {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// Gathers the acks that arrive within the linger time of the batch's first one, up to
+    /// the batch limit. Once the node is stopping nothing lingers: the jobs draining in the
+    /// grace period keep their slots until their acks are written.
+    async fn linger(
+        &self,
+        rx: &mut mpsc::UnboundedReceiver<Ack>,
+        batch: &mut Vec<Ack>,
+        shutdown: &CancellationToken,
+    ) {
+        let deadline = tokio::time::sleep(self.linger);
+        tokio::pin!(deadline);
+        while batch.len() < self.batch_limit {
+            let room = self.batch_limit - batch.len();
+            // Biased: what has already arrived is taken even when the linger is zero.
+            tokio::select! {
+                biased;
+                received = rx.recv_many(batch, room) => if received == 0 { return },
+                _ = &mut deadline => return,
+                _ = shutdown.cancelled() => return,
             }
         }
     }

@@ -90,9 +90,10 @@ impl NodeBuilder {
             pool.clone(),
             &config.prefix,
             config.ack_batch_limit,
+            config.ack_linger,
             metrics.clone(),
         )
-        .spawn(give_up_acks.clone());
+        .spawn(stop_claiming.clone(), give_up_acks.clone());
         let context = ProducerContext {
             pool: pool.clone(),
             prefix: config.prefix.clone(),

@@ -475,6 +475,46 @@ async fn graceful_shutdown_finishes_what_fits_in_the_grace_period_and_leaves_the
 }
 
 #[tokio::test]
+async fn acks_within_the_linger_share_a_statement_and_shutdown_cuts_the_linger_short() {
+    let (pool, client, _) = database().await;
+    let config = oban_core::config::Config {
+        ack_linger: Duration::from_secs(600),
+        ..fast_config(&[("default", 20)])
+    };
+    let node = start_scripted(&pool, config).await;
+    // Twenty jobs ending over 20 ms, one by one.
+    let mut ids = Vec::new();
+    for ms in 0..20 {
+        ids.push(insert(&client, json!({"do": "sleep", "ms": ms})).await);
+    }
+    let metrics = node.metrics().clone();
+    eventually("every job has run", Duration::from_secs(10), || async {
+        let ran: u64 = metrics.snapshot().jobs.iter().map(|(_, j)| j.count).sum();
+        (ran == 20).then_some(())
+    })
+    .await;
+    assert_eq!(
+        metrics.snapshot().acks.0,
+        0,
+        "no ack is written before the linger is over or the node stops"
+    );
+    let stopping = std::time::Instant::now();
+    let report = node.shutdown().await;
+    assert!(report.drained);
+    assert!(
+        stopping.elapsed() < Duration::from_secs(5),
+        "shutdown does not wait out a 600 s linger: {:?}",
+        stopping.elapsed()
+    );
+    let (statements, acked, _) = metrics.snapshot().acks;
+    assert_eq!(acked, 20);
+    assert_eq!(statements, 1, "the twenty acks shared one statement");
+    for id in ids {
+        assert_eq!(state_of(&pool, id).await, "completed");
+    }
+}
+
+#[tokio::test]
 async fn jobs_still_run_when_the_listen_connection_is_killed() {
     let (pool, client, _) = database().await;
     let node = start_scripted(&pool, fast_config(&[("default", 5)])).await;

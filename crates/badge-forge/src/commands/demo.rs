@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use badge_forge::worker::{PRINT_CENTER, PRINT_QUEUE, RenderStats};
+use badge_forge::worker::{ACK_LINGER, PRINT_CENTER, PRINT_QUEUE, QUEUE_LIMIT, RenderStats};
 use indicatif::{ProgressBar, ProgressStyle};
 use oban_core::config::QueueConfig;
 use oban_core::job::Job;
@@ -27,8 +27,8 @@ pub struct DemoArgs {
     /// Directory for the badge PDFs.
     #[arg(long, short, env = "BADGE_FORGE_OUTPUT", default_value = "output")]
     pub output: PathBuf,
-    /// Badges rendered at once.
-    #[arg(long, default_value_t = 8)]
+    /// Badge jobs the node holds at once (renders run one per CPU core).
+    #[arg(long, default_value_t = QUEUE_LIMIT)]
     pub concurrency: usize,
     /// Seed for the fake names.
     #[arg(long, default_value_t = 2026)]
@@ -95,12 +95,14 @@ pub async fn run(database: Database, args: DemoArgs) -> anyhow::Result<()> {
         output: args.output.clone(),
         queues: vec![
             QueueConfig::new("badges", args.concurrency),
-            QueueConfig::new(PRINT_QUEUE, 10),
+            // Confirmations arrive in ack batches (see ACK_LINGER): room for a batch or two.
+            QueueConfig::new(PRINT_QUEUE, QUEUE_LIMIT),
         ],
         node: None,
         grace_period: 15.0,
         rescue_after: 300.0,
         poll_interval: 1.0,
+        ack_linger: ACK_LINGER.as_secs_f64(),
         listen_url: None,
         pool_size: 10,
         fsync: false,

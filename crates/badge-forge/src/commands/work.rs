@@ -9,7 +9,7 @@ use anyhow::Context;
 use badge_forge::http::{self, Dashboard};
 use badge_forge::output::OutputDir;
 use badge_forge::render::Renderer;
-use badge_forge::worker::{GenerateBadge, RenderStats};
+use badge_forge::worker::{ACK_LINGER, GenerateBadge, QUEUE_LIMIT, RenderStats};
 use oban_core::config::{Config, QueueConfig};
 use oban_core::node::{Node, NodeBuilder, NodeHandle};
 use oban_core::worker::Worker;
@@ -53,7 +53,7 @@ pub struct WorkArgs {
         short,
         env = "BADGE_FORGE_QUEUES",
         value_delimiter = ',',
-        default_value = "badges=10"
+        default_values_t = [QueueConfig::new("badges", QUEUE_LIMIT)]
     )]
     pub queues: Vec<QueueConfig>,
     /// This node's name (default: <hostname>.<pid>).
@@ -68,6 +68,10 @@ pub struct WorkArgs {
     /// Seconds between a producer's own looks for jobs (the fallback when notifications stop).
     #[arg(long, env = "BADGE_FORGE_POLL_INTERVAL", default_value_t = 1.0)]
     pub poll_interval: f64,
+    /// Seconds a finished job's ack waits for others to share its database statement (larger
+    /// batches cost PostgreSQL less per badge; a job holds its queue slot until then).
+    #[arg(long, env = "BADGE_FORGE_ACK_LINGER", default_value_t = ACK_LINGER.as_secs_f64())]
+    pub ack_linger: f64,
     /// LISTEN on this URL instead of DATABASE_URL (when the pool goes through a pooler).
     #[arg(long, env = "OBAN_LISTEN_URL", hide_env_values = true)]
     pub listen_url: Option<String>,
@@ -89,6 +93,7 @@ impl WorkArgs {
             shutdown_grace: seconds("--grace-period", self.grace_period)?,
             rescue_after: seconds("--rescue-after", self.rescue_after)?,
             poll_interval: seconds("--poll-interval", self.poll_interval)?,
+            ack_linger: seconds("--ack-linger", self.ack_linger)?,
             ..Config::default()
         };
         if let Some(node) = &self.node {
