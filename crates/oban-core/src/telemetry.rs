@@ -18,25 +18,34 @@ pub(crate) fn job_ended(job: &Job, ack: &Ack, duration: Duration) {
     let duration = round2(duration.as_secs_f64() * 1000.0);
     let queue_time =
         round2(job.queue_time().num_microseconds().unwrap_or(i64::MAX) as f64 / 1000.0);
-    let args = job.args.to_string();
-    let meta = job.meta.to_string();
-    let tags = serde_json::Value::from(job.tags.clone()).to_string();
+    // As JSON text, written only if a subscriber records the event (no cost when logs are off).
+    let (args, meta, tags) = (&job.args, &job.meta, JsonText(&job.tags));
     let state = ack.state.as_str();
     match (ack.state, &ack.error) {
         (JobState::Retryable | JobState::Discarded, Some(error)) => tracing::warn!(
             target: "oban",
             id = job.id, worker = %job.worker, queue = %job.queue, attempt = job.attempt,
-            max_attempts = job.max_attempts, args, meta, tags, event = "oban.job.exception",
+            max_attempts = job.max_attempts, %args, %meta, %tags, event = "oban.job.exception",
             state, error_message = %error, duration, queue_time,
             "job failed"
         ),
         _ => tracing::info!(
             target: "oban",
             id = job.id, worker = %job.worker, queue = %job.queue, attempt = job.attempt,
-            max_attempts = job.max_attempts, args, meta, tags, event = "oban.job.stop",
+            max_attempts = job.max_attempts, %args, %meta, %tags, event = "oban.job.stop",
             state, duration, queue_time,
             "job finished"
         ),
+    }
+}
+
+/// Displays a value as compact JSON.
+struct JsonText<'a, T>(&'a T);
+
+impl<T: serde::Serialize> std::fmt::Display for JsonText<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = serde_json::to_string(self.0).map_err(|_| std::fmt::Error)?;
+        f.write_str(&text)
     }
 }
 

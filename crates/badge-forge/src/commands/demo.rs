@@ -141,7 +141,12 @@ pub async fn run(database: Database, args: DemoArgs) -> anyhow::Result<()> {
     }
     let elapsed = started.elapsed();
     progress.finish_and_clear();
+    let node_pool = node.client().pool().clone();
     node.shutdown().await;
+    // Close the connections before a private cluster stops, which would otherwise end them
+    // with an "administrator command" warning.
+    node_pool.close().await;
+    pool.close().await;
 
     let renders = stats.renders.load(Ordering::Relaxed).max(1);
     let mut sizes: Vec<u64> = badges
