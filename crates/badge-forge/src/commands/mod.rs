@@ -14,8 +14,8 @@ use std::time::Duration;
 use anyhow::Context;
 use badge_forge::render::EventInfo;
 use oban_core::Prefix;
-use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgConnection, PgPool};
 use tracing::field::{Field, Visit};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::{self, Layer, SubscriberExt};
@@ -51,6 +51,13 @@ impl Database {
             options.get_port(),
             options.get_database().unwrap_or("")
         );
+        // One direct connection first: when the server is unreachable or refuses us, the pool
+        // would only report, after its timeout, that it timed out; this says why, at once.
+        PgConnection::connect_with(&options)
+            .await
+            .with_context(|| format!("cannot connect to PostgreSQL at {target}"))?
+            .close()
+            .await?;
         PgPoolOptions::new()
             .max_connections(size)
             .acquire_timeout(Duration::from_secs(10))
