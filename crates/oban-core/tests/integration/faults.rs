@@ -10,9 +10,8 @@
 //!
 //! Sizes (environment): `FAULTS_SOAK_JOBS` (no-op jobs of the soak, default 50,000; the issue's
 //! full size is 1,000,000) and `FAULTS_LONG_TX_SECS` (how long the snapshot is held, default 30).
-//! Run just this suite with `cargo test --release -p oban-core --test faults -- --nocapture`.
-
-mod support;
+//! Run just this suite with
+//! `cargo test --release -p oban-core --test integration faults:: -- --nocapture`.
 
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
@@ -667,13 +666,18 @@ async fn run_child(spec: &str) -> ! {
     std::process::exit(if report.drained { 0 } else { 3 });
 }
 
-/// A child node process (this test binary again, running only `test`).
+/// A child node process (this test binary again, running only `test` of this module).
 struct ChildNode(Child);
 
 impl ChildNode {
     fn start(test: &str, spec: &ChildSpec) -> Self {
+        // libtest names a test by its path below the crate root: `faults::<test>`.
+        let (_crate, module) = module_path!()
+            .split_once("::")
+            .expect("a module of the crate");
+        let path = format!("{module}::{test}");
         let child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", test, "--nocapture", "--test-threads=1"])
+            .args(["--exact", path.as_str(), "--nocapture", "--test-threads=1"])
             .env(CHILD, serde_json::to_string(spec).unwrap())
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -1,10 +1,11 @@
 //! The node against a real PostgreSQL: every outcome as Oban records it, claiming, signals,
 //! leadership beside Elixir's, maintenance, graceful shutdown and lost notifications.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{
+    Scripted, database, eventually, fast_config, start_scripted, state_of, wait_for_state,
+};
 use chrono::NaiveDateTime;
 use oban_core::insert::NewJob;
 use oban_core::notifier::ListenerHealth;
@@ -12,9 +13,6 @@ use oban_core::signal::{QueueTarget, Signal};
 use oban_core::worker::Worker;
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use support::{
-    Scripted, database, eventually, fast_config, start_scripted, state_of, wait_for_state,
-};
 
 async fn insert(client: &oban_core::Client, args: Value) -> i64 {
     client
@@ -520,6 +518,23 @@ async fn jobs_still_run_when_the_listen_connection_is_killed() {
     let node = start_scripted(&pool, fast_config(&[("default", 5)])).await;
     wait_until_listening(&node).await;
     for round in 0..3 {
+        // After a kill the node can report the listener up before it notices the loss, so wait
+        // for its new LISTEN connection rather than for the health.
+        eventually(
+            &format!("round {round}: one LISTEN connection"),
+            Duration::from_secs(10),
+            || async {
+                let listening: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                     AND query ILIKE 'LISTEN%' AND pid <> pg_backend_pid()",
+                )
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+                (listening == 1).then_some(())
+            },
+        )
+        .await;
         let killed: i64 = sqlx::query_scalar(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
              WHERE datname = current_database() AND query ILIKE 'LISTEN%' AND pid <> pg_backend_pid()",

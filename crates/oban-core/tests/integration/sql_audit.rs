@@ -21,8 +21,6 @@
 //! SQL exists, the accepted ones that need quoting (mixed case, reserved words, the longest)
 //! work end to end with LISTEN/NOTIFY, and hostile values travel as parameters.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -694,7 +692,7 @@ fn hostile_prefixes_are_refused_before_any_sql_exists() {
 /// with hostile values, and heard on its insert channel, against a real PostgreSQL.
 #[tokio::test]
 async fn prefixes_needing_quotes_work_end_to_end_and_values_stay_parameters() {
-    let (pool, _, url) = support::database().await;
+    let (pool, _, url) = crate::support::database().await;
     let hostile = "x'); DROP TABLE oban_jobs; -- \"{prefix}\" $1 \u{202e}ليلى 💥";
     for name in ["MixedCase", "select", &"p".repeat(49)] {
         let prefix = Prefix::new(name).unwrap();

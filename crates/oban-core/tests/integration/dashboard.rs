@@ -2,11 +2,10 @@
 //! `metrics` reports, checked key by key and type by type against what oban_met 1.3 and Oban
 //! Web 2.12 read, decoded back into their typed forms, and kept within the payload limit.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use crate::support::{Scripted, database, fast_config, start_scripted, wait_for_state};
 use chrono::{DateTime, Utc};
 use oban_core::config::{Config, QueueConfig};
 use oban_core::gossip::Check;
@@ -17,7 +16,6 @@ use oban_core::signal::{QueueTarget, Signal};
 use oban_core::worker::Worker;
 use serde_json::{Value, json};
 use sqlx::postgres::PgListener;
-use support::{Scripted, database, fast_config, start_scripted, wait_for_state};
 
 /// A LISTEN connection of the test's own on Oban channels.
 struct Tap(PgListener);
@@ -183,7 +181,7 @@ async fn gossip_checks_carry_what_oban_web_reads() {
         insert(&client, "alpha", json!({"do": "sleep", "ms": 4_000})).await,
     ];
     // A signal sent before the node listens is lost (PostgreSQL keeps no notifications).
-    support::eventually("the node to listen", Duration::from_secs(10), || async {
+    crate::support::eventually("the node to listen", Duration::from_secs(10), || async {
         (node.listener_health() == ListenerHealth::Up).then_some(())
     })
     .await;

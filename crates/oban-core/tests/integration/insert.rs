@@ -1,15 +1,13 @@
 //! Enqueueing against a real PostgreSQL: rows indistinguishable from `Oban.insert_all`'s,
 //! batches of any size, transactions, and the insert notification.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::database;
 use oban_core::insert::{self, NewJob};
 use oban_core::{Error, Prefix};
 use serde_json::{Value, json};
 use sqlx::postgres::PgListener;
-use support::database;
 
 /// What `Oban.insert_all([Oban.Job.new(args, worker: ..., queue: ...)])` sends (Ecto writes
 /// every non-nil field: these nine columns; the rest are the table's defaults).

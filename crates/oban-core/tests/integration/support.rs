@@ -1,7 +1,6 @@
 //! Shared set-up for the runtime tests: a fresh migrated database per test, a configurable test
-//! worker, and polling helpers. Every test talks to a real PostgreSQL.
-
-#![allow(dead_code)] // each test binary uses its own subset
+//! worker, polling helpers, and a runtime whose `tracing` events go to a test's own subscriber.
+//! Every test talks to a real PostgreSQL.
 
 use std::future::Future;
 use std::time::Duration;
@@ -14,6 +13,7 @@ use oban_core::worker::{Outcome, WorkResult, Worker, WorkerOptions};
 use oban_core::{Client, Prefix, schema};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
+use tracing::Dispatch;
 
 /// A migrated database of its own, and a client on it.
 pub async fn database() -> (PgPool, Client, String) {
@@ -134,4 +134,22 @@ pub async fn wait_for_state(pool: &PgPool, id: i64, state: &str) {
         || async { (state_of(pool, id).await == state).then_some(()) },
     )
     .await
+}
+
+/// Runs `test` to completion on a multi-threaded runtime of its own whose every thread (its
+/// workers, its blocking pool, and this thread while it waits) sends `tracing` events to
+/// `dispatch`. The other tests of this binary run on other threads, so `dispatch` sees this
+/// test's events only, and no process-wide subscriber is needed (a process can have one only).
+pub fn with_dispatch<F: Future>(dispatch: Dispatch, test: F) -> F::Output {
+    let for_threads = dispatch.clone();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_start(move || {
+            // The runtime's threads end with it, so each keeps this default for its whole life.
+            std::mem::forget(tracing::dispatcher::set_default(&for_threads));
+        })
+        .build()
+        .expect("a test runtime");
+    let _default = tracing::dispatcher::set_default(&dispatch);
+    runtime.block_on(test)
 }
