@@ -57,71 +57,12 @@ impl Worker for NoOpConfirm {
     }
 }
 
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|kb| kb.trim().trim_end_matches(" kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-/// The fields of `/proc/<pid>/stat` after the command name (index 0 is field 3, state).
-fn stat_fields(pid: u32) -> Option<Vec<String>> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    Some(rest.split_whitespace().map(str::to_owned).collect())
-}
-
-/// User + system CPU seconds in `fields` (+ the reaped children's with `children`).
-fn cpu_seconds(fields: &[String], children: bool) -> f64 {
-    let field = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    let ticks = field(11) + field(12) + if children { field(13) + field(14) } else { 0 };
-    // SAFETY: sysconf has no preconditions.
-    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1);
-    ticks as f64 / per_second as f64
-}
-
-/// CPU seconds used so far by this process and by the PostgreSQL server (the postmaster,
-/// the children it reaped and its live children), when the server runs on this machine.
+/// CPU seconds used so far by this process and by the PostgreSQL server, when it runs here.
 fn cpu_now(postmaster: Option<u32>) -> (f64, Option<f64>) {
-    let own = stat_fields(std::process::id()).map_or(0.0, |f| cpu_seconds(&f, false));
-    let server = postmaster.and_then(|postmaster| {
-        let mut total = cpu_seconds(&stat_fields(postmaster)?, true);
-        for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            if let Some(fields) = stat_fields(pid)
-                && fields.get(1).and_then(|ppid| ppid.parse::<u32>().ok()) == Some(postmaster)
-            {
-                total += cpu_seconds(&fields, false);
-            }
-        }
-        Some(total)
-    });
-    (own, server)
-}
-
-/// The postmaster's pid: the parent of this connection's backend, if /proc shows it.
-async fn postmaster_pid(pool: &PgPool) -> Option<u32> {
-    let backend: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
-        .fetch_one(pool)
-        .await
-        .ok()?;
-    stat_fields(u32::try_from(backend).ok()?)?
-        .get(1)?
-        .parse()
-        .ok()
+    (
+        bench_support::own_cpu_seconds(),
+        postmaster.and_then(bench_support::server_cpu_seconds),
+    )
 }
 
 /// CPU per job between two [`cpu_now`] readings, in µs: (this process, PostgreSQL).
@@ -213,7 +154,7 @@ async fn main() {
         .await
         .unwrap();
     let client = Client::new(pool.clone(), Prefix::default());
-    let postmaster = postmaster_pid(&pool).await;
+    let postmaster = bench_support::postmaster_pid(&pool).await;
 
     // Baseline: the same number of no-op jobs, each confirming, through the same machinery.
     let jobs: Vec<NewJob> = (0..badges)
@@ -321,7 +262,10 @@ async fn main() {
         pct(0.5),
         pct(0.95)
     );
-    println!("  peak RSS                    {:>9.1} MiB", peak_rss_mib());
+    println!(
+        "  peak RSS                    {:>9.1} MiB",
+        bench_support::peak_rss_mib().unwrap_or(0.0)
+    );
     println!(
         "  vs the Python worker (15 badges/s here): {:.0}x",
         rate / 15.0

@@ -65,7 +65,10 @@ fn main() {
         .start()
         .expect("a private PostgreSQL (see scripts/ensure-deps)");
     // On a shared machine the figures move with everyone else's load: say what it was.
-    println!("load average at the start: {}", load_average());
+    println!(
+        "load average at the start: {}",
+        bench_support::load_average()
+    );
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let mut rows = Vec::new();
     for (workload, jobs) in [(Workload::Noop, noop_jobs), (Workload::Badges, badge_jobs)] {
@@ -99,23 +102,14 @@ fn main() {
             row.max_connections
         );
     }
-    println!("\nload average at the end: {}", load_average());
+    println!(
+        "\nload average at the end: {}",
+        bench_support::load_average()
+    );
     assert!(
         rows.iter().all(|row| row.duplicates == 0),
         "a job ran twice"
     );
-}
-
-/// The 1, 5 and 15 minute load averages.
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|load| {
-            load.split_whitespace()
-                .take(3)
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_else(|_| "unknown".to_owned())
 }
 
 fn size(var: &str, default: i64) -> i64 {
@@ -324,57 +318,15 @@ fn command(args: &[&str]) {
     assert!(status.success(), "badge-forge {args:?} failed");
 }
 
-/// CPU time (user + system, ms) of one process so far.
-fn process_cpu_ms(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
-    let field = |i: usize| -> u64 { fields.get(i).and_then(|v| v.parse().ok()).unwrap_or(0) };
-    (field(11) + field(12)) as f64 * 1000.0 / clock_ticks()
-}
-
-/// Kernel clock ticks per second, the unit of `/proc/<pid>/stat` times.
-fn clock_ticks() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|out| String::from_utf8(out.stdout).ok()?.trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
-/// CPU time (user + system, ms) of the cluster's postmaster and every process it started:
-/// the backends serving the nodes, the WAL writer, the checkpointer, autovacuum. Processes that
-/// have exited (autovacuum workers, closed connections) count through the postmaster's
-/// `cutime`/`cstime`, the CPU of the children it reaped.
+/// CPU time (ms) of the cluster's whole server so far: its backends, background processes
+/// and the children it reaped (see `bench_support::server_cpu_seconds`).
 fn server_cpu_ms(cluster: &TempPostgres) -> f64 {
     let pid_file = std::fs::read_to_string(cluster.dir().join("data/postmaster.pid")).unwrap();
     let postmaster: u32 = pid_file.lines().next().unwrap().trim().parse().unwrap();
-    let ticks = clock_ticks();
-    let mut total = 0u64;
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // Fields after the parenthesised command: state ppid ... utime (14) stime (15)
-        // cutime (16) cstime (17).
-        let Some((head, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let pid: u32 = head
-            .split_whitespace()
-            .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(0);
-        let ppid: u32 = fields.get(1).and_then(|p| p.parse().ok()).unwrap_or(0);
-        let field = |i: usize| -> u64 { fields.get(i).and_then(|v| v.parse().ok()).unwrap_or(0) };
-        if pid == postmaster {
-            total += field(11) + field(12) + field(13) + field(14);
-        } else if ppid == postmaster {
-            total += field(11) + field(12);
-        }
-    }
-    total as f64 * 1000.0 / ticks
+    bench_support::server_cpu_seconds(postmaster).unwrap_or(0.0) * 1000.0
+}
+
+/// CPU time (user + system, ms) of one process so far.
+fn process_cpu_ms(pid: u32) -> f64 {
+    bench_support::process_cpu_seconds(pid).unwrap_or(0.0) * 1000.0
 }

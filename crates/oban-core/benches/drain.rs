@@ -46,9 +46,6 @@ const BARE_BATCH: usize = 1_000;
 /// Round trips in the `SELECT 1` baseline.
 const PINGS: usize = 5_000;
 
-/// Linux reports process times in USER_HZ ticks, which the kernel ABI fixes at 100 per second.
-const TICKS_PER_SECOND: f64 = 100.0;
-
 /// Completes every job at once.
 struct Noop;
 
@@ -181,7 +178,7 @@ async fn run(jobs: usize, quick: bool, only: Option<(usize, u64, usize)>) {
         .await
         .expect("migrate");
     let client = Client::new(pool.clone(), Prefix::default());
-    let postmaster = postmaster_pid(&pool).await;
+    let postmaster = bench_support::postmaster_pid(&pool).await;
 
     print_header(&pool, cluster.is_some(), postmaster).await;
 
@@ -245,7 +242,10 @@ async fn run(jobs: usize, quick: bool, only: Option<(usize, u64, usize)>) {
     }
     print_baselines(&baseline_rows);
     print_table(&rows, &baseline_rows);
-    println!("\nload average at the end: {}", load_average());
+    println!(
+        "\nload average at the end: {}",
+        bench_support::load_average()
+    );
 
     pool.close().await;
     admin
@@ -272,8 +272,10 @@ async fn drain(
         .execute(pool)
         .await
         .expect("checkpoint");
-    reset_peak_rss();
-    let start_rss_kb = status_kb("VmRSS");
+    if !bench_support::reset_peak_rss() {
+        eprintln!("note: could not reset VmHWM; peak RSS is the process-wide peak");
+    }
+    let start_rss_kb = bench_support::status_kib("VmRSS");
 
     let config = Config {
         queues: vec![QueueConfig::new(QUEUE, setup.limit)],
@@ -281,8 +283,8 @@ async fn drain(
         ack_batch_limit: setup.ack_batch_limit,
         ..Config::default()
     };
-    let client_before = own_cpu_seconds();
-    let server_before = postmaster.and_then(server_cpu_seconds);
+    let client_before = bench_support::own_cpu_seconds();
+    let server_before = postmaster.and_then(bench_support::server_cpu_seconds);
     let started = Instant::now();
     let node = Node::builder(pool.clone())
         .config(config)
@@ -300,11 +302,11 @@ async fn drain(
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let seconds = started.elapsed().as_secs_f64();
-    let client_cpu = own_cpu_seconds() - client_before;
+    let client_cpu = bench_support::own_cpu_seconds() - client_before;
     let server_cpu = server_before
-        .zip(postmaster.and_then(server_cpu_seconds))
+        .zip(postmaster.and_then(bench_support::server_cpu_seconds))
         .map(|(a, b)| b - a);
-    let peak_rss_kb = status_kb("VmHWM");
+    let peak_rss_kb = bench_support::status_kib("VmHWM");
     let snapshot = node.metrics().snapshot();
     let report = node.shutdown().await;
     assert!(report.drained, "the node did not shut down cleanly");
@@ -431,7 +433,7 @@ async fn bare_updates(
         .await
         .expect("ids");
     let chunks: Vec<&[i64]> = ids.chunks(BARE_BATCH).collect();
-    let server_before = postmaster.and_then(server_cpu_seconds);
+    let server_before = postmaster.and_then(bench_support::server_cpu_seconds);
     let started = Instant::now();
     let runs = conns.iter_mut().enumerate().map(|(n, conn)| {
         let mine: Vec<&[i64]> = chunks.iter().skip(n).step_by(connections).copied().collect();
@@ -459,7 +461,7 @@ async fn bare_updates(
     futures::future::join_all(runs).await;
     let per_second = ids.len() as f64 / started.elapsed().as_secs_f64();
     let server_cpu = server_before
-        .zip(postmaster.and_then(server_cpu_seconds))
+        .zip(postmaster.and_then(bench_support::server_cpu_seconds))
         .map(|(a, b)| (b - a) * 1e6 / ids.len() as f64);
     sqlx::query("DROP TABLE bench_bare")
         .execute(&mut *conns[0])
@@ -589,18 +591,6 @@ fn micros(value: Option<f64>) -> String {
     value.map_or_else(|| "n/a".to_owned(), |value| format!("{value:.1}"))
 }
 
-/// The 1, 5 and 15 minute load averages: how busy the machine was besides this bench.
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|load| {
-            load.split_whitespace()
-                .take(3)
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_else(|_| "unknown".to_owned())
-}
-
 async fn print_header(pool: &PgPool, throwaway: bool, postmaster: Option<u32>) {
     let version: String = sqlx::query_scalar("SHOW server_version")
         .fetch_one(pool)
@@ -616,7 +606,10 @@ async fn print_header(pool: &PgPool, throwaway: bool, postmaster: Option<u32>) {
         })
         .unwrap_or_else(|| "unknown CPU".to_owned());
     println!("# oban-core drain benchmark");
-    println!("load average at the start: {}", load_average());
+    println!(
+        "load average at the start: {}",
+        bench_support::load_average()
+    );
     println!(
         "{} × {cpu}; PostgreSQL {version} on {}; PostgreSQL CPU {}",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
@@ -699,78 +692,5 @@ fn database_url(url: &str, database: &str) -> String {
     match query {
         Some(query) => format!("{}/{database}?{query}", &base[..path]),
         None => format!("{}/{database}", &base[..path]),
-    }
-}
-
-/// The postmaster's pid, when the server runs on this machine and /proc shows it: the parent
-/// of this connection's backend, checked to be a PostgreSQL process serving this database.
-async fn postmaster_pid(pool: &PgPool) -> Option<u32> {
-    let (backend, database): (i32, String) =
-        sqlx::query_as("SELECT pg_backend_pid(), current_database()")
-            .fetch_one(pool)
-            .await
-            .ok()?;
-    let cmdline = std::fs::read(format!("/proc/{backend}/cmdline")).ok()?;
-    if !String::from_utf8_lossy(&cmdline).contains(&database) {
-        return None;
-    }
-    let fields = stat_fields(backend as u32)?;
-    fields.get(1)?.parse().ok()
-}
-
-/// The fields of `/proc/<pid>/stat` after the command name: index 0 is field 3 (state).
-fn stat_fields(pid: u32) -> Option<Vec<String>> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    Some(rest.split_whitespace().map(str::to_owned).collect())
-}
-
-/// utime + stime (+ cutime + cstime when `children`) of a process, in seconds.
-fn cpu_seconds(fields: &[String], children: bool) -> f64 {
-    let tick = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    let ticks = tick(11) + tick(12) + if children { tick(13) + tick(14) } else { 0 };
-    ticks as f64 / TICKS_PER_SECOND
-}
-
-fn own_cpu_seconds() -> f64 {
-    stat_fields(std::process::id()).map_or(0.0, |fields| cpu_seconds(&fields, false))
-}
-
-/// CPU of the whole server: the postmaster with the children it reaped, plus its live children.
-fn server_cpu_seconds(postmaster: u32) -> Option<f64> {
-    let mut total = cpu_seconds(&stat_fields(postmaster)?, true);
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|name| name.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if let Some(fields) = stat_fields(pid)
-            && fields.get(1).and_then(|ppid| ppid.parse::<u32>().ok()) == Some(postmaster)
-        {
-            total += cpu_seconds(&fields, false);
-        }
-    }
-    Some(total)
-}
-
-/// A `kB` line of `/proc/self/status`.
-fn status_kb(key: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|line| line.starts_with(key))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// Resets VmHWM to the current RSS, so each run reports its own peak.
-fn reset_peak_rss() {
-    if std::fs::write("/proc/self/clear_refs", "5").is_err() {
-        eprintln!("note: could not reset VmHWM; peak RSS is the process-wide peak");
     }
 }
