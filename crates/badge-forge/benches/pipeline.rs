@@ -8,8 +8,8 @@
 //! linger [`ACK_LINGER`]); `--limit` and `--ack-linger-ms` change that, to compare.
 //!
 //! Uses `DATABASE_URL` when set, else a throwaway cluster (fsync off: see temp_postgres.rs).
-//! Printed: badges/s from the end of the enqueue to the last confirmation, render ms per badge
-//! and PDF write ms per badge (the worker's own clocks, wall time on its blocking threads),
+//! Printed: badges/s from the end of the enqueue to the last confirmation, render CPU ms per
+//! badge (the render threads' own clocks) and PDF write ms per badge (wall time),
 //! median and p95 PDF bytes, and peak RSS (VmHWM). PDFs go to a fresh directory under the
 //! system temporary directory, or under `--output DIR` (e.g. a tmpfs, to take the file
 //! system out of the measurement). The baseline,
@@ -252,7 +252,7 @@ async fn main() {
             "  CPU per job, {label:<9}      {own:>6.0} µs node + {server_text} µs PostgreSQL -> ceiling {ceiling} jobs/s on 2 idle cores"
         );
     }
-    println!("  render                      {render_ms:>9.3} ms/badge");
+    println!("  render                      {render_ms:>9.3} ms CPU/badge");
     println!(
         "  write PDF                   {write_ms:>9.3} ms/badge   (into {})",
         output_parent.display()

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use badge_forge::render::{Badge, BadgeType, EventInfo, Paper, Renderer};
+use badge_forge::worker::thread_cpu_time;
 
 /// Names per script, with a company in the same script where that is natural.
 const SAMPLES: &[(&str, &str, &str)] = &[
@@ -44,18 +45,6 @@ fn badge(i: usize, name: &str, company: &str) -> Badge {
     }
 }
 
-/// CPU time consumed by the calling thread.
-fn cpu_time() -> Duration {
-    let mut t = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `t` is a valid, writable timespec; the clock id is a constant Linux supports.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
-    assert_eq!(rc, 0, "clock_gettime");
-    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
-}
-
 struct Stats {
     per_badge: Duration,
     wall_per_badge: Duration,
@@ -70,14 +59,14 @@ fn single(renderer: &Renderer, badges: &[Badge], rounds: usize) -> Stats {
         .map(|b| renderer.render(b).expect("renders").len())
         .collect();
     let start = Instant::now();
-    let cpu = cpu_time();
+    let cpu = thread_cpu_time();
     for _ in 0..rounds {
         for b in badges {
             black_box(renderer.render(black_box(b)).expect("renders"));
         }
     }
     let n = (rounds * badges.len()) as u32;
-    let per_badge = (cpu_time() - cpu) / n;
+    let per_badge = (thread_cpu_time() - cpu) / n;
     let wall_per_badge = start.elapsed() / n;
     sizes.sort_unstable();
     Stats {
@@ -93,9 +82,9 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn main() {
-    let started = cpu_time();
+    let started = thread_cpu_time();
     let renderer = Arc::new(Renderer::new(EventInfo::default()).expect("renderer"));
-    let setup = cpu_time() - started;
+    let setup = thread_cpu_time() - started;
     println!(
         "Renderer::new (fonts parsed, fixed text shaped): {:.2} cpu ms",
         ms(setup)
@@ -188,11 +177,11 @@ fn main() {
     for paper in [Paper::Letter, Paper::A4] {
         let mut bytes = 0;
         let rounds = 3;
-        let cpu = cpu_time();
+        let cpu = thread_cpu_time();
         for _ in 0..rounds {
             bytes = black_box(renderer.render_sheet(&sheet, paper).expect("sheet")).len();
         }
-        let per_badge = (cpu_time() - cpu) / (rounds * sheet.len()) as u32;
+        let per_badge = (thread_cpu_time() - cpu) / (rounds * sheet.len()) as u32;
         println!(
             "sheet {paper:?}, 500 badges: {:.3} cpu ms/badge ({:.2}x base), {} B/badge ({:.2}x base single PDF), {} KB total",
             ms(per_badge),

@@ -54,7 +54,8 @@ pub struct RenderStats {
     pub renders: AtomicU64,
     /// PDF bytes written.
     pub pdf_bytes: AtomicU64,
-    /// Nanoseconds spent rendering (CPU work on the blocking pool).
+    /// CPU nanoseconds spent rendering, by the render threads' own clocks (unlike wall time,
+    /// this does not grow when other processes share the cores).
     pub render_nanos: AtomicU64,
     /// Nanoseconds spent writing PDFs (temporary file, write, optional fsync, rename).
     pub write_nanos: AtomicU64,
@@ -98,11 +99,12 @@ impl Worker for GenerateBadge {
         // notifications never wait behind it.
         let rendered = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let started = std::time::Instant::now();
+            let started = thread_cpu_time();
             let pdf = renderer.render(&badge);
-            stats
-                .render_nanos
-                .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            stats.render_nanos.fetch_add(
+                thread_cpu_time().saturating_sub(started).as_nanos() as u64,
+                Ordering::Relaxed,
+            );
             let pdf = match pdf {
                 Ok(pdf) => pdf,
                 Err(error) if error.is_permanent() => return Ok(Err(error.to_string())),
@@ -134,4 +136,18 @@ impl Worker for GenerateBadge {
             }
         }
     }
+}
+
+/// CPU time the calling thread has used so far (`CLOCK_THREAD_CPUTIME_ID`); zero if the clock
+/// cannot be read.
+pub fn thread_cpu_time() -> Duration {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid, writable timespec and the clock id a constant Linux supports.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) } != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
 }

@@ -165,7 +165,7 @@ pub async fn run(database: Database, args: DemoArgs) -> anyhow::Result<()> {
         args.count as f64 / elapsed.as_secs_f64()
     );
     println!(
-        "  render time         {:.3} ms per badge",
+        "  render time         {:.3} ms CPU per badge",
         stats.render_nanos.load(Ordering::Relaxed) as f64 / renders as f64 / 1e6
     );
     println!(
