@@ -2,16 +2,14 @@
 //! `badge-forge migrate --prefix`, `work --prefix`, `enqueue --prefix`, and the channels
 //! `<prefix>.oban_*`, with no crosstalk between the two instances.
 
-mod support;
-
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::{BADGE_FORGE, RustNode, count, database, output_dir, wait_for_count};
 use serde_json::Value;
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
-use support::{BADGE_FORGE, RustNode, count, database, output_dir, wait_for_count};
 
 const PREFIX: &str = "badges_eu";
 

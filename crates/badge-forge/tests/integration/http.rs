@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
+use badge_forge::worker::QUEUE_LIMIT;
 use oban_core::temp_postgres::fresh_database;
 use oban_core::{Prefix, schema};
 use serde_json::{Value, json};
@@ -322,7 +323,11 @@ async fn metrics_parse_as_prometheus_text_and_follow_the_jobs() {
     let before = server.metrics().await;
     assert_eq!(before["badge_forge_badges_rendered_total"], 0.0);
     assert_eq!(jobs_total(&before, "completed"), 0.0);
-    assert_eq!(before["badge_forge_queue_limit{queue=\"badges\"}"], 10.0);
+    // The default `--queue badges:N`.
+    assert_eq!(
+        before["badge_forge_queue_limit{queue=\"badges\"}"],
+        QUEUE_LIMIT as f64
+    );
     assert_eq!(before["badge_forge_db_pool_max_connections"], 10.0);
 
     for i in 0..20 {
@@ -671,7 +676,7 @@ async fn oban_web_sees_the_process_and_its_counts() {
                     assert_eq!(check["node"], "badge-forge-test");
                     assert_eq!(check["name"], "Oban");
                     assert_eq!(check["queue"], "badges");
-                    assert_eq!(check["local_limit"], 10);
+                    assert_eq!(check["local_limit"], QUEUE_LIMIT);
                     uuid = check["uuid"].as_str().map(str::to_owned);
                 }
             } else {

@@ -4,21 +4,20 @@
 //!
 //! Size: `SOAK_BADGES` (default 5,000, a CI-sized run; the full size is 100,000). It
 //! prints the curve (about 15 rows) and a `FAULTS |` row of the table in `docs/reliability.md`.
-//! Full size by hand: build with `cargo test --release -p badge-forge --test soak --no-run`,
-//! then run that binary with `SOAK_BADGES=100000` and `--nocapture`.
-
-mod support;
+//! Full size by hand: build with
+//! `cargo test --release -p badge-forge --test integration --no-run`, then run that binary with
+//! `SOAK_BADGES=100000`, `--nocapture` and the filter `soak::`.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::support::{ONE_AT_A_TIME, RustNode, count, database, output_dir};
 use badge_forge::fake_badges::fake_badges;
 use badge_forge::worker::GenerateBadge;
 use oban_core::worker::Worker;
 use oban_core::{Client, Prefix};
 use serde_json::json;
 use sqlx::PgPool;
-use support::{RustNode, count, database, output_dir};
 
 /// `application_name` of the node's connections, to count them.
 const NODE_APP: &str = "bf-soak-node";
@@ -48,6 +47,7 @@ struct Sample {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn badges_keep_memory_fds_and_connections_flat() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let badges: i64 = std::env::var("SOAK_BADGES")
         .ok()
         .map(|n| n.parse().expect("SOAK_BADGES is a number"))

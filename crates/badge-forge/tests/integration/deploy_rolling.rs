@@ -2,15 +2,13 @@
 //! replaced in turn (start the new one, SIGTERM the old). Nothing is lost, nothing is rendered or
 //! confirmed twice, and the test prints the throughput around each swap.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use sqlx::PgPool;
-use support::{
-    ElixirPeer, RustNode, assert_confirmed_once, assert_printed_once, count, database, output_dir,
-    wait_for_count,
+use crate::support::{
+    ElixirPeer, ONE_AT_A_TIME, RustNode, assert_confirmed_once, assert_printed_once, count,
+    database, output_dir, wait_for_count,
 };
+use sqlx::PgPool;
 
 const TOTAL: i64 = 5000;
 const COMPLETED: &str =
@@ -103,6 +101,7 @@ async fn replace(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn replacing_both_nodes_one_at_a_time_loses_and_repeats_nothing() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let (pool, url) = database().await;
     let output = output_dir("rolling");
     let peer = ElixirPeer::start(&url, &["print-center", "--node", "elixir-rolling"]);

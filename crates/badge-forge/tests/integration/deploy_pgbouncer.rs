@@ -4,18 +4,15 @@
 //! LISTEN cannot work through such a pooler: with `--listen-url` straight to PostgreSQL the node
 //! wakes at once; without it, it says so in one line and runs on polling.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::{
+    BADGE_FORGE, ONE_AT_A_TIME, assert_confirmed_once, count, database, output_dir, wait_for_count,
+};
 use oban_core::temp_pgbouncer::TempPgBouncer;
 use sqlx::PgPool;
-use support::{BADGE_FORGE, assert_confirmed_once, count, database, output_dir, wait_for_count};
-use tokio::sync::Mutex;
-
-static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 
 /// The warning the node logs once when it cannot LISTEN.
 const POLLING_LINE: &str = "running on polling";

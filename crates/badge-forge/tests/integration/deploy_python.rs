@@ -6,23 +6,19 @@
 //! The schema is installed as protocol §1.6 says a mixed deployment must: Elixir's migrations
 //! first (`badge-forge migrate`), then oban-py's installer on top.
 //!
-//! The tests run one at a time: each drives three runtimes and a database on 2 cores.
-
-mod support;
+//! The tests run one at a time, and not beside the other modules' end-to-end tests
+//! (`support::ONE_AT_A_TIME`): each drives three runtimes and a database on 2 cores.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use sqlx::PgPool;
-use support::{
-    BADGE_FORGE, ElixirPeer, RustNode, assert_confirmed_once, assert_printed_once, count, database,
-    output_dir, wait_for_count,
+use crate::support::{
+    BADGE_FORGE, ElixirPeer, ONE_AT_A_TIME, RustNode, assert_confirmed_once, assert_printed_once,
+    count, database, output_dir, wait_for_count,
 };
-use tokio::sync::Mutex;
-
-static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
+use sqlx::PgPool;
 
 const PRINTED: &str = "SELECT count(*) FROM print_log";
 const BADGES_COMPLETED: &str =

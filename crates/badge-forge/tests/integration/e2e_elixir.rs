@@ -2,21 +2,17 @@
 //! PostgreSQL: Elixir enqueues, the `badge-forge work` binary renders, Elixir's PrintCenter
 //! prints. Each test prints what it measured.
 //!
-//! The tests run one at a time: each drives two VMs and a database on a 2-core machine.
-
-mod support;
+//! The tests run one at a time, and not beside the other modules' end-to-end tests
+//! (`support::ONE_AT_A_TIME`): each drives two VMs and a database on a 2-core machine.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use sqlx::PgPool;
-use support::{
-    ElixirPeer, RustNode, assert_confirmed_once, assert_printed_once, count, database, output_dir,
-    pdftotext, wait_for_count,
+use crate::support::{
+    ElixirPeer, ONE_AT_A_TIME, RustNode, assert_confirmed_once, assert_printed_once, count,
+    database, output_dir, pdftotext, wait_for_count,
 };
-use tokio::sync::Mutex;
-
-static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
+use sqlx::PgPool;
 
 const PRINTED: &str = "SELECT count(*) FROM print_log";
 const BADGES_DONE: &str = "SELECT count(*) FROM oban_jobs WHERE queue = 'badges' AND state IN ('completed', 'discarded', 'cancelled')";

@@ -1,8 +1,6 @@
 //! Processes for the end-to-end tests: the real `badge-forge` binary, the Elixir peer, and a
 //! PostgreSQL database of their own. Nothing is mocked.
 
-#![allow(dead_code)] // each test binary uses its own subset
-
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
@@ -13,6 +11,11 @@ use oban_core::temp_postgres::fresh_database;
 use serde_json::Value;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
+use tokio::sync::Mutex;
+
+/// Held by the tests that drive several runtimes or measure throughput (end to end, deployments,
+/// soak), in every module: on 2 cores, two of them at once would slow each other past their limits.
+pub static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 
 /// The `badge-forge` binary cargo built for these tests.
 pub const BADGE_FORGE: &str = env!("CARGO_BIN_EXE_badge-forge");
