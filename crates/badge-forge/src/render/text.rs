@@ -64,6 +64,8 @@ pub(crate) struct Glyph {
     /// The text this glyph stands for (the whole cluster, on its first glyph), which the
     /// PDF's ToUnicode map carries so the name can be searched and copied.
     pub(crate) text: Option<Box<str>>,
+    /// Byte offset of its cluster in the line's text.
+    cluster: usize,
 }
 
 /// A shaped line in visual order.
@@ -77,6 +79,8 @@ pub(crate) struct Line {
     /// Advance of each grapheme cluster in logical order, keyed by its byte offset: lets the
     /// line breaker measure any prefix without shaping it again.
     clusters: Vec<(usize, f32)>,
+    /// Every bidi run is left-to-right, so visual order is logical order.
+    all_ltr: bool,
 }
 
 impl Line {
@@ -88,6 +92,44 @@ impl Line {
             .take_while(|(start, _)| *start < end)
             .map(|(_, w)| w)
             .sum()
+    }
+
+    /// This left-to-right line cut in two around the spaces `first..at`: the glyphs and
+    /// advances already shaped, without shaping either half again. Shaping never joins or
+    /// kerns across a space in the scripts that run left to right, so the halves are what
+    /// shaping them apart would give.
+    fn split_at_space(&self, first: usize, at: usize) -> Option<(Line, Line)> {
+        if !self.all_ltr || first >= at {
+            return None;
+        }
+        let shift = self.prefix_width(at);
+        let part = |range: std::ops::Range<usize>, shift: f32, rebase: usize| Line {
+            glyphs: self
+                .glyphs
+                .iter()
+                .filter(|g| range.contains(&g.cluster))
+                .map(|g| Glyph {
+                    x: g.x - shift,
+                    cluster: g.cluster - rebase,
+                    ..g.clone()
+                })
+                .collect(),
+            width: self
+                .clusters
+                .iter()
+                .filter(|(start, _)| range.contains(start))
+                .map(|(_, w)| w)
+                .sum(),
+            rtl: false,
+            clusters: self
+                .clusters
+                .iter()
+                .filter(|(start, _)| range.contains(start))
+                .map(|&(start, w)| (start - rebase, w))
+                .collect(),
+            all_ltr: true,
+        };
+        Some((part(0..first, 0.0, 0), part(at..usize::MAX, shift, at)))
     }
 }
 
@@ -122,6 +164,7 @@ pub(crate) fn shape_line(
         width: 0.0,
         rtl: false,
         clusters: Vec::new(),
+        all_ltr: true,
     };
     if text.is_empty() {
         return Ok(line);
@@ -135,6 +178,7 @@ pub(crate) fn shape_line(
     let mut pen = 0.0f32;
     for run in runs {
         let rtl = levels[run.start].is_rtl();
+        line.all_ltr &= !rtl;
         let mut items = itemize(fonts, text, run.clone(), style, field)?;
         if rtl {
             items.reverse();
@@ -195,6 +239,7 @@ pub(crate) fn shape_line(
                     y: pos.y_offset as f32 * scale,
                     text: first_of_cluster
                         .then(|| cluster_text(&text[abs..range.start + end_of(cluster)], rtl)),
+                    cluster: abs,
                 });
                 pen += advance;
                 match line.clusters.last_mut() {
@@ -265,8 +310,9 @@ pub(crate) struct Lines {
 /// the longer line shortest, preferring spaces and hyphens, then boundaries next to CJK
 /// characters, then any grapheme boundary. `None` when there is nowhere to break.
 ///
-/// Separate from shaping the single line because most names fit on one line, and the
-/// split shapes the text twice more.
+/// Separate from shaping the single line because most names fit on one line. A left-to-right
+/// name broken at a space is cut from `single`; otherwise (right-to-left runs, hyphens, CJK
+/// or grapheme breaks, where the halves may shape differently) both halves are shaped again.
 pub(crate) fn split_two(
     fonts: &FontSet,
     text: &str,
@@ -286,8 +332,13 @@ pub(crate) fn split_two(
     let Some((at, first, _)) = best else {
         return Ok(None);
     };
-    let l1 = shape_line(fonts, &text[..first], style, 0.0, field)?;
-    let l2 = shape_line(fonts, &text[at..], style, 0.0, field)?;
+    let (l1, l2) = match single.split_at_space(first, at) {
+        Some(halves) => halves,
+        None => (
+            shape_line(fonts, &text[..first], style, 0.0, field)?,
+            shape_line(fonts, &text[at..], style, 0.0, field)?,
+        ),
+    };
     let width = l1.width.max(l2.width);
     Ok(Some(Lines {
         lines: vec![l1, l2],
@@ -404,6 +455,49 @@ mod tests {
         assert_eq!(break_candidates("山田太郎"), vec![3, 6, 9]);
         assert_eq!(break_candidates("abc"), vec![1, 2]);
         assert!(break_candidates("a").is_empty());
+    }
+
+    #[test]
+    fn cutting_a_left_to_right_line_at_a_space_matches_shaping_the_halves() {
+        let names = [
+            "Maximilian Alexander von Hohenzollern-Sigmaringen",
+            "Zoë Müller-Lüdenscheidt Åsa Øvergård",
+            "Αλέξανδρος Παπαδόπουλος",
+            "Александра Владимировна Кузнецова",
+            "AVA TOWNSEND-WYATT Yvonne LaTour",
+        ];
+        for name in names {
+            let single = shape_line(fonts(), name, Style::Bold, 0.0, Field::Name).unwrap();
+            for at in break_candidates(name) {
+                let first = name[..at].trim_end().len();
+                let Some((l1, l2)) = single.split_at_space(first, at) else {
+                    assert_eq!(first, at, "{name}: a break after a space is cut");
+                    continue;
+                };
+                let s1 =
+                    shape_line(fonts(), &name[..first], Style::Bold, 0.0, Field::Name).unwrap();
+                let s2 = shape_line(fonts(), &name[at..], Style::Bold, 0.0, Field::Name).unwrap();
+                for (cut, shaped) in [(&l1, &s1), (&l2, &s2)] {
+                    let glyphs = |l: &Line| {
+                        l.glyphs
+                            .iter()
+                            .map(|g| (g.face, g.gid, g.text.clone(), g.cluster))
+                            .collect::<Vec<_>>()
+                    };
+                    assert_eq!(glyphs(cut), glyphs(shaped), "{name} at {at}");
+                    assert!((cut.width - shaped.width).abs() < 1e-4, "{name} at {at}");
+                    for (a, b) in cut.glyphs.iter().zip(&shaped.glyphs) {
+                        assert!((a.x - b.x).abs() < 1e-4 && a.y == b.y, "{name} at {at}");
+                    }
+                    assert_eq!(cut.clusters.len(), shaped.clusters.len());
+                }
+            }
+        }
+        let arabic = shape_line(fonts(), "محمد بن سلمان", Style::Bold, 0.0, Field::Name).unwrap();
+        assert!(
+            arabic.split_at_space(8, 9).is_none(),
+            "right-to-left lines are reshaped"
+        );
     }
 
     #[test]
