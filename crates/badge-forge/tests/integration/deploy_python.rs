@@ -15,12 +15,11 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    BADGE_FORGE, ElixirPeer, ONE_AT_A_TIME, RustNode, assert_confirmed_once, assert_printed_once,
-    count, database, output_dir, wait_for_count,
+    BADGE_FORGE, ElixirPeer, ONE_AT_A_TIME, PRINTED, RustNode, assert_confirmed_once,
+    assert_printed_once, count, database, output_dir, wait_for_count,
 };
 use sqlx::PgPool;
 
-const PRINTED: &str = "SELECT count(*) FROM print_log";
 const BADGES_COMPLETED: &str =
     "SELECT count(*) FROM oban_jobs WHERE queue = 'badges' AND state = 'completed'";
 

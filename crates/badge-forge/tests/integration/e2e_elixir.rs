@@ -9,12 +9,11 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    ElixirPeer, ONE_AT_A_TIME, RustNode, assert_confirmed_once, assert_printed_once, count,
-    database, output_dir, pdftotext, wait_for_count,
+    ElixirPeer, ONE_AT_A_TIME, PRINTED, RustNode, assert_confirmed_once, assert_printed_once,
+    count, database, output_dir, pdftotext, wait_for_count,
 };
 use sqlx::PgPool;
 
-const PRINTED: &str = "SELECT count(*) FROM print_log";
 const BADGES_DONE: &str = "SELECT count(*) FROM oban_jobs WHERE queue = 'badges' AND state IN ('completed', 'discarded', 'cancelled')";
 
 /// Every badge is confirmed and printed exactly once, and each print is of a PDF showing the

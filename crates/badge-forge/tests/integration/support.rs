@@ -318,6 +318,9 @@ pub async fn assert_confirmed_once(pool: &PgPool, expected: i64) -> BadgeTally {
     }
 }
 
+/// How many badges the Elixir peer's PrintCenter has printed (its `print_log` rows).
+pub const PRINTED: &str = "SELECT count(*) FROM print_log";
+
 /// Asserts that the Elixir peer's PrintCenter printed each of `expected` badges exactly once
 /// and completed every confirmation job.
 pub async fn assert_printed_once(pool: &PgPool, expected: i64) {
