@@ -74,25 +74,11 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {}", error_chain(&error));
+            // Each cause once: sqlx's I/O errors print their source themselves.
+            eprintln!("error: {}", oban_core::error::error_chain(error.as_ref()));
             ExitCode::FAILURE
         }
     }
-}
-
-/// `context: cause: cause`, skipping a cause whose text the previous one already ends with
-/// (sqlx's I/O errors print their source themselves).
-fn error_chain(error: &anyhow::Error) -> String {
-    let mut text = String::new();
-    for cause in error.chain().map(ToString::to_string) {
-        if text.is_empty() {
-            text = cause;
-        } else if !text.ends_with(&cause) {
-            text.push_str(": ");
-            text.push_str(&cause);
-        }
-    }
-    text
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

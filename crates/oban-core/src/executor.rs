@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::ack::{Ack, AckSender};
 use crate::backoff::default_backoff;
+use crate::error::error_chain;
 use crate::job::{Job, JobState};
 use crate::telemetry::{self, Metrics};
 use crate::worker::{DynWorker, Outcome, WorkResult};
@@ -152,21 +153,6 @@ impl Execution {
     }
 }
 
-/// `error: cause: cause`, the whole `source()` chain on one line.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause = cause.to_string();
-        if !text.ends_with(&cause) {
-            text.push_str(": ");
-            text.push_str(&cause);
-        }
-        source = source.and_then(std::error::Error::source);
-    }
-    text
-}
-
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     if let Some(message) = panic.downcast_ref::<&str>() {
         (*message).to_owned()
@@ -180,16 +166,6 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[derive(Debug, thiserror::Error)]
-    #[error("render failed")]
-    struct Outer(#[source] std::io::Error);
-
-    #[test]
-    fn error_chain_lists_every_cause_once() {
-        let error = Outer(std::io::Error::other("disk full"));
-        assert_eq!(error_chain(&error), "render failed: disk full");
-    }
 
     #[test]
     fn panic_messages_are_extracted() {
