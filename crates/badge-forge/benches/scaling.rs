@@ -185,8 +185,14 @@ async fn run(cluster: &TempPostgres, workload: Workload, nodes: usize, jobs: i64
         .fetch_one(&mut sampler)
         .await
         .unwrap();
+    let postmaster = bench_support::postmaster_pid(&pool)
+        .await
+        .expect("the bench's own cluster runs on this machine");
+    // CPU time (ms) of the whole server so far: backends, background processes and the
+    // children it reaped.
+    let server_cpu_ms = || bench_support::server_cpu_seconds(postmaster).unwrap_or(0.0) * 1000.0;
     let sampler_start = process_cpu_ms(sampler_pid as u32);
-    let cpu_start = server_cpu_ms(cluster);
+    let cpu_start = server_cpu_ms();
 
     let output = std::env::temp_dir().join(format!("bf-scaling-{name}-{}", std::process::id()));
     let workers: Vec<Child> = (0..nodes)
@@ -238,8 +244,7 @@ async fn run(cluster: &TempPostgres, workload: Workload, nodes: usize, jobs: i64
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let seconds = started.elapsed().as_secs_f64();
-    let cpu_ms =
-        server_cpu_ms(cluster) - cpu_start - (process_cpu_ms(sampler_pid as u32) - sampler_start);
+    let cpu_ms = server_cpu_ms() - cpu_start - (process_cpu_ms(sampler_pid as u32) - sampler_start);
     sampler.close().await.unwrap();
     let wal_end: i64 = scalar(&pool, "SELECT (pg_current_wal_lsn() - '0/0')::int8").await;
     let exec_ms: f64 = scalar(
@@ -316,14 +321,6 @@ fn command(args: &[&str]) {
         .status()
         .unwrap();
     assert!(status.success(), "badge-forge {args:?} failed");
-}
-
-/// CPU time (ms) of the cluster's whole server so far: its backends, background processes
-/// and the children it reaped (see `bench_support::server_cpu_seconds`).
-fn server_cpu_ms(cluster: &TempPostgres) -> f64 {
-    let pid_file = std::fs::read_to_string(cluster.dir().join("data/postmaster.pid")).unwrap();
-    let postmaster: u32 = pid_file.lines().next().unwrap().trim().parse().unwrap();
-    bench_support::server_cpu_seconds(postmaster).unwrap_or(0.0) * 1000.0
 }
 
 /// CPU time (user + system, ms) of one process so far.
