@@ -32,7 +32,7 @@ pub const QUEUE_LIMIT: usize = 128;
 /// How long a finished badge's ack waits for others to share its statement (see
 /// `oban_core::config::Config::ack_linger`). At the ~1,000 badges/s two cores can render,
 /// 50 ms batches ~50 acks and their confirmations per statement, which cut PostgreSQL's CPU
-/// per badge about fivefold against one statement per badge (docs/benchmarks.md); the jobs it
+/// per badge about fourfold against one statement per badge (docs/benchmarks.md); the jobs it
 /// holds stay well inside [`QUEUE_LIMIT`].
 pub const ACK_LINGER: Duration = Duration::from_millis(50);
 

@@ -3,9 +3,10 @@
 //! Executors hand their outcome to one [`Acker`] per node, which writes whatever has
 //! accumulated in one statement (`sql/ack.sql`). Under load that batches naturally, with no
 //! added latency when idle; `Config::ack_linger` lets a batch wait for more acks when jobs
-//! finish one by one (except while the node stops). When the database is unreachable the batch is kept and retried with
-//! backoff; a job's ack is dropped only when the node stops and the database stayed unreachable
-//! for the whole grace period, and then the job is left `executing` for the lifeline to rescue.
+//! finish one by one (except while the node stops). When the database is unreachable the
+//! batch is kept and retried with backoff; a job's ack is dropped only when the node stops and
+//! the database stayed unreachable for the whole grace period, and then the job is left
+//! `executing` for the lifeline to rescue.
 
 use std::time::{Duration, Instant};
 

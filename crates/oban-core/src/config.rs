@@ -41,7 +41,7 @@ pub struct Config {
     /// zero (write as soon as the previous statement is done, as Oban acks). Raise it when
     /// jobs finish one by one at a few hundred per second (slow or CPU-bound workers): each
     /// small ack statement costs the database about as much as a large one, and measured on
-    /// the badge pipeline, 50 ms cut the database's CPU per job about fivefold. A job keeps its
+    /// the badge pipeline, 50 ms cut the database's CPU per job about fourfold. A job keeps its
     /// slot until its ack is written, so give such a queue a limit above its jobs per second
     /// times the linger.
     pub ack_linger: Duration,
