@@ -8,10 +8,12 @@
 //! the database stayed unreachable for the whole grace period, and then the job is left
 //! `executing` for the lifeline to rescue.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDateTime;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::reconnect_delay;
@@ -43,6 +45,16 @@ pub(crate) struct Ack {
     pub written: Option<oneshot::Sender<()>>,
 }
 
+/// How acks are batched and written, from [`crate::config::Config`].
+pub(crate) struct AckSettings {
+    /// Most acks in one statement.
+    pub batch_limit: usize,
+    /// How long a batch's first ack waits for others.
+    pub linger: Duration,
+    /// Statements in flight at once.
+    pub writers: usize,
+}
+
 /// Where executors send acks. Cloned into every producer; the acker stops after the last
 /// clone is dropped and everything sent has been written.
 #[derive(Clone)]
@@ -56,94 +68,114 @@ impl AckSender {
     }
 }
 
-/// The per-node ack writer.
+/// The per-node ack writers.
 pub(crate) struct Acker {
     pool: Db,
     sql: sqlx::SqlStr,
     insert_channel: String,
     batch_limit: usize,
     linger: Duration,
+    writers: usize,
     metrics: Metrics,
 }
 
+/// The receiving end of the ack channel, shared by the writers: a writer holds it only while it
+/// gathers a batch.
+type SharedReceiver = Arc<Mutex<mpsc::UnboundedReceiver<Ack>>>;
+
 impl Acker {
-    pub fn new(
-        pool: Db,
-        prefix: &Prefix,
-        batch_limit: usize,
-        linger: Duration,
-        metrics: Metrics,
-    ) -> Self {
+    pub fn new(pool: Db, prefix: &Prefix, settings: AckSettings, metrics: Metrics) -> Self {
         Self {
             pool,
             sql: render_with_insert(prefix, ACK, 15),
             insert_channel: prefix.channel("insert"),
-            batch_limit: batch_limit.max(1),
-            linger,
+            batch_limit: settings.batch_limit.max(1),
+            linger: settings.linger,
+            writers: settings.writers.max(1),
             metrics,
         }
     }
 
-    /// Starts the writer. `shutdown` is cancelled when the node begins to stop: from then on
-    /// acks no longer linger. `give_up` is cancelled when the shutdown deadline has passed:
-    /// only then is a batch that cannot be written abandoned.
+    /// Starts the writers; the returned task ends when they all have. `shutdown` is cancelled
+    /// when the node begins to stop: from then on acks no longer linger. `give_up` is cancelled
+    /// when the shutdown deadline has passed: only then is a batch that cannot be written
+    /// abandoned.
     pub fn spawn(
         self,
         shutdown: CancellationToken,
         give_up: CancellationToken,
     ) -> (AckSender, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let handle = tokio::spawn(self.run(rx, shutdown, give_up));
+        let rx: SharedReceiver = Arc::new(Mutex::new(rx));
+        let acker = Arc::new(self);
+        let mut writers = JoinSet::new();
+        for _ in 0..acker.writers {
+            writers.spawn(
+                acker
+                    .clone()
+                    .run(rx.clone(), shutdown.clone(), give_up.clone()),
+            );
+        }
+        let handle = tokio::spawn(async move { while writers.join_next().await.is_some() {} });
         (AckSender(tx), handle)
     }
 
+    /// One writer: gathers a batch while holding the receiver, then writes it with the
+    /// receiver released, so that another writer gathers (and writes) the next batch while
+    /// this one is in flight. Ends when the channel is closed and empty.
     async fn run(
-        self,
-        mut rx: mpsc::UnboundedReceiver<Ack>,
+        self: Arc<Self>,
+        rx: SharedReceiver,
         shutdown: CancellationToken,
         give_up: CancellationToken,
     ) {
         let mut batch: Vec<Ack> = Vec::new();
-        let mut failures = 0u32;
         loop {
-            let room = self.batch_limit.saturating_sub(batch.len());
-            if batch.is_empty() {
-                if rx.recv_many(&mut batch, room).await == 0 {
+            {
+                let mut rx = rx.lock().await;
+                if rx.recv_many(&mut batch, self.batch_limit).await == 0 {
                     return;
                 }
                 self.linger(&mut rx, &mut batch, &shutdown).await;
-            } else {
-                while batch.len() < self.batch_limit {
-                    match rx.try_recv() {
-                        Ok(ack) => batch.push(ack),
-                        Err(_) => break,
-                    }
-                }
             }
-            match self.write(&mut batch).await {
-                Ok(()) => failures = 0,
-                Err(error) => {
-                    failures += 1;
-                    let delay = reconnect_delay(
-                        failures,
-                        Duration::from_millis(50),
-                        Duration::from_secs(5),
-                        &mut rand::rng(),
-                    );
-                    tracing::warn!(%error, pending = batch.len(), retry_in = ?delay, "ack failed; will retry");
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
-                        _ = give_up.cancelled() => {
-                            let mut ids: Vec<i64> = batch.iter().map(|ack| ack.id).collect();
-                            rx.close();
-                            while let Ok(ack) = rx.try_recv() {
-                                ids.push(ack.id);
-                            }
-                            tracing::error!(?ids, "shutdown deadline passed with acks unwritten; these jobs stay executing until rescued");
-                            return;
-                        }
-                    }
+            if !self.write_until_done(&mut batch, &give_up).await {
+                let mut ids: Vec<i64> = batch.iter().map(|ack| ack.id).collect();
+                // Whatever no writer has taken yet is abandoned with this batch; the other
+                // writers then find the channel closed and end once their own batches are
+                // written or given up.
+                let mut rx = rx.lock().await;
+                rx.close();
+                while let Ok(ack) = rx.try_recv() {
+                    ids.push(ack.id);
                 }
+                tracing::error!(
+                    ?ids,
+                    "shutdown deadline passed with acks unwritten; these jobs stay executing until rescued"
+                );
+                return;
+            }
+        }
+    }
+
+    /// Writes `batch`, retrying with backoff. Returns false, with the batch kept, when a write
+    /// failed after `give_up` was cancelled.
+    async fn write_until_done(&self, batch: &mut Vec<Ack>, give_up: &CancellationToken) -> bool {
+        let mut failures = 0u32;
+        loop {
+            let Err(error) = self.write(batch).await else {
+                return true;
+            };
+            failures += 1;
+            let delay = reconnect_delay(
+                failures,
+                Duration::from_millis(50),
+                Duration::from_secs(5),
+                &mut rand::rng(),
+            );
+            tracing::warn!(%error, pending = batch.len(), retry_in = ?delay, "ack failed; will retry");
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = give_up.cancelled() => return false,
             }
         }
     }

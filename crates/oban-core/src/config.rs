@@ -45,6 +45,14 @@ pub struct Config {
     /// slot until its ack is written, so give such a queue a limit above its jobs per second
     /// times the linger.
     pub ack_linger: Duration,
+    /// Ack statements in flight at once; default 2. One writer gathers the next batch and
+    /// writes it while another's statement runs, so a batch's round trip and commit no longer
+    /// hold up the acks finishing behind it, and a row lock held on one job (a long
+    /// transaction, a dashboard) delays only its own batch. Each writer uses a connection of
+    /// the pool while it writes: size the pool for these plus one claim per queue plus a few
+    /// for maintenance. More than 2 rarely helps on a small database server: the statements
+    /// then compete for its cores with the claims.
+    pub ack_writers: usize,
     /// Interval of the listener's self-ping; three silent intervals mean a dead connection.
     pub heartbeat: Duration,
     /// Where to LISTEN, when not through the pool's server (e.g. the pool goes through a
@@ -110,6 +118,7 @@ impl std::fmt::Debug for Config {
             shutdown_grace,
             ack_batch_limit,
             ack_linger,
+            ack_writers,
             heartbeat,
             listen_options,
             behind_pooler,
@@ -139,6 +148,7 @@ impl std::fmt::Debug for Config {
             .field("shutdown_grace", shutdown_grace)
             .field("ack_batch_limit", ack_batch_limit)
             .field("ack_linger", ack_linger)
+            .field("ack_writers", ack_writers)
             .field("heartbeat", heartbeat)
             .field("listen_options", &listen_options.as_ref().map(ListenTarget))
             .field("behind_pooler", behind_pooler)
@@ -235,6 +245,7 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(15),
             ack_batch_limit: 1000,
             ack_linger: Duration::ZERO,
+            ack_writers: 2,
             heartbeat: Duration::from_secs(5),
             listen_options: None,
             behind_pooler: false,
@@ -271,6 +282,11 @@ impl Config {
                 "leadership_name must differ from the instance name {:?}, or this node would contend with Elixir for leadership",
                 self.name
             )));
+        }
+        if self.ack_writers == 0 {
+            return Err(Error::Config(
+                "ack_writers must be at least 1: nothing would write the acks".into(),
+            ));
         }
         let mut seen = std::collections::HashSet::new();
         for queue in &self.queues {

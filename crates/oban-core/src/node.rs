@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::ack::Acker;
+use crate::ack::{AckSettings, Acker};
 use crate::client::Client;
 use crate::config::Config;
 use crate::gossip::Gossip;
@@ -89,8 +89,11 @@ impl NodeBuilder {
         let (acker, acker_task) = Acker::new(
             pool.clone(),
             &config.prefix,
-            config.ack_batch_limit,
-            config.ack_linger,
+            AckSettings {
+                batch_limit: config.ack_batch_limit,
+                linger: config.ack_linger,
+                writers: config.ack_writers,
+            },
             metrics.clone(),
         )
         .spawn(stop_claiming.clone(), give_up_acks.clone());

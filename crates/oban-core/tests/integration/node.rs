@@ -512,6 +512,65 @@ async fn acks_within_the_linger_share_a_statement_and_shutdown_cuts_the_linger_s
     }
 }
 
+/// With two ack writers, a batch that waits (here on a row lock another transaction holds on
+/// its job) no longer holds up the acks finishing after it: they go out in a statement of their
+/// own meanwhile. With one writer, B would stay `executing` until the lock is released.
+#[tokio::test]
+async fn an_ack_blocked_on_a_row_lock_does_not_hold_up_later_acks() {
+    let (pool, client, _) = database().await;
+    let config = oban_core::config::Config {
+        ack_writers: 2,
+        ..fast_config(&[("default", 5)])
+    };
+    let node = start_scripted(&pool, config).await;
+    let a = insert(&client, json!({"do": "sleep", "ms": 300})).await;
+    wait_for_state(&pool, a, "executing").await;
+    let mut blocker = pool.begin().await.unwrap();
+    sqlx::query("SELECT id FROM oban_jobs WHERE id = $1 FOR UPDATE")
+        .bind(a)
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    eventually(
+        "A's ack to wait on the row lock",
+        Duration::from_secs(5),
+        || async {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            (waiting >= 1).then_some(())
+        },
+    )
+    .await;
+    let b = insert(&client, json!({"do": "ok"})).await;
+    eventually(
+        "B's ack, written beside A's blocked one",
+        Duration::from_secs(5),
+        || async { (state_of(&pool, b).await == "completed").then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        state_of(&pool, a).await,
+        "executing",
+        "A's ack waits for the lock"
+    );
+    blocker.rollback().await.unwrap();
+    eventually(
+        "A's ack once the lock is gone",
+        Duration::from_secs(5),
+        || async { (state_of(&pool, a).await == "completed").then_some(()) },
+    )
+    .await;
+    let metrics = node.metrics().clone();
+    assert!(node.shutdown().await.drained);
+    let (statements, acked, _) = metrics.snapshot().acks;
+    assert_eq!((statements, acked), (2, 2), "one statement each, B's first");
+}
+
 #[tokio::test]
 async fn jobs_still_run_when_the_listen_connection_is_killed() {
     let (pool, client, _) = database().await;
