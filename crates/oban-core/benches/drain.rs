@@ -1,10 +1,13 @@
 //! Drain benchmark: how fast one node claims, runs and acks no-op jobs.
 //!
-//! `cargo bench -p oban-core --bench drain [-- --jobs N] [--quick] [--only LIMIT,COOLDOWN_MS,ACK]`
+//! `cargo bench -p oban-core --bench drain [-- --jobs N] [--quick]
+//! [--only LIMIT,COOLDOWN_MS,ACK[,WRITERS]] [--writers N,N,...]`
 //!
 //! `--quick` runs the headline drain once, on the server as it starts (no durable repeat, no
-//! sweep); `--only` does the same with another queue limit, dispatch cooldown and ack batch
-//! limit, for profiling one setup.
+//! sweep); `--only` does the same with another queue limit, dispatch cooldown, ack batch limit
+//! and (optionally) number of ack writers, for profiling one setup. `--writers 1,2` repeats the
+//! headline drain once per number of ack writers (`Config::ack_writers`), on a refilled table,
+//! to compare them against the same baselines.
 //!
 //! Uses the server at `DATABASE_URL` when set (its settings are reported and left alone),
 //! otherwise a throwaway cluster from `oban_core::temp_postgres`. That cluster runs with `fsync`,
@@ -67,6 +70,7 @@ struct Setup {
     limit: usize,
     cooldown_ms: u64,
     ack_batch_limit: usize,
+    ack_writers: usize,
     jobs: usize,
 }
 
@@ -118,6 +122,7 @@ fn main() {
     let mut jobs = 100_000;
     let mut quick = false;
     let mut only = None;
+    let mut writers = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -133,11 +138,24 @@ fn main() {
                     .next()
                     .map(|spec| spec.split(',').filter_map(|n| n.parse().ok()).collect())
                     .unwrap_or_default();
-                let [limit, cooldown_ms, ack_batch_limit] = numbers[..] else {
-                    panic!("--only takes LIMIT,COOLDOWN_MS,ACK_BATCH_LIMIT");
+                let (limit, cooldown_ms, ack_batch_limit, ack_writers) = match numbers[..] {
+                    [limit, cooldown_ms, ack] => (limit, cooldown_ms, ack, None),
+                    [limit, cooldown_ms, ack, writers] => (limit, cooldown_ms, ack, Some(writers)),
+                    _ => panic!("--only takes LIMIT,COOLDOWN_MS,ACK_BATCH_LIMIT[,ACK_WRITERS]"),
                 };
                 only = Some((limit as usize, cooldown_ms, ack_batch_limit as usize));
+                writers.extend(ack_writers.map(|n| n as usize));
                 quick = true;
+            }
+            "--writers" => {
+                writers = args
+                    .next()
+                    .map(|spec| spec.split(',').filter_map(|n| n.parse().ok()).collect())
+                    .unwrap_or_default();
+                assert!(
+                    !writers.is_empty() && !writers.contains(&0),
+                    "--writers takes a list of ack writer counts, each at least 1"
+                );
             }
             // Cargo passes --bench; filters for other benches are not ours.
             _ => {}
@@ -147,10 +165,13 @@ fn main() {
         .enable_all()
         .build()
         .expect("a tokio runtime");
-    runtime.block_on(run(jobs, quick, only));
+    if writers.is_empty() {
+        writers.push(Config::default().ack_writers);
+    }
+    runtime.block_on(run(jobs, quick, only, &writers));
 }
 
-async fn run(jobs: usize, quick: bool, only: Option<(usize, u64, usize)>) {
+async fn run(jobs: usize, quick: bool, only: Option<(usize, u64, usize)>, writers: &[usize]) {
     let (server_url, cluster) = match std::env::var("DATABASE_URL") {
         Ok(url) if !url.trim().is_empty() => (url, None),
         _ => {
@@ -190,6 +211,7 @@ async fn run(jobs: usize, quick: bool, only: Option<(usize, u64, usize)>) {
         limit,
         cooldown_ms,
         ack_batch_limit,
+        ack_writers: writers[0],
         jobs,
     };
     let modes: &[Durability] = match (&cluster, quick) {
@@ -205,9 +227,19 @@ async fn run(jobs: usize, quick: bool, only: Option<(usize, u64, usize)>) {
         }
         println!("\n## {} ({})", mode.label(), settings(&pool).await);
         let baseline = baselines(&pool, &client, mode, jobs, postmaster).await;
-        let outcomes = drain(&pool, headline, postmaster, baseline.insert_per_second).await;
+        let mut insert_per_second = baseline.insert_per_second;
         baseline_rows.push(baseline);
-        rows.push((mode, headline, outcomes));
+        for (n, &ack_writers) in writers.iter().enumerate() {
+            if n > 0 {
+                insert_per_second = fill(&pool, &client, jobs).await;
+            }
+            let setup = Setup {
+                ack_writers,
+                ..headline
+            };
+            let outcomes = drain(&pool, setup, postmaster, insert_per_second).await;
+            rows.push((mode, setup, outcomes));
+        }
     }
     if !quick {
         // The sweep runs on the fastest mode the server offers, with fewer jobs where a small
@@ -233,6 +265,7 @@ async fn run(jobs: usize, quick: bool, only: Option<(usize, u64, usize)>) {
                 limit,
                 cooldown_ms,
                 ack_batch_limit,
+                ack_writers: headline.ack_writers,
                 jobs: jobs.max(1),
             };
             let insert_per_second = fill(&pool, &client, setup.jobs).await;
@@ -281,6 +314,7 @@ async fn drain(
         queues: vec![QueueConfig::new(QUEUE, setup.limit)],
         dispatch_cooldown: Duration::from_millis(setup.cooldown_ms),
         ack_batch_limit: setup.ack_batch_limit,
+        ack_writers: setup.ack_writers,
         ..Config::default()
     };
     let client_before = bench_support::own_cpu_seconds();
@@ -472,10 +506,11 @@ async fn bare_updates(
 
 fn print_run(setup: Setup, o: &Outcomes) {
     println!(
-        "limit {:>5}  cooldown {}ms  ack batch {:>5}  {:>6} jobs: {:>7.0} jobs/s in {:.2}s (inserted at {:.0}/s)",
+        "limit {:>5}  cooldown {}ms  ack batch {:>5}  ack writers {}  {:>6} jobs: {:>7.0} jobs/s in {:.2}s (inserted at {:.0}/s)",
         setup.limit,
         setup.cooldown_ms,
         setup.ack_batch_limit,
+        setup.ack_writers,
         setup.jobs,
         setup.jobs as f64 / o.seconds,
         o.seconds,
@@ -514,12 +549,12 @@ fn print_table(rows: &[(Durability, Setup, Outcomes)], baselines: &[Baseline]) {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("\n## Drains\n");
     println!(
-        "| server | limit | cooldown | ack batch | jobs | jobs/s | × bare UPDATEs | × bare on 2 conns | insert/s | \
+        "| server | limit | cooldown | ack batch | ack writers | jobs | jobs/s | × bare UPDATEs | × bare on 2 conns | insert/s | \
          client CPU µs/job | PG CPU µs/job | PG CPU × bare | CPU busy | CPU ceiling jobs/s | \
          RSS start → peak MB | claims | jobs/claim | claim ms | acks | jobs/ack | ack ms |"
     );
     println!(
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
     );
     for (mode, setup, o) in rows {
         let baseline = baselines.iter().find(|b| b.mode == *mode);
@@ -542,11 +577,12 @@ fn print_table(rows: &[(Durability, Setup, Outcomes)], baselines: &[Baseline]) {
             )
         };
         println!(
-            "| {} | {} | {}ms | {} | {} | {:.0} | {} | {} | {:.0} | {:.1} | {} | {} | {:.2} cores | {} | {} → {} | {} | {:.0} | {:.2} | {} | {:.0} | {:.2} |",
+            "| {} | {} | {}ms | {} | {} | {} | {:.0} | {} | {} | {:.0} | {:.1} | {} | {} | {:.2} cores | {} | {} → {} | {} | {:.0} | {:.2} | {} | {:.0} | {:.2} |",
             mode.label(),
             setup.limit,
             setup.cooldown_ms,
             setup.ack_batch_limit,
+            setup.ack_writers,
             setup.jobs,
             rate,
             baseline.map_or_else(
