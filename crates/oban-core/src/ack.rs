@@ -1,9 +1,11 @@
 //! Acknowledging finished jobs: batched, guarded, and never lost on shutdown.
 //!
-//! Executors hand their outcome to one [`Acker`] per node, which writes whatever has
-//! accumulated in one statement (`sql/ack.sql`). Under load that batches naturally, with no
-//! added latency when idle; `Config::ack_linger` lets a batch wait for more acks when jobs
-//! finish one by one (except while the node stops). When the database is unreachable the
+//! Executors hand their outcome to one [`Acker`] per node, whose writers (`Config::ack_writers`)
+//! take turns gathering whatever has accumulated and write it in one statement (`sql/ack.sql`).
+//! Under load that batches naturally, with no added latency when idle; `Config::ack_linger`
+//! lets a batch wait for more acks when jobs finish one by one (except while the node stops).
+//! A second statement starts beside one in flight when its batch is full or the first is slow
+//! (stuck behind a row lock, say), so one batch never holds up every ack of the node. When the database is unreachable the
 //! batch is kept and retried with backoff; a job's ack is dropped only when the node stops and
 //! the database stayed unreachable for the whole grace period, and then the job is left
 //! `executing` for the lifeline to rescue.
@@ -12,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDateTime;
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{Mutex, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -76,8 +78,17 @@ pub(crate) struct Acker {
     batch_limit: usize,
     linger: Duration,
     writers: usize,
+    /// Statements being written right now (retries' waits not included).
+    in_flight: watch::Sender<usize>,
     metrics: Metrics,
 }
+
+/// How long a gathered batch, short of the batch limit, waits for another writer's statement
+/// to finish before it is written beside it. Under load a statement takes a few tens of
+/// milliseconds: waiting for it keeps the batches as large as one writer makes them (each
+/// statement costs the database about as much as a larger one), while a statement stuck
+/// behind a row lock or a slow server holds the acks behind it up for this long only.
+const PATIENCE: Duration = Duration::from_millis(100);
 
 /// The receiving end of the ack channel, shared by the writers: a writer holds it only while it
 /// gathers a batch.
@@ -92,6 +103,7 @@ impl Acker {
             batch_limit: settings.batch_limit.max(1),
             linger: settings.linger,
             writers: settings.writers.max(1),
+            in_flight: watch::Sender::new(0),
             metrics,
         }
     }
@@ -123,6 +135,9 @@ impl Acker {
     /// One writer: gathers a batch while holding the receiver, then writes it with the
     /// receiver released, so that another writer gathers (and writes) the next batch while
     /// this one is in flight. Ends when the channel is closed and empty.
+    ///
+    /// A batch is written beside another writer's statement only once it is full, or after
+    /// [`PATIENCE`]; until then it keeps gathering, as one writer's would.
     async fn run(
         self: Arc<Self>,
         rx: SharedReceiver,
@@ -137,6 +152,7 @@ impl Acker {
                     return;
                 }
                 self.linger(&mut rx, &mut batch, &shutdown).await;
+                self.await_turn(&mut rx, &mut batch, &shutdown).await;
             }
             if !self.write_until_done(&mut batch, &give_up).await {
                 let mut ids: Vec<i64> = batch.iter().map(|ack| ack.id).collect();
@@ -203,6 +219,29 @@ impl Acker {
         }
     }
 
+    /// While another writer's statement is in flight, gathers more acks, until the batch is
+    /// full, that statement is done, [`PATIENCE`] has passed or the node is stopping.
+    async fn await_turn(
+        &self,
+        rx: &mut mpsc::UnboundedReceiver<Ack>,
+        batch: &mut Vec<Ack>,
+        shutdown: &CancellationToken,
+    ) {
+        let mut in_flight = self.in_flight.subscribe();
+        let patience = tokio::time::sleep(PATIENCE);
+        tokio::pin!(patience);
+        while batch.len() < self.batch_limit && *in_flight.borrow_and_update() > 0 {
+            let room = self.batch_limit - batch.len();
+            tokio::select! {
+                biased;
+                received = rx.recv_many(batch, room) => if received == 0 { return },
+                _ = in_flight.changed() => {}
+                _ = &mut patience => return,
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    }
+
     /// Writes `batch` and empties it on success.
     async fn write(&self, batch: &mut Vec<Ack>) -> Result<()> {
         let started = Instant::now();
@@ -232,11 +271,14 @@ impl Acker {
             .bind(&delays)
             .bind(&errors)
             .bind(&parents);
-        let (acked, inserted, _) = follow_ups
+        self.in_flight.send_modify(|n| *n += 1);
+        let written = follow_ups
             .bind(query)
             .bind(&self.insert_channel)
             .fetch_one(&self.pool)
-            .await?;
+            .await;
+        self.in_flight.send_modify(|n| *n -= 1);
+        let (acked, inserted, _) = written?;
         self.metrics
             .record_ack_batch(batch.len(), started.elapsed());
         if acked.len() < ids.len() {

@@ -571,6 +571,108 @@ async fn an_ack_blocked_on_a_row_lock_does_not_hold_up_later_acks() {
     assert_eq!((statements, acked), (2, 2), "one statement each, B's first");
 }
 
+/// Refuses every ack (an update of an `executing` row) until [`allow_acks`].
+async fn refuse_acks(pool: &PgPool) {
+    sqlx::raw_sql(
+        "CREATE OR REPLACE FUNCTION refuse_ack() RETURNS trigger LANGUAGE plpgsql AS \
+           $$ BEGIN RAISE EXCEPTION 'acks refused by the test'; END $$; \
+         CREATE TRIGGER refuse_ack BEFORE UPDATE ON oban_jobs FOR EACH ROW \
+           WHEN (OLD.state = 'executing') EXECUTE FUNCTION refuse_ack();",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+async fn allow_acks(pool: &PgPool) {
+    sqlx::query("DROP TRIGGER refuse_ack ON oban_jobs")
+        .execute(pool)
+        .await
+        .unwrap();
+}
+
+/// Runs three jobs, one after the other so that both writers hold a failing batch, and waits
+/// until they have all run.
+async fn run_three(client: &oban_core::Client, node: &oban_core::node::NodeHandle) -> Vec<i64> {
+    let mut ids = Vec::new();
+    for n in 1..=3 {
+        ids.push(insert(client, json!({"do": "ok"})).await);
+        eventually("the job to run", Duration::from_secs(5), || async {
+            let ran: u64 = node
+                .metrics()
+                .snapshot()
+                .jobs
+                .iter()
+                .map(|(_, j)| j.count)
+                .sum();
+            (ran == n).then_some(())
+        })
+        .await;
+    }
+    ids
+}
+
+/// Failing acks are retried, by every writer, until the shutdown deadline: written when the
+/// database takes them again in time, abandoned only after the deadline, their jobs left
+/// `executing` for the lifeline.
+#[tokio::test]
+async fn failing_acks_are_retried_until_the_shutdown_deadline_and_only_then_abandoned() {
+    let (pool, client, _) = database().await;
+    // The acks' deadline is the grace period, but at least 5 s.
+    let config = oban_core::config::Config {
+        ack_writers: 2,
+        shutdown_grace: Duration::from_millis(500),
+        ..fast_config(&[("default", 5)])
+    };
+
+    refuse_acks(&pool).await;
+    let node = start_scripted(&pool, config.clone()).await;
+    let recovered = run_three(&client, &node).await;
+    let metrics = node.metrics().clone();
+    let stopping = std::time::Instant::now();
+    let allow = async {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        allow_acks(&pool).await;
+    };
+    // Not drained: a job keeps its slot until its ack is written, past this grace period.
+    tokio::join!(node.shutdown(), allow);
+    let took = stopping.elapsed();
+    assert!(
+        (Duration::from_secs(2)..Duration::from_secs(5)).contains(&took),
+        "shutdown waited for the retried acks, not for the deadline: {took:?}"
+    );
+    assert_eq!(metrics.snapshot().acks.1, 3);
+    for id in recovered {
+        assert_eq!(
+            state_of(&pool, id).await,
+            "completed",
+            "a retried ack was lost"
+        );
+    }
+
+    refuse_acks(&pool).await;
+    let node = start_scripted(&pool, config).await;
+    let abandoned = run_three(&client, &node).await;
+    let metrics = node.metrics().clone();
+    let stopping = std::time::Instant::now();
+    node.shutdown().await;
+    let took = stopping.elapsed();
+    assert!(
+        (Duration::from_millis(4900)..Duration::from_secs(10)).contains(&took),
+        "acks are given up at the 5 s deadline, not before and not much after: {took:?}"
+    );
+    assert_eq!(metrics.snapshot().acks.1, 0);
+    allow_acks(&pool).await;
+    for id in abandoned {
+        assert_eq!(
+            state_of(&pool, id).await,
+            "executing",
+            "left for the lifeline"
+        );
+        assert!(errors_of(&pool, id).await.is_empty(), "not half-written");
+    }
+}
+
 #[tokio::test]
 async fn jobs_still_run_when_the_listen_connection_is_killed() {
     let (pool, client, _) = database().await;
