@@ -86,6 +86,19 @@ impl NodeBuilder {
         let abandon = CancellationToken::new();
         let give_up_acks = CancellationToken::new();
 
+        // Busy at once under load: one claim per queue, the ack writers, and a couple of
+        // maintenance statements (the listener has a connection of its own). A smaller pool
+        // works, but statements then queue for connections and the ack writers serialize.
+        let busy = config.queues.len() + config.ack_writers + 2;
+        let size = pool.options().get_max_connections() as usize;
+        if size < busy {
+            tracing::warn!(
+                pool_size = size,
+                queues = config.queues.len(),
+                ack_writers = config.ack_writers,
+                "the pool has fewer connections than the node uses at once (one per queue, one per ack writer, two for maintenance); statements will wait for connections"
+            );
+        }
         let (acker, acker_task) = Acker::new(
             pool.clone(),
             &config.prefix,
