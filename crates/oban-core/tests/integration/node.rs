@@ -618,28 +618,35 @@ async fn run_three(client: &oban_core::Client, node: &oban_core::node::NodeHandl
 #[tokio::test]
 async fn failing_acks_are_retried_until_the_shutdown_deadline_and_only_then_abandoned() {
     let (pool, client, _) = database().await;
-    // The acks' deadline is the grace period, but at least 5 s.
-    let config = oban_core::config::Config {
+    // The acks' deadline is the grace period, but at least 5 s. Retries back off up to 5 s.
+    let patient = oban_core::config::Config {
         ack_writers: 2,
-        shutdown_grace: Duration::from_millis(500),
+        shutdown_grace: Duration::from_secs(10),
         ..fast_config(&[("default", 5)])
+    };
+    let hasty = oban_core::config::Config {
+        shutdown_grace: Duration::from_millis(500),
+        ..patient.clone()
     };
 
     refuse_acks(&pool).await;
-    let node = start_scripted(&pool, config.clone()).await;
+    let node = start_scripted(&pool, patient).await;
     let recovered = run_three(&client, &node).await;
     let metrics = node.metrics().clone();
     let stopping = std::time::Instant::now();
     let allow = async {
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
         allow_acks(&pool).await;
     };
-    // Not drained: a job keeps its slot until its ack is written, past this grace period.
-    tokio::join!(node.shutdown(), allow);
+    let (report, ()) = tokio::join!(node.shutdown(), allow);
+    assert!(
+        report.drained,
+        "the jobs' slots were freed by the retried acks"
+    );
     let took = stopping.elapsed();
     assert!(
-        (Duration::from_secs(2)..Duration::from_secs(5)).contains(&took),
-        "shutdown waited for the retried acks, not for the deadline: {took:?}"
+        (Duration::from_secs(1)..Duration::from_secs(8)).contains(&took),
+        "shutdown waited for the retried acks (at most 5 s of backoff), not for the deadline: {took:?}"
     );
     assert_eq!(metrics.snapshot().acks.1, 3);
     for id in recovered {
@@ -651,10 +658,11 @@ async fn failing_acks_are_retried_until_the_shutdown_deadline_and_only_then_aban
     }
 
     refuse_acks(&pool).await;
-    let node = start_scripted(&pool, config).await;
+    let node = start_scripted(&pool, hasty).await;
     let abandoned = run_three(&client, &node).await;
     let metrics = node.metrics().clone();
     let stopping = std::time::Instant::now();
+    // Not drained: a job keeps its slot until its ack is written, past this grace period.
     node.shutdown().await;
     let took = stopping.elapsed();
     assert!(
