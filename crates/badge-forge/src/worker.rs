@@ -57,7 +57,7 @@ pub struct RenderStats {
     /// CPU nanoseconds spent rendering, by the render threads' own clocks (unlike wall time,
     /// this does not grow when other processes share the cores).
     pub render_nanos: AtomicU64,
-    /// Nanoseconds spent writing PDFs (temporary file, write, optional fsync, rename).
+    /// Nanoseconds spent writing PDFs (see `OutputDir::write_atomically`).
     pub write_nanos: AtomicU64,
 }
 
