@@ -1,5 +1,6 @@
-//! Many nodes on one database: 1, 2 and 4 `badge-forge work` processes (distinct `--node`, each
-//! running `badges=10`) drain one queue on a private PostgreSQL, for two workloads:
+//! Many nodes on one database: 1, 2 and 4 `badge-forge work` processes (distinct `--node`, set
+//! up as `badge-forge work` sets itself up: queue limit 128, 50 ms ack linger) drain one queue
+//! on a private PostgreSQL, for two workloads:
 //!
 //! - `no-op`: jobs whose args GenerateBadge rejects at once (type "vip"), so each costs a claim
 //!   and a discarding ack and nothing else: the database's cost per job, undiluted;
@@ -14,7 +15,8 @@
 //! `docs/scaling.md` builds on.
 //!
 //! `cargo bench -p badge-forge --bench scaling` (env `SCALING_NOOP_JOBS`, `SCALING_BADGE_JOBS`
-//! change the sizes, default 10,000 and 2,000).
+//! change the sizes, default 10,000 and 2,000; `SCALING_NODE_ARGS` adds arguments to every
+//! `badge-forge work`, e.g. `"--queue badges=10 --ack-linger 0"` for many small claims).
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -59,6 +61,11 @@ struct Row {
 fn main() {
     let noop_jobs = size("SCALING_NOOP_JOBS", 10_000);
     let badge_jobs = size("SCALING_BADGE_JOBS", 2_000);
+    let node_args: Vec<String> = std::env::var("SCALING_NODE_ARGS")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
     let cluster = TempPostgres::builder()
         .setting("shared_preload_libraries", "'pg_stat_statements'")
         .setting("pg_stat_statements.track", "all")
@@ -73,7 +80,7 @@ fn main() {
     let mut rows = Vec::new();
     for (workload, jobs) in [(Workload::Noop, noop_jobs), (Workload::Badges, badge_jobs)] {
         for nodes in [1, 2, 4] {
-            let row = runtime.block_on(run(&cluster, workload, nodes, jobs));
+            let row = runtime.block_on(run(&cluster, workload, nodes, jobs, &node_args));
             print_row(&row);
             rows.push(row);
         }
@@ -133,7 +140,13 @@ fn print_row(row: &Row) {
     );
 }
 
-async fn run(cluster: &TempPostgres, workload: Workload, nodes: usize, jobs: i64) -> Row {
+async fn run(
+    cluster: &TempPostgres,
+    workload: Workload,
+    nodes: usize,
+    jobs: i64,
+    node_args: &[String],
+) -> Row {
     let name = format!("scaling_{}_{nodes}", workload.name().replace('-', ""));
     let mut admin = PgConnection::connect(cluster.url()).await.unwrap();
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
@@ -204,9 +217,8 @@ async fn run(cluster: &TempPostgres, workload: Workload, nodes: usize, jobs: i64
                     &url,
                     "--node",
                     &format!("bench-{i}"),
-                    "--queue",
-                    "badges=10",
                 ])
+                .args(node_args)
                 .arg("--output")
                 .arg(&output)
                 .env("RUST_LOG", "error")
