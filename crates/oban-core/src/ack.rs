@@ -3,7 +3,8 @@
 //! Executors hand their outcome to one [`Acker`] per node, whose writers (`Config::ack_writers`)
 //! take turns gathering whatever has accumulated and write it in one statement (`sql/ack.sql`).
 //! Under load that batches naturally, with no added latency when idle; `Config::ack_linger`
-//! lets a batch wait for more acks when jobs finish one by one (except while the node stops).
+//! lets a batch wait for more acks when jobs finish one by one (except while the node stops, and
+//! no longer than until half the node's slots are waiting on it).
 //! A second statement starts beside one in flight when its batch is full or the first is slow
 //! (stuck behind a row lock, say), so one batch never holds up every ack of the node. When the database is unreachable the
 //! batch is kept and retried with backoff; a job's ack is dropped only when the node stops and
@@ -53,6 +54,10 @@ pub(crate) struct AckSettings {
     pub batch_limit: usize,
     /// How long a batch's first ack waits for others.
     pub linger: Duration,
+    /// A lingering batch is written as soon as it holds this many acks. A finished job keeps
+    /// its slot until its ack is written, so the node sets this to half its slots: lingering
+    /// then batches acks that trickle in, but never idles most of the node's slots.
+    pub linger_until: usize,
     /// Statements in flight at once.
     pub writers: usize,
 }
@@ -77,6 +82,7 @@ pub(crate) struct Acker {
     insert_channel: String,
     batch_limit: usize,
     linger: Duration,
+    linger_until: usize,
     writers: usize,
     /// Statements being written right now (retries' waits not included).
     in_flight: watch::Sender<usize>,
@@ -102,6 +108,7 @@ impl Acker {
             insert_channel: prefix.channel("insert"),
             batch_limit: settings.batch_limit.max(1),
             linger: settings.linger,
+            linger_until: settings.linger_until.clamp(1, settings.batch_limit.max(1)),
             writers: settings.writers.max(1),
             in_flight: watch::Sender::new(0),
             metrics,
@@ -196,9 +203,9 @@ impl Acker {
         }
     }
 
-    /// Gathers the acks that arrive within the linger time of the batch's first one, up to
-    /// the batch limit. Once the node is stopping nothing lingers: the jobs draining in the
-    /// grace period keep their slots until their acks are written.
+    /// Gathers the acks that arrive within the linger time of the batch's first one, until
+    /// the batch holds `linger_until` of them. Once the node is stopping nothing lingers: the
+    /// jobs draining in the grace period keep their slots until their acks are written.
     async fn linger(
         &self,
         rx: &mut mpsc::UnboundedReceiver<Ack>,
@@ -207,7 +214,7 @@ impl Acker {
     ) {
         let deadline = tokio::time::sleep(self.linger);
         tokio::pin!(deadline);
-        while batch.len() < self.batch_limit {
+        while batch.len() < self.linger_until {
             let room = self.batch_limit - batch.len();
             // Biased: what has already arrived is taken even when the linger is zero.
             tokio::select! {

@@ -42,8 +42,9 @@ pub struct Config {
     /// jobs finish one by one at a few hundred per second (slow or CPU-bound workers): each
     /// small ack statement costs the database about as much as a large one, and measured on
     /// the badge pipeline, 50 ms cut the database's CPU per job about fourfold. A job keeps its
-    /// slot until its ack is written, so give such a queue a limit above its jobs per second
-    /// times the linger.
+    /// slot until its ack is written, so a batch stops lingering once half the node's slots
+    /// (the sum of the configured queue limits) wait on it: the linger batches acks that
+    /// trickle in and never caps a busy node at its slots per linger.
     pub ack_linger: Duration,
     /// Ack statements in flight at once; default 2. While one writer's statement runs, the
     /// next writer gathers the acks finishing behind it and writes them when its batch is full,

@@ -105,6 +105,8 @@ impl NodeBuilder {
             AckSettings {
                 batch_limit: config.ack_batch_limit,
                 linger: config.ack_linger,
+                // From the configured limits: a queue scaled later by a signal leaves it as is.
+                linger_until: config.queues.iter().map(|queue| queue.limit).sum::<usize>() / 2,
                 writers: config.ack_writers,
             },
             metrics.clone(),

@@ -477,7 +477,8 @@ async fn acks_within_the_linger_share_a_statement_and_shutdown_cuts_the_linger_s
     let (pool, client, _) = database().await;
     let config = oban_core::config::Config {
         ack_linger: Duration::from_secs(600),
-        ..fast_config(&[("default", 20)])
+        // Twenty jobs stay short of half the slots (30), where the linger would end.
+        ..fast_config(&[("default", 60)])
     };
     let node = start_scripted(&pool, config).await;
     // Twenty jobs ending over 20 ms, one by one.
@@ -507,6 +508,44 @@ async fn acks_within_the_linger_share_a_statement_and_shutdown_cuts_the_linger_s
     let (statements, acked, _) = metrics.snapshot().acks;
     assert_eq!(acked, 20);
     assert_eq!(statements, 1, "the twenty acks shared one statement");
+    for id in ids {
+        assert_eq!(state_of(&pool, id).await, "completed");
+    }
+}
+
+/// A finished job keeps its slot until its ack is written, so a lingering batch is written as
+/// soon as half the node's slots wait on it: the linger cannot idle a busy queue.
+#[tokio::test]
+async fn a_lingering_batch_is_written_once_half_the_slots_wait_on_it() {
+    let (pool, client, _) = database().await;
+    let config = oban_core::config::Config {
+        ack_linger: Duration::from_secs(600),
+        ..fast_config(&[("default", 10)])
+    };
+    let node = start_scripted(&pool, config).await;
+    let mut ids = Vec::new();
+    for ms in 0..10 {
+        ids.push(insert(&client, json!({"do": "sleep", "ms": ms})).await);
+    }
+    let metrics = node.metrics().clone();
+    eventually(
+        "a batch written long before the 600 s linger ends",
+        Duration::from_secs(10),
+        || async {
+            let (statements, acked, _) = metrics.snapshot().acks;
+            (statements >= 1 && acked >= 5).then_some(())
+        },
+    )
+    .await;
+    let mut completed = 0;
+    for &id in &ids {
+        completed += usize::from(state_of(&pool, id).await == "completed");
+    }
+    assert!(
+        completed >= 5,
+        "half the slots' worth of jobs are recorded while the node runs: {completed} of 10"
+    );
+    assert!(node.shutdown().await.drained);
     for id in ids {
         assert_eq!(state_of(&pool, id).await, "completed");
     }
