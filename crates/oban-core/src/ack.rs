@@ -102,13 +102,14 @@ type SharedReceiver = Arc<Mutex<mpsc::UnboundedReceiver<Ack>>>;
 
 impl Acker {
     pub fn new(pool: Db, prefix: &Prefix, settings: AckSettings, metrics: Metrics) -> Self {
+        let batch_limit = settings.batch_limit.max(1);
         Self {
             pool,
             sql: render_with_insert(prefix, ACK, 15),
             insert_channel: prefix.channel("insert"),
-            batch_limit: settings.batch_limit.max(1),
+            batch_limit,
             linger: settings.linger,
-            linger_until: settings.linger_until.clamp(1, settings.batch_limit.max(1)),
+            linger_until: settings.linger_until.clamp(1, batch_limit),
             writers: settings.writers.max(1),
             in_flight: watch::Sender::new(0),
             metrics,

@@ -472,20 +472,31 @@ async fn graceful_shutdown_finishes_what_fits_in_the_grace_period_and_leaves_the
     assert_eq!(leaders, 0, "leadership is released on shutdown");
 }
 
+/// Starts a node whose acks linger 600 s, on queue `default` with `limit` slots, and inserts
+/// `jobs` jobs that end one by one, a millisecond apart.
+async fn start_lingering(
+    pool: &PgPool,
+    client: &oban_core::Client,
+    limit: usize,
+    jobs: u64,
+) -> (oban_core::node::NodeHandle, Vec<i64>) {
+    let config = oban_core::config::Config {
+        ack_linger: Duration::from_secs(600),
+        ..fast_config(&[("default", limit)])
+    };
+    let node = start_scripted(pool, config).await;
+    let mut ids = Vec::new();
+    for ms in 0..jobs {
+        ids.push(insert(client, json!({"do": "sleep", "ms": ms})).await);
+    }
+    (node, ids)
+}
+
 #[tokio::test]
 async fn acks_within_the_linger_share_a_statement_and_shutdown_cuts_the_linger_short() {
     let (pool, client, _) = database().await;
-    let config = oban_core::config::Config {
-        ack_linger: Duration::from_secs(600),
-        // Twenty jobs stay short of half the slots (30), where the linger would end.
-        ..fast_config(&[("default", 60)])
-    };
-    let node = start_scripted(&pool, config).await;
-    // Twenty jobs ending over 20 ms, one by one.
-    let mut ids = Vec::new();
-    for ms in 0..20 {
-        ids.push(insert(&client, json!({"do": "sleep", "ms": ms})).await);
-    }
+    // Twenty jobs stay short of half the slots (30), where the linger would end.
+    let (node, ids) = start_lingering(&pool, &client, 60, 20).await;
     let metrics = node.metrics().clone();
     eventually("every job has run", Duration::from_secs(10), || async {
         let ran: u64 = metrics.snapshot().jobs.iter().map(|(_, j)| j.count).sum();
@@ -518,15 +529,7 @@ async fn acks_within_the_linger_share_a_statement_and_shutdown_cuts_the_linger_s
 #[tokio::test]
 async fn a_lingering_batch_is_written_once_half_the_slots_wait_on_it() {
     let (pool, client, _) = database().await;
-    let config = oban_core::config::Config {
-        ack_linger: Duration::from_secs(600),
-        ..fast_config(&[("default", 10)])
-    };
-    let node = start_scripted(&pool, config).await;
-    let mut ids = Vec::new();
-    for ms in 0..10 {
-        ids.push(insert(&client, json!({"do": "sleep", "ms": ms})).await);
-    }
+    let (node, ids) = start_lingering(&pool, &client, 10, 10).await;
     let metrics = node.metrics().clone();
     eventually(
         "a batch written long before the 600 s linger ends",
