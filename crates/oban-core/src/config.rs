@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use sqlx::postgres::PgConnectOptions;
 
+use crate::cron::CronEntry;
 use crate::{Error, Prefix, Result};
 
 /// A node's configuration. Build it with struct update syntax:
@@ -107,6 +108,12 @@ pub struct Config {
     /// States with at least this many jobs at the previous count are estimated from the query
     /// planner instead of counted, as oban_met does; default 50,000.
     pub full_count_estimate_limit: i64,
+    /// Jobs inserted on a schedule by the leader, one per entry and tick (see [`crate::cron`]);
+    /// every node publishes its crontab to Oban Web. Empty by default.
+    pub crontab: Vec<CronEntry>,
+    /// How often the crontab is evaluated: each minute, aligned to the database clock. Tests
+    /// shorten it; an entry then matches every tick within the minutes it names.
+    pub cron_tick: Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -142,6 +149,8 @@ impl std::fmt::Debug for Config {
             metrics_interval,
             full_counts,
             full_count_estimate_limit,
+            crontab,
+            cron_tick,
         } = self;
         f.debug_struct("Config")
             .field("name", name)
@@ -172,6 +181,8 @@ impl std::fmt::Debug for Config {
             .field("metrics_interval", metrics_interval)
             .field("full_counts", full_counts)
             .field("full_count_estimate_limit", full_count_estimate_limit)
+            .field("crontab", crontab)
+            .field("cron_tick", cron_tick)
             .finish()
     }
 }
@@ -269,6 +280,8 @@ impl Default for Config {
             metrics_interval: Some(Duration::from_secs(1)),
             full_counts: false,
             full_count_estimate_limit: 50_000,
+            crontab: Vec::new(),
+            cron_tick: Duration::from_secs(60),
         }
     }
 }
@@ -315,6 +328,7 @@ impl Config {
             ("stage_interval", self.stage_interval),
             ("rescue_interval", self.rescue_interval),
             ("prune_interval", self.prune_interval),
+            ("cron_tick", self.cron_tick),
             (
                 "gossip_interval",
                 self.gossip_interval.unwrap_or(Duration::MAX),
@@ -326,6 +340,15 @@ impl Config {
         ] {
             if value.is_zero() {
                 return Err(Error::Config(format!("{what} must be positive")));
+            }
+        }
+        let mut names = std::collections::HashSet::new();
+        for entry in &self.crontab {
+            if !names.insert(entry.name()) {
+                return Err(Error::Config(format!(
+                    "two cron entries are named {:?}: each needs a name of its own",
+                    entry.name()
+                )));
             }
         }
         if self.full_counts && self.metrics_interval.is_none() {

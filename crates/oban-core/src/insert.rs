@@ -31,14 +31,14 @@ const MAX_NAME_CHARS: usize = 127;
 /// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewJob {
-    worker: String,
-    queue: String,
-    args: Value,
-    max_attempts: i32,
-    priority: Option<i32>,
-    scheduled_at: Option<NaiveDateTime>,
-    tags: Vec<String>,
-    meta: Value,
+    pub(crate) worker: String,
+    pub(crate) queue: String,
+    pub(crate) args: Value,
+    pub(crate) max_attempts: i32,
+    pub(crate) priority: Option<i32>,
+    pub(crate) scheduled_at: Option<NaiveDateTime>,
+    pub(crate) tags: Vec<String>,
+    pub(crate) meta: Value,
 }
 
 impl NewJob {

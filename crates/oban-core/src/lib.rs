@@ -7,7 +7,7 @@
 //! The modules follow the life of a job: [`insert`] writes it; a [`producer`] claims it for its
 //! queue; `executor` runs it through a [`worker::Worker`]; `ack` records the outcome. The
 //! [`notifier`] carries wake-ups and [`signal`]s between nodes; `leader` elects the node that
-//! runs the maintenance loops (`stager`, `lifeline`, `pruner`); [`node`] wires them together,
+//! runs the maintenance loops (`stager`, `lifeline`, `pruner`) and the [`cron`] scheduler; [`node`] wires them together,
 //! and [`client`] enqueues and signals without running queues. [`gossip`] and [`met`] publish
 //! the queue status and job metrics that Oban Web shows. Every statement lives in `src/sql/`
 //! with a comment saying what it guarantees.
@@ -41,6 +41,7 @@ mod ack;
 pub mod backoff;
 pub mod client;
 pub mod config;
+pub mod cron;
 pub mod db;
 pub mod error;
 mod executor;

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::ack::{AckSettings, Acker};
 use crate::client::Client;
 use crate::config::Config;
+use crate::cron::{self, CronEntry};
 use crate::gossip::Gossip;
 use crate::leader::Leader;
 use crate::lifeline::Lifeline;
@@ -200,6 +201,7 @@ impl NodeBuilder {
             services.spawn(reporter.run(stop_services.clone()));
         }
 
+        let crontab: Arc<[CronEntry]> = config.crontab.clone().into();
         let leadership = config.leadership && schema.has_oban_peers;
         if config.leadership && !leadership {
             tracing::warn!(
@@ -244,6 +246,25 @@ impl NodeBuilder {
                 limit: config.prune_limit,
             };
             services.spawn(pruner.run(is_leader.clone(), stop_services.clone()));
+            if !config.crontab.is_empty() {
+                let scheduler = cron::Scheduler {
+                    pool: pool.clone(),
+                    prefix: config.prefix.clone(),
+                    crontab: crontab.clone(),
+                    tick: config.cron_tick,
+                };
+                services.spawn(scheduler.run(is_leader.clone(), stop_services.clone()));
+            }
+        }
+        if !crontab.is_empty() {
+            let cronitor = cron::Cronitor {
+                pool: pool.clone(),
+                prefix: config.prefix.clone(),
+                name: config.name.clone(),
+                node: config.node.clone(),
+                crontab,
+            };
+            services.spawn(cronitor.run(stop_services.clone()));
         }
         tracing::info!(
             node = %config.node,

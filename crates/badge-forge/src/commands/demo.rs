@@ -106,6 +106,7 @@ pub async fn run(database: Database, args: DemoArgs) -> anyhow::Result<()> {
         listen_url: None,
         pool_size: 10,
         fsync: false,
+        cron: Vec::new(),
         event: args.event.clone(),
     };
     let stand_in = PrintCenterStandIn {

@@ -9,8 +9,11 @@ use anyhow::Context;
 use badge_forge::http::{self, Dashboard};
 use badge_forge::output::OutputDir;
 use badge_forge::render::Renderer;
-use badge_forge::worker::{ACK_LINGER, GenerateBadge, QUEUE_LIMIT, RenderStats};
+use badge_forge::worker::{
+    ACK_LINGER, GenerateBadge, PRINT_CENTER, PRINT_QUEUE, QUEUE_LIMIT, RenderStats,
+};
 use oban_core::config::{Config, QueueConfig};
+use oban_core::cron::CronEntry;
 use oban_core::node::{Node, NodeBuilder, NodeHandle};
 use oban_core::worker::Worker;
 
@@ -81,6 +84,18 @@ pub struct WorkArgs {
     /// fsync each PDF before renaming it into place (survives power loss, costs a disk flush).
     #[arg(long, env = "BADGE_FORGE_FSYNC")]
     pub fsync: bool,
+    /// Insert a job on a schedule, as "EXPR WORKER [JSON-ARGS]": five cron fields or an
+    /// @-alias (@hourly, @daily, @reboot, ...), then the worker (GenerateBadge's or Elixir's
+    /// PrintCenter, each to its queue), then its args, e.g. '@daily BadgeForge.PrintCenter
+    /// {"id":"daily"}'. Evaluated each minute in UTC by the leader of the Rust nodes, one job
+    /// per tick. Repeatable; in the environment, one entry per line.
+    #[arg(
+        long = "cron",
+        env = "BADGE_FORGE_CRON",
+        value_delimiter = '\n',
+        value_name = "ENTRY"
+    )]
+    pub cron: Vec<String>,
     #[command(flatten)]
     pub event: EventArgs,
 }
@@ -99,10 +114,24 @@ impl WorkArgs {
         if let Some(node) = &self.node {
             config.node = node.clone();
         }
+        config.crontab = self
+            .cron
+            .iter()
+            .map(|line| CronEntry::parse_line(line, queue_of))
+            .collect::<Result<_, _>>()?;
         if let Some(url) = &self.listen_url {
             config.listen_options = Some(super::parse_url(url, "--listen-url")?);
         }
         Ok(config)
+    }
+}
+
+/// The queue of each worker a `--cron` entry may name.
+fn queue_of(worker: &str) -> Option<String> {
+    match worker {
+        GenerateBadge::NAME => Some(GenerateBadge::OPTIONS.queue.to_owned()),
+        PRINT_CENTER => Some(PRINT_QUEUE.to_owned()),
+        _ => None,
     }
 }
 

@@ -341,3 +341,43 @@ async fn sigterm_mid_run_finishes_in_flight_badges_and_the_restart_finishes_the_
         "e2e graceful stop: exit 0 in {exit_time:.2?} after SIGTERM with {done_by_first} of 1000 done; the restart finished the rest; 0 duplicates"
     );
 }
+
+/// `work --cron`: the Rust node's crontab inserts an Elixir job at the next minute, stamped as
+/// Elixir's Cron plugin stamps it, and Elixir's PrintCenter runs it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cron_entry_of_the_rust_node_is_run_by_elixirs_print_center() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let (pool, url) = database().await;
+    let output = output_dir("cron");
+    let pdf = output.join("cron.pdf");
+    std::fs::write(&pdf, b"%PDF-1.5\n").unwrap();
+    let entry = format!(
+        "* * * * * BadgeForge.PrintCenter {}",
+        serde_json::json!({"id": "cron-1", "name": "Cron Person", "path": pdf})
+    );
+    let peer = ElixirPeer::start(&url, &["print-center", "--node", "elixir-cron"]);
+    let node = RustNode::start(&url, &output, "rust-cron", &["--cron", &entry]);
+    // The first tick is the next minute boundary.
+    let printed = "SELECT count(*) FROM print_log WHERE id = 'cron-1'";
+    wait_for_count(
+        &pool,
+        "the cron job printed",
+        printed,
+        1,
+        Duration::from_secs(90),
+    )
+    .await;
+    let (status, _) = node.terminate(Duration::from_secs(15));
+    assert!(status.success(), "badge-forge work exited with {status}");
+    peer.stop();
+    let meta: serde_json::Value = sqlx::query_scalar(
+        "SELECT meta FROM oban_jobs WHERE worker = 'BadgeForge.PrintCenter' AND queue = 'printing' ORDER BY id LIMIT 1",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(meta["cron"], true, "{meta}");
+    assert_eq!(meta["cron_expr"], "* * * * *", "{meta}");
+    assert_eq!(meta["cron_tz"], "Etc/UTC", "{meta}");
+    assert!(meta["cron_name"].is_string(), "{meta}");
+}

@@ -1,13 +1,15 @@
-//! What the node publishes for Oban Web, as it arrives on a real PostgreSQL: `gossip` checks and
-//! `metrics` reports, checked key by key and type by type against what oban_met 1.3 and Oban
-//! Web 2.12 read, decoded back into their typed forms, and kept within the payload limit.
+//! What the node publishes for Oban Web, as it arrives on a real PostgreSQL: `gossip` checks,
+//! `metrics` reports and the `cronitor` crontab, checked key by key and type by type against
+//! what oban_met 1.3 and Oban Web 2.12 read (the crontab against what real Oban Met sent),
+//! decoded back into their typed forms, and kept within the payload limit.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use crate::support::{Scripted, database, fast_config, start_scripted, wait_for_state};
+use crate::support::{Scripted, database, fast_config, recording, start_scripted, wait_for_state};
 use chrono::{DateTime, Utc};
 use oban_core::config::{Config, QueueConfig};
+use oban_core::cron::CronEntry;
 use oban_core::gossip::Check;
 use oban_core::insert::NewJob;
 use oban_core::met::{MetricValue, MetricsMessage, Sketch};
@@ -618,4 +620,64 @@ async fn many_queues_are_split_within_the_payload_limit() {
     );
     assert!(most_checks > 1, "split further than needed: {most_checks}");
     node.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_crontab_is_published_as_oban_mets_cronitor_does() {
+    let recorded = recording("elixir-cronitor.jsonl").remove(0);
+    let elixir = decode_payload(recorded["payload"].as_str().unwrap()).unwrap();
+    // The same two entries as the recorded Elixir crontab.
+    let crontab: Vec<CronEntry> = elixir["crontab"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| {
+            let options = &entry[2];
+            let mut job = NewJob::new(entry[1].as_str().unwrap(), &options["args"])
+                .unwrap()
+                .queue("printing");
+            if let Some(max_attempts) = options["max_attempts"].as_i64() {
+                job = job.max_attempts(max_attempts as i32);
+            }
+            CronEntry::new(entry[0].as_str().unwrap(), job).unwrap()
+        })
+        .collect();
+    let names: Vec<String> = crontab.iter().map(CronEntry::name).collect();
+    let (pool, _client, url) = database().await;
+    let mut tap = Tap::new(&url, &["cronitor"]).await;
+    let config = Config {
+        crontab,
+        ..fast_config(&[])
+    };
+    let node_name = config.node.clone();
+    let node = start_scripted(&pool, config).await;
+    let heard = tap
+        .next("a cronitor message", Duration::from_secs(20))
+        .await;
+    node.shutdown().await;
+
+    assert_encoding(&heard);
+    let ours = &heard.json;
+    assert_eq!(keys(ours), keys(&elixir));
+    assert_eq!(ours["name"], elixir["name"]);
+    assert_eq!(ours["node"], node_name);
+    let (ours, theirs) = (
+        ours["crontab"].as_array().unwrap(),
+        elixir["crontab"].as_array().unwrap(),
+    );
+    assert_eq!(ours.len(), theirs.len());
+    for ((entry, elixir), name) in ours.iter().zip(theirs).zip(&names) {
+        assert_eq!((&entry[0], &entry[1]), (&elixir[0], &elixir[1]));
+        // Every option Elixir lists, with its value; then the name Oban Web finds jobs by
+        // (meta.cron_name) and the queue, which Elixir leaves to the worker module.
+        for (key, value) in elixir[2].as_object().unwrap() {
+            assert_eq!(&entry[2][key], value, "{key} in {entry}");
+        }
+        assert_eq!(entry[2]["name"], json!(name));
+        let extra: BTreeSet<&str> = keys(&entry[2])
+            .difference(&keys(&elixir[2]))
+            .copied()
+            .collect();
+        assert_eq!(extra, BTreeSet::from(["name", "queue"]), "{entry}");
+    }
 }

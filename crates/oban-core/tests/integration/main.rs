@@ -7,6 +7,7 @@
 //! one at a time on clusters of their own, and `telemetry` and `security` capture the `tracing`
 //! events of their own runtimes only ([`support::with_dispatch`]).
 
+mod cron;
 mod dashboard;
 mod faults;
 mod insert;

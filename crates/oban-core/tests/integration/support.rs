@@ -153,3 +153,25 @@ pub fn with_dispatch<F: Future>(dispatch: Dispatch, test: F) -> F::Output {
     let _default = tracing::dispatcher::set_default(&dispatch);
     runtime.block_on(test)
 }
+
+/// A file of `../shared/oban-recordings/` (what the real Elixir Oban and oban-py wrote and
+/// sent), read as JSON, or one JSON value per line for `.jsonl`.
+pub fn recording(name: &str) -> Vec<serde_json::Value> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/oban-recordings")
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|error| {
+        panic!(
+            "the recording {} is missing ({error}): the tests need ../shared beside the checkout",
+            path.display()
+        )
+    });
+    if name.ends_with(".jsonl") {
+        text.lines()
+            .filter(|line| !line.trim().is_empty())
+            .map(|line| serde_json::from_str(line).expect("a JSON line"))
+            .collect()
+    } else {
+        vec![serde_json::from_str(&text).expect("a JSON file")]
+    }
+}
