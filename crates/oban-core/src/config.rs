@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use sqlx::postgres::PgConnectOptions;
 
+use crate::telemetry::LogArgs;
 use crate::{Error, Prefix, Result};
 
 /// A node's configuration. Build it with struct update syntax:
@@ -107,6 +108,9 @@ pub struct Config {
     /// States with at least this many jobs at the previous count are estimated from the query
     /// planner instead of counted, as oban_met does; default 50,000.
     pub full_count_estimate_limit: i64,
+    /// How much of a job's args its job-end log event shows: all of them by default, as
+    /// oban-py; only their keys, or none, when args hold personal data.
+    pub log_args: LogArgs,
 }
 
 impl std::fmt::Debug for Config {
@@ -142,6 +146,7 @@ impl std::fmt::Debug for Config {
             metrics_interval,
             full_counts,
             full_count_estimate_limit,
+            log_args,
         } = self;
         f.debug_struct("Config")
             .field("name", name)
@@ -172,6 +177,7 @@ impl std::fmt::Debug for Config {
             .field("metrics_interval", metrics_interval)
             .field("full_counts", full_counts)
             .field("full_count_estimate_limit", full_count_estimate_limit)
+            .field("log_args", log_args)
             .finish()
     }
 }
@@ -269,6 +275,7 @@ impl Default for Config {
             metrics_interval: Some(Duration::from_secs(1)),
             full_counts: false,
             full_count_estimate_limit: 50_000,
+            log_args: LogArgs::Full,
         }
     }
 }
