@@ -247,11 +247,13 @@ pub async fn run(database: &Database, command: WorkCommand) -> anyhow::Result<()
         }
         None => None,
     };
+    // Handled before saying so: a SIGTERM right after this line still drains the node.
+    let stop = shutdown_signal()?;
     tracing::info!(
         worker = GenerateBadge::NAME,
         "ready; stop with SIGINT or SIGTERM"
     );
-    let signal = shutdown_signal().await?;
+    let signal = stop.await;
     tracing::info!(signal, "stopping");
     // The HTTP server keeps answering while the node drains, so the drain can be watched.
     let report = node.shutdown().await;

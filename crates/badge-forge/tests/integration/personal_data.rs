@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::Value;
 use sqlx::PgPool;
 
-use crate::support::{BADGE_FORGE, database, run_until};
+use crate::support::{BADGE_FORGE, READY, database, run_until};
 
 /// The permission bits of `path` (not following a symlink).
 fn mode(path: &Path) -> u32 {
@@ -51,7 +51,7 @@ fn work_until(url: &str, output: &Path, extra: &[&str], until: &str) -> Vec<Valu
         .args(extra)
         .env("DATABASE_URL", url)
         .env("RUST_LOG", "info,sqlx=warn");
-    run_until(command, until)
+    run_until(command, &[until, READY])
         .lines()
         .filter_map(|line| serde_json::from_str(line).ok())
         .collect()

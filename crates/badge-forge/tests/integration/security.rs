@@ -10,7 +10,7 @@ use oban_core::temp_postgres::TempPostgres;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{AssertSqlSafe, ConnectOptions};
 
-use crate::support::{BADGE_FORGE, run_until};
+use crate::support::{BADGE_FORGE, READY, run_until};
 
 /// The role's password: distinctive, and the same percent-encoded or not.
 const PASSWORD: &str = "Tr0ub4dor-Zq9vX7wPk";
@@ -79,7 +79,7 @@ fn work_until(format: &str, url: &str, listen_url: &str, output: &Path, until: &
         .env("OBAN_LISTEN_URL", listen_url)
         .env("BADGE_FORGE_HTTP_AUTH", format!("ops:{HTTP_PASSWORD}"))
         .env("RUST_LOG", "trace");
-    run_until(command, until)
+    run_until(command, &[until, READY])
 }
 
 #[tokio::test(flavor = "multi_thread")]
