@@ -247,3 +247,27 @@ impl Metrics {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn log_args_reads_its_names_and_shows_keys_without_values() {
+        for name in LogArgs::NAMES {
+            assert_eq!(
+                format!("{:?}", name.parse::<LogArgs>().unwrap()).to_lowercase(),
+                name
+            );
+        }
+        assert!("names".parse::<LogArgs>().is_err());
+        let args = json!({"name": "Zoë", "id": "a1"});
+        assert_eq!(ArgsText::Keys(&args).to_string(), r#"["id","name"]"#);
+        assert_eq!(ArgsText::Keys(&json!([1, 2])).to_string(), "[]");
+        assert_eq!(
+            ArgsText::Full(JsonText(&args)).to_string(),
+            r#"{"id":"a1","name":"Zoë"}"#
+        );
+    }
+}
