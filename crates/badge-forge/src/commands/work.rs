@@ -63,17 +63,22 @@ impl HttpArgs {
     /// Refuses to serve attendees' names without credentials beyond this host, unless the
     /// operator said so with --http-public.
     fn check_exposure(&self) -> anyhow::Result<()> {
-        match self.address {
-            Some(address) if !address.ip().is_loopback() && self.auth.is_none() && !self.public => {
-                anyhow::bail!(
-                    "refusing to serve the live page, previews and metrics on {address} without \
-                     authentication: they show attendees' names to anyone who reaches that \
-                     address. Set --http-auth USER:PASSWORD (or BADGE_FORGE_HTTP_AUTH), bind a \
-                     loopback address such as 127.0.0.1, or pass --http-public if you mean it"
-                )
-            }
-            _ => Ok(()),
+        let Some(address) = self.address else {
+            return Ok(());
+        };
+        if address.ip().is_loopback() || self.auth.is_some() {
+            return Ok(());
         }
+        if self.public {
+            tracing::warn!(%address, "--http-public: serving attendees' names without authentication");
+            return Ok(());
+        }
+        anyhow::bail!(
+            "refusing to serve the live page, previews and metrics on {address} without \
+             authentication: they show attendees' names to anyone who reaches that address. Set \
+             --http-auth USER:PASSWORD (or BADGE_FORGE_HTTP_AUTH), bind a loopback address such \
+             as 127.0.0.1, or pass --http-public if you mean it"
+        )
     }
 }
 
@@ -145,7 +150,8 @@ pub struct WorkArgs {
     #[arg(long, env = "BADGE_FORGE_FILE_MODE", default_value_t = FileMode::DEFAULT)]
     pub file_mode: FileMode,
     /// Delete badge PDFs older than this from the output directory (e.g. 30d, 12h), checked
-    /// at start and then hourly. Off unless given: the PDFs are kept.
+    /// at start and then hourly (every tenth of the bound if shorter). Off unless given: the
+    /// PDFs are kept.
     #[arg(long, env = "BADGE_FORGE_RETAIN", value_name = "DURATION")]
     pub retain: Option<Retain>,
     /// How much of a job's args its job-end log line shows: full (the JSON, as oban-py logs
