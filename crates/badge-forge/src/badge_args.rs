@@ -51,16 +51,22 @@ fn badge_id(id: &Value) -> Result<String, InvalidArgs> {
             )));
         }
     };
-    let safe = id
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if id.is_empty() || id.len() > MAX_ID_LEN || !safe {
+    if !is_badge_id(&id) {
         return Err(InvalidArgs(format!(
             "\"id\" {:?} must be 1 to {MAX_ID_LEN} letters, digits, '-' or '_'",
             truncate(&id)
         )));
     }
     Ok(id)
+}
+
+/// Whether `id` is a badge id this worker accepts: 1 to [`MAX_ID_LEN`] ASCII letters, digits,
+/// `-` or `_`.
+pub fn is_badge_id(id: &str) -> bool {
+    (1..=MAX_ID_LEN).contains(&id.len())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 fn string(args: &Map<String, Value>, key: &str) -> Result<String, InvalidArgs> {

@@ -4,12 +4,17 @@
 //! and then linked under its final name: no temporary name is ever created or removed, which
 //! on ext4 costs about 0.6x the CPU of a temporary name and a rename. File systems (or kernels)
 //! without `O_TMPFILE`, and hosts without `/proc`, get the temporary-name-and-rename way.
+//!
+//! Badges carry attendees' names: each file gets exactly its [`FileMode`] (0640 unless told,
+//! whatever the umask), never more open on its way there, and a directory this creates lets
+//! in the same readers only.
 
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,10 +24,62 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub struct OutputDir {
     dir: PathBuf,
     fsync: bool,
+    mode: FileMode,
     /// Whether `O_TMPFILE` writes are still worth trying here. Shared by the clones (the
     /// worker clones the directory per badge) so an unsupported file system costs one failed
     /// open per process, not one per badge.
     tmpfile: Arc<AtomicBool>,
+}
+
+/// The permission bits of badge files (`--file-mode`): by default 0640, readable by the owner's
+/// group (a print spooler's) and nobody else.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileMode(u32);
+
+impl FileMode {
+    /// Owner read and write, group read.
+    pub const DEFAULT: FileMode = FileMode(0o640);
+
+    /// The bits, for `chmod`.
+    pub fn bits(self) -> u32 {
+        self.0
+    }
+
+    /// The mode of a directory this creates for such files: the owner's full access, and
+    /// search access for whoever may read the files (0640 gives 0750).
+    pub fn directory_bits(self) -> u32 {
+        let readers = self.0 & 0o044;
+        0o700 | readers | readers >> 2
+    }
+}
+
+impl Default for FileMode {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+impl std::fmt::Display for FileMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:04o}", self.0)
+    }
+}
+
+impl std::str::FromStr for FileMode {
+    type Err = String;
+
+    /// Octal permission bits, `640`, `0640` or `0o640`, that leave the owner able to read.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let digits = text.strip_prefix("0o").unwrap_or(text);
+        let bits = u32::from_str_radix(digits, 8)
+            .ok()
+            .filter(|bits| *bits <= 0o777)
+            .ok_or_else(|| format!("{text:?} is not an octal file mode such as 0640"))?;
+        if bits & 0o400 == 0 {
+            return Err(format!("file mode {text} leaves the owner unable to read"));
+        }
+        Ok(Self(bits))
+    }
 }
 
 /// How an `O_TMPFILE` write ended when it did not fail.
@@ -41,10 +98,30 @@ impl OutputDir {
     /// renamed into place, and the directory entry is synced after, so even a power cut leaves
     /// whole files only and keeps every badge already reported written.
     pub fn create(dir: impl AsRef<Path>, fsync: bool) -> io::Result<Self> {
-        std::fs::create_dir_all(dir.as_ref())?;
+        Self::create_with_mode(dir, fsync, FileMode::DEFAULT)
+    }
+
+    /// [`OutputDir::create`], writing files with `mode`. A directory this creates gets
+    /// [`FileMode::directory_bits`] exactly; an existing one keeps its own.
+    pub fn create_with_mode(
+        dir: impl AsRef<Path>,
+        fsync: bool,
+        mode: FileMode,
+    ) -> io::Result<Self> {
+        let dir = dir.as_ref();
+        if !dir.is_dir() {
+            let bits = mode.directory_bits();
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(bits)
+                .create(dir)?;
+            // The umask may have taken bits off; the mode is the operator's to choose.
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(bits))?;
+        }
         Ok(Self {
             dir: std::fs::canonicalize(dir)?,
             fsync,
+            mode,
             tmpfile: Arc::new(AtomicBool::new(true)),
         })
     }
@@ -58,6 +135,13 @@ impl OutputDir {
     /// (see `badge_args`), so the path is always inside the directory.
     pub fn badge_path(&self, id: &str) -> PathBuf {
         self.dir.join(format!("badge-{id}.pdf"))
+    }
+
+    /// Whether `name` is one [`OutputDir::badge_path`] gives.
+    pub fn is_badge_name(name: &str) -> bool {
+        name.strip_prefix("badge-")
+            .and_then(|rest| rest.strip_suffix(".pdf"))
+            .is_some_and(crate::badge_args::is_badge_id)
     }
 
     /// Writes `bytes` to `path` (a file in this directory) so that a reader or a crash never
@@ -78,14 +162,12 @@ impl OutputDir {
     /// exists, link it under a temporary name and rename that over `path`.
     fn write_tmpfile(&self, path: &Path, bytes: &[u8]) -> io::Result<TmpfileWrite> {
         let dir = c_path(&self.dir)?;
-        // Mode 0o666 like `File::create`, so the umask (or a default ACL) gives the same
-        // permissions as the rename path.
         // SAFETY: `dir` is a NUL-terminated string that outlives the call.
         let fd = unsafe {
             libc::open(
                 dir.as_ptr(),
                 libc::O_TMPFILE | libc::O_WRONLY | libc::O_CLOEXEC,
-                0o666 as libc::c_uint,
+                self.mode.bits() as libc::c_uint,
             )
         };
         if fd < 0 {
@@ -101,6 +183,7 @@ impl OutputDir {
         }
         // SAFETY: `fd` was just opened and is owned by nothing else.
         let mut file = unsafe { File::from_raw_fd(fd) };
+        self.set_mode(&file)?;
         file.write_all(bytes)?;
         if self.fsync {
             file.sync_data()?;
@@ -141,7 +224,13 @@ impl OutputDir {
     fn write_renamed(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
         let temp = self.temp_path(path);
         let written = (|| {
-            let mut file = File::create(&temp)?;
+            // Created with the mode (less the umask's bits), so never more open than the badge.
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(self.mode.bits())
+                .open(&temp)?;
+            self.set_mode(&file)?;
             file.write_all(bytes)?;
             if self.fsync {
                 file.sync_data()?;
@@ -156,6 +245,12 @@ impl OutputDir {
             self.sync_dir()?;
         }
         Ok(())
+    }
+
+    /// Gives a file being written exactly the mode, which the umask may have narrowed when it
+    /// was created (a print spooler's group must still read it).
+    fn set_mode(&self, file: &File) -> io::Result<()> {
+        file.set_permissions(std::fs::Permissions::from_mode(self.mode.bits()))
     }
 
     /// A fresh hidden name in the directory for a file on its way to `path`.
@@ -204,7 +299,7 @@ fn link(from: &CString, to: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::os::unix::fs::MetadataExt;
 
     /// A fresh directory under the system temp dir, removed when dropped.
     struct Scratch(PathBuf);
@@ -260,12 +355,10 @@ mod tests {
         output.write_atomically(&path, b"%PDF-1.7 one").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"%PDF-1.7 one");
         assert_eq!(scratch.names(), ["badge-abc.pdf"]);
-        // The same permissions as a plain `File::create` under this umask.
-        let reference = scratch.0.join("reference");
-        File::create(&reference).unwrap();
-        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode();
-        assert_eq!(mode(&path), mode(&reference));
-        std::fs::remove_file(&reference).unwrap();
+        // Exactly the default mode, whatever this process's umask (tests/integration's
+        // personal_data checks it under a permissive one).
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(&path), 0o640);
 
         // A reader holding the old badge keeps it whole: the file is replaced, not rewritten.
         let old = File::open(&path).unwrap();
@@ -277,6 +370,7 @@ mod tests {
         assert_eq!(std::io::read_to_string(&old).unwrap(), "%PDF-1.7 one");
         assert_ne!(std::fs::metadata(&path).unwrap().ino(), old_inode);
         assert_eq!(scratch.names(), ["badge-abc.pdf"], "no temporary left");
+        assert_eq!(mode(&path), 0o640, "the replacement too");
         if tmpfile {
             assert_still_tmpfile(&output);
         }
@@ -450,5 +544,18 @@ mod tests {
             Some(libc::EOPNOTSUPP),
             "the error is the rename path's, not O_TMPFILE's: {error}"
         );
+    }
+
+    #[test]
+    fn file_modes_parse_as_octal_and_give_their_readers_the_directory() {
+        assert_eq!("0640".parse::<FileMode>().unwrap(), FileMode::DEFAULT);
+        assert_eq!("0o600".parse::<FileMode>().unwrap().bits(), 0o600);
+        assert_eq!(FileMode::DEFAULT.directory_bits(), 0o750);
+        assert_eq!("600".parse::<FileMode>().unwrap().directory_bits(), 0o700);
+        assert_eq!("644".parse::<FileMode>().unwrap().directory_bits(), 0o755);
+        for bad in ["0990", "1777", "rw-r-----", "", "0240"] {
+            assert!(bad.parse::<FileMode>().is_err(), "{bad:?}");
+        }
+        assert_eq!(FileMode::DEFAULT.to_string(), "0640");
     }
 }

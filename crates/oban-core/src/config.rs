@@ -6,6 +6,7 @@ use std::time::Duration;
 use sqlx::postgres::PgConnectOptions;
 
 use crate::cron::CronEntry;
+use crate::telemetry::LogArgs;
 use crate::{Error, Prefix, Result};
 
 /// A node's configuration. Build it with struct update syntax:
@@ -114,6 +115,9 @@ pub struct Config {
     /// How often the crontab is evaluated: each minute, aligned to the database clock. Tests
     /// shorten it; an entry then matches every tick within the minutes it names.
     pub cron_tick: Duration,
+    /// How much of a job's args its job-end log event shows: all of them by default, as
+    /// oban-py; only their keys, or none, when args hold personal data.
+    pub log_args: LogArgs,
 }
 
 impl std::fmt::Debug for Config {
@@ -151,6 +155,7 @@ impl std::fmt::Debug for Config {
             full_count_estimate_limit,
             crontab,
             cron_tick,
+            log_args,
         } = self;
         f.debug_struct("Config")
             .field("name", name)
@@ -183,6 +188,7 @@ impl std::fmt::Debug for Config {
             .field("full_count_estimate_limit", full_count_estimate_limit)
             .field("crontab", crontab)
             .field("cron_tick", cron_tick)
+            .field("log_args", log_args)
             .finish()
     }
 }
@@ -282,6 +288,7 @@ impl Default for Config {
             full_count_estimate_limit: 50_000,
             crontab: Vec::new(),
             cron_tick: Duration::from_secs(60),
+            log_args: LogArgs::Full,
         }
     }
 }

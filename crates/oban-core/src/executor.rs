@@ -13,7 +13,7 @@ use crate::ack::{Ack, AckSender};
 use crate::backoff::default_backoff;
 use crate::error::error_chain;
 use crate::job::{Job, JobState};
-use crate::telemetry::{self, Metrics};
+use crate::telemetry::{self, LogArgs, Metrics};
 use crate::worker::{DynWorker, Outcome, WorkResult};
 
 /// Everything one execution needs; built by the producer for each claimed job.
@@ -27,6 +27,8 @@ pub(crate) struct Execution {
     pub abandon: CancellationToken,
     pub acker: AckSender,
     pub metrics: Metrics,
+    /// How much of the args the job-end event shows.
+    pub log_args: LogArgs,
 }
 
 /// How an attempt ended, before it is mapped onto the row.
@@ -73,7 +75,7 @@ impl Execution {
         };
         let duration = started.elapsed();
         let ack = self.ack_for(ending);
-        telemetry::job_ended(job, &ack, duration);
+        telemetry::job_ended(job, &ack, duration, self.log_args);
         self.metrics.record_job(job, ack.state, duration);
         let id = job.id;
         let (written, recorded) = oneshot::channel();

@@ -119,6 +119,7 @@ impl NodeBuilder {
             registry: Arc::new(registry),
             acker,
             metrics: metrics.clone(),
+            log_args: config.log_args,
             abandon: abandon.clone(),
         };
         let mut producers = HashMap::new();

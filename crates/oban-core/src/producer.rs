@@ -21,7 +21,7 @@ use crate::ack::AckSender;
 use crate::backoff::reconnect_delay;
 use crate::executor::Execution;
 use crate::job::Job;
-use crate::telemetry::Metrics;
+use crate::telemetry::{LogArgs, Metrics};
 use crate::worker::Registry;
 use crate::{Db, Prefix, Result};
 
@@ -77,6 +77,8 @@ pub(crate) struct ProducerContext {
     pub registry: Arc<Registry>,
     pub acker: AckSender,
     pub metrics: Metrics,
+    /// How much of the args each job-end event shows.
+    pub log_args: LogArgs,
     /// Cancelled when the shutdown grace period is over: running jobs are abandoned.
     pub abandon: CancellationToken,
 }
@@ -292,6 +294,7 @@ impl Producer {
             abandon: self.context.abandon.clone(),
             acker: self.context.acker.clone(),
             metrics: self.context.metrics.clone(),
+            log_args: self.context.log_args,
         };
         let task = self.tasks.spawn(execution.run());
         self.task_jobs.insert(task.id(), id);

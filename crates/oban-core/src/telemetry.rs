@@ -10,29 +10,95 @@ use crate::ack::Ack;
 use crate::job::{Job, JobState};
 use crate::met::Sketch;
 
+/// How much of a job's args the job-end event shows (see [`Config::log_args`]). Args often
+/// hold personal data (names, addresses) that logs, kept longer and read more widely than the
+/// jobs table, should not.
+///
+/// [`Config::log_args`]: crate::config::Config::log_args
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogArgs {
+    /// The args as JSON text, as oban-py logs them.
+    #[default]
+    Full,
+    /// The args' keys only, as a JSON array of strings (none when the args are not an object).
+    Keys,
+    /// No `args` field at all.
+    None,
+}
+
+impl LogArgs {
+    /// The names [`LogArgs::from_str`](std::str::FromStr) reads.
+    pub const NAMES: [&'static str; 3] = ["full", "keys", "none"];
+}
+
+impl std::str::FromStr for LogArgs {
+    type Err = crate::Error;
+
+    fn from_str(text: &str) -> crate::Result<Self> {
+        match text {
+            "full" => Ok(Self::Full),
+            "keys" => Ok(Self::Keys),
+            "none" => Ok(Self::None),
+            _ => Err(crate::Error::Config(format!(
+                "log_args {text:?} is not one of full, keys, none"
+            ))),
+        }
+    }
+}
+
+/// A job's args as [`LogArgs`] shows them.
+enum ArgsText<'a> {
+    Full(JsonText<'a, serde_json::Value>),
+    Keys(&'a serde_json::Value),
+}
+
+impl std::fmt::Display for ArgsText<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Full(args) => args.fmt(f),
+            Self::Keys(args) => {
+                let keys: Vec<&String> = args
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|args| args.keys())
+                    .collect();
+                JsonText(&keys).fmt(f)
+            }
+        }
+    }
+}
+
 /// Emits the job-end event with oban-py's keys, in its order and units:
 /// `id, worker, queue, attempt, max_attempts, args, meta, tags, event` (`oban.job.stop` or
 /// `oban.job.exception`), then `state`, for exceptions `error_message`, then `duration` and
-/// `queue_time` in milliseconds rounded to two decimals. `args`, `meta` and `tags` are JSON text.
-pub(crate) fn job_ended(job: &Job, ack: &Ack, duration: Duration) {
+/// `queue_time` in milliseconds rounded to two decimals. `args`, `meta` and `tags` are JSON text;
+/// `args` as much of it as `log_args` allows.
+pub(crate) fn job_ended(job: &Job, ack: &Ack, duration: Duration, log_args: LogArgs) {
     let duration = round2(duration.as_secs_f64() * 1000.0);
     let queue_time =
         round2(job.queue_time().num_microseconds().unwrap_or(i64::MAX) as f64 / 1000.0);
     // As JSON text, written only if a subscriber records the event (no cost when logs are off).
-    let (args, meta, tags) = (&job.args, &job.meta, JsonText(&job.tags));
+    // A `None` field is left out of the event.
+    let args = match log_args {
+        LogArgs::Full => Some(ArgsText::Full(JsonText(&job.args))),
+        LogArgs::Keys => Some(ArgsText::Keys(&job.args)),
+        LogArgs::None => None,
+    }
+    .map(tracing::field::display);
+    let (meta, tags) = (&job.meta, JsonText(&job.tags));
     let state = ack.state.as_str();
     match (ack.state, &ack.error) {
         (JobState::Retryable | JobState::Discarded, Some(error)) => tracing::warn!(
             target: "oban",
             id = job.id, worker = %job.worker, queue = %job.queue, attempt = job.attempt,
-            max_attempts = job.max_attempts, %args, %meta, %tags, event = "oban.job.exception",
+            max_attempts = job.max_attempts, args, %meta, %tags, event = "oban.job.exception",
             state, error_message = %error, duration, queue_time,
             "job failed"
         ),
         _ => tracing::info!(
             target: "oban",
             id = job.id, worker = %job.worker, queue = %job.queue, attempt = job.attempt,
-            max_attempts = job.max_attempts, %args, %meta, %tags, event = "oban.job.stop",
+            max_attempts = job.max_attempts, args, %meta, %tags, event = "oban.job.stop",
             state, duration, queue_time,
             "job finished"
         ),
@@ -179,5 +245,29 @@ impl Metrics {
             claims: (inner.claims, inner.claimed_jobs, inner.claim_seconds),
             acks: (inner.ack_batches, inner.acked_jobs, inner.ack_seconds),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn log_args_reads_its_names_and_shows_keys_without_values() {
+        for name in LogArgs::NAMES {
+            assert_eq!(
+                format!("{:?}", name.parse::<LogArgs>().unwrap()).to_lowercase(),
+                name
+            );
+        }
+        assert!("names".parse::<LogArgs>().is_err());
+        let args = json!({"name": "Zoë", "id": "a1"});
+        assert_eq!(ArgsText::Keys(&args).to_string(), r#"["id","name"]"#);
+        assert_eq!(ArgsText::Keys(&json!([1, 2])).to_string(), "[]");
+        assert_eq!(
+            ArgsText::Full(JsonText(&args)).to_string(),
+            r#"{"id":"a1","name":"Zoë"}"#
+        );
     }
 }

@@ -8,11 +8,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use badge_forge::output::FileMode;
 use badge_forge::worker::{ACK_LINGER, PRINT_CENTER, PRINT_QUEUE, QUEUE_LIMIT, RenderStats};
 use indicatif::{ProgressBar, ProgressStyle};
 use oban_core::config::QueueConfig;
 use oban_core::job::Job;
 use oban_core::schema;
+use oban_core::telemetry::LogArgs;
 use oban_core::temp_postgres::TempPostgres;
 use oban_core::worker::{Outcome, WorkResult, Worker, WorkerOptions};
 
@@ -107,6 +109,9 @@ pub async fn run(database: Database, args: DemoArgs) -> anyhow::Result<()> {
         pool_size: 10,
         fsync: false,
         cron: Vec::new(),
+        file_mode: FileMode::DEFAULT,
+        retain: None,
+        log_args: LogArgs::default(),
         event: args.event.clone(),
     };
     let stand_in = PrintCenterStandIn {

@@ -160,13 +160,15 @@ pub fn init_logging(json: bool, default_filter: &str) {
     }
 }
 
-/// Waits for SIGINT or SIGTERM.
-pub async fn shutdown_signal() -> anyhow::Result<&'static str> {
+/// Handles SIGINT and SIGTERM from now on; the future completes with the first that comes.
+pub fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = &'static str>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
-    Ok(tokio::select! {
-        _ = terminate.recv() => "SIGTERM",
-        _ = interrupt.recv() => "SIGINT",
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => "SIGTERM",
+            _ = interrupt.recv() => "SIGINT",
+        }
     })
 }

@@ -1,9 +1,10 @@
 //! `badge-forge render` and `badge-forge sheet`: badges to files, no database.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use badge_forge::fake_badges::fake_badges;
+use badge_forge::output::{FileMode, OutputDir};
 use badge_forge::render::{Badge, BadgeType, Paper, Renderer};
 
 use super::EventArgs;
@@ -25,6 +26,9 @@ pub struct RenderArgs {
     /// Where to write the PDF.
     #[arg(long, short)]
     pub output: PathBuf,
+    /// Permission bits of the PDF, in octal (0640: owner and group may read it).
+    #[arg(long, env = "BADGE_FORGE_FILE_MODE", default_value_t = FileMode::DEFAULT)]
+    pub file_mode: FileMode,
     #[command(flatten)]
     pub event: EventArgs,
 }
@@ -43,6 +47,9 @@ pub struct SheetArgs {
     /// Where to write the PDF.
     #[arg(long, short)]
     pub output: PathBuf,
+    /// Permission bits of the PDF, in octal (0640: owner and group may read it).
+    #[arg(long, env = "BADGE_FORGE_FILE_MODE", default_value_t = FileMode::DEFAULT)]
+    pub file_mode: FileMode,
     #[command(flatten)]
     pub event: EventArgs,
 }
@@ -69,8 +76,7 @@ pub fn render(args: RenderArgs) -> anyhow::Result<()> {
         badge_type: args.badge_type,
     };
     let pdf = renderer.render(&badge)?;
-    std::fs::write(&args.output, &pdf)
-        .with_context(|| format!("cannot write {}", args.output.display()))?;
+    write(&args.output, &pdf, args.file_mode)?;
     println!("wrote {} ({} bytes)", args.output.display(), pdf.len());
     Ok(())
 }
@@ -78,8 +84,7 @@ pub fn render(args: RenderArgs) -> anyhow::Result<()> {
 pub fn sheet(args: SheetArgs) -> anyhow::Result<()> {
     let renderer = Renderer::new(args.event.event_info())?;
     let pdf = renderer.render_sheet(&fake_badges(args.count, args.seed), args.paper)?;
-    std::fs::write(&args.output, &pdf)
-        .with_context(|| format!("cannot write {}", args.output.display()))?;
+    write(&args.output, &pdf, args.file_mode)?;
     println!(
         "wrote {} badges to {} ({} bytes)",
         args.count,
@@ -87,4 +92,20 @@ pub fn sheet(args: SheetArgs) -> anyhow::Result<()> {
         pdf.len()
     );
     Ok(())
+}
+
+/// Writes `pdf` to `path` as the worker writes badges: whole or not at all, with `mode`
+/// exactly, creating its directory (with [`FileMode::directory_bits`]) if needed.
+fn write(path: &Path, pdf: &[u8], mode: FileMode) -> anyhow::Result<()> {
+    let write = || {
+        let name = path.file_name().ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name")
+        })?;
+        let parent = path
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty());
+        let dir = OutputDir::create_with_mode(parent.unwrap_or(Path::new(".")), false, mode)?;
+        dir.write_atomically(&dir.path().join(name), pdf)
+    };
+    write().with_context(|| format!("cannot write {}", path.display()))
 }

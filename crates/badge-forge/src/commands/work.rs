@@ -6,15 +6,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use badge_forge::http::{self, Dashboard};
-use badge_forge::output::OutputDir;
+use badge_forge::http::{self, Credentials, Dashboard};
+use badge_forge::output::{FileMode, OutputDir};
 use badge_forge::render::Renderer;
+use badge_forge::retention::{self, Retain};
 use badge_forge::worker::{
     ACK_LINGER, GenerateBadge, PRINT_CENTER, PRINT_QUEUE, QUEUE_LIMIT, RenderStats,
 };
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use oban_core::config::{Config, QueueConfig};
 use oban_core::cron::CronEntry;
 use oban_core::node::{Node, NodeBuilder, NodeHandle};
+use oban_core::telemetry::LogArgs;
 use oban_core::worker::Worker;
 
 use super::{Database, EventArgs, shutdown_signal};
@@ -40,9 +43,69 @@ pub struct HttpArgs {
     /// 127.0.0.1:9000 (port 0 picks a free one). Off unless given.
     #[arg(long = "http", env = "BADGE_FORGE_HTTP", value_name = "ADDR")]
     pub address: Option<SocketAddr>,
+    /// HTTP Basic credentials every route but /healthz asks for (the live page and previews
+    /// show attendees' names). Prefer the environment variable: a flag shows in `ps`.
+    #[arg(
+        long = "http-auth",
+        env = "BADGE_FORGE_HTTP_AUTH",
+        value_name = "USER:PASSWORD",
+        hide_env_values = true,
+        value_parser = CredentialsParser
+    )]
+    pub auth: Option<Credentials>,
+    /// Serve a non-loopback --http address without --http-auth: anyone who reaches it sees the
+    /// attendees' names. Refused at start unless given.
+    #[arg(long = "http-public", env = "BADGE_FORGE_HTTP_PUBLIC")]
+    pub public: bool,
     /// Seconds the database or the LISTEN connection may be down before /healthz answers 503.
     #[arg(long, env = "BADGE_FORGE_HEALTH_THRESHOLD", default_value_t = 30.0)]
     pub health_threshold: f64,
+}
+
+impl HttpArgs {
+    /// Refuses to serve attendees' names without credentials beyond this host, unless the
+    /// operator said so with --http-public.
+    fn check_exposure(&self) -> anyhow::Result<()> {
+        let Some(address) = self.address else {
+            return Ok(());
+        };
+        if address.ip().is_loopback() || self.auth.is_some() {
+            return Ok(());
+        }
+        if self.public {
+            tracing::warn!(%address, "--http-public: serving attendees' names without authentication");
+            return Ok(());
+        }
+        anyhow::bail!(
+            "refusing to serve the live page, previews and metrics on {address} without \
+             authentication: they show attendees' names to anyone who reaches that address. Set \
+             --http-auth USER:PASSWORD (or BADGE_FORGE_HTTP_AUTH), bind a loopback address such \
+             as 127.0.0.1, or pass --http-public if you mean it"
+        )
+    }
+}
+
+/// Reads `--http-auth` with errors of its own: clap's would repeat the value, a password.
+#[derive(Clone)]
+struct CredentialsParser;
+
+impl TypedValueParser for CredentialsParser {
+    type Value = Credentials;
+
+    fn parse_ref(
+        &self,
+        _: &clap::Command,
+        _: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Credentials, clap::Error> {
+        let invalid = |message: String| {
+            clap::Error::raw(clap::error::ErrorKind::ValueValidation, message + "\n")
+        };
+        let text = value
+            .to_str()
+            .ok_or_else(|| invalid("--http-auth must be valid UTF-8".into()))?;
+        Credentials::parse(text).map_err(|error| invalid(error.to_string()))
+    }
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -96,6 +159,26 @@ pub struct WorkArgs {
         value_name = "ENTRY"
     )]
     pub cron: Vec<String>,
+    /// Permission bits of the badge PDFs, in octal (0640: the owner's group, a print spooler's,
+    /// may read them, nobody else); a directory the node creates gets search access for the
+    /// same readers (0750).
+    #[arg(long, env = "BADGE_FORGE_FILE_MODE", default_value_t = FileMode::DEFAULT)]
+    pub file_mode: FileMode,
+    /// Delete badge PDFs older than this from the output directory (e.g. 30d, 12h), checked
+    /// at start and then hourly (every tenth of the bound if shorter). Off unless given: the
+    /// PDFs are kept.
+    #[arg(long, env = "BADGE_FORGE_RETAIN", value_name = "DURATION")]
+    pub retain: Option<Retain>,
+    /// How much of a job's args its job-end log line shows: full (the JSON, as oban-py logs
+    /// it), keys (their names only) or none (no args field). Args hold attendees' names.
+    #[arg(
+        long,
+        env = "BADGE_FORGE_LOG_ARGS",
+        default_value = "full",
+        value_parser = PossibleValuesParser::new(LogArgs::NAMES)
+            .map(|name| name.parse::<LogArgs>().expect("one of the names"))
+    )]
+    pub log_args: LogArgs,
     #[command(flatten)]
     pub event: EventArgs,
 }
@@ -109,6 +192,7 @@ impl WorkArgs {
             rescue_after: seconds("--rescue-after", self.rescue_after)?,
             poll_interval: seconds("--poll-interval", self.poll_interval)?,
             ack_linger: seconds("--ack-linger", self.ack_linger)?,
+            log_args: self.log_args,
             ..Config::default()
         };
         if let Some(node) = &self.node {
@@ -152,14 +236,19 @@ pub async fn start_node(
     config.prefix = database.prefix.clone();
     config.behind_pooler = !database.statement_cache;
     let renderer = Arc::new(Renderer::new(args.event.event_info())?);
-    let output = OutputDir::create(&args.output, args.fsync).with_context(|| {
-        format!(
-            "cannot create the output directory {}",
-            args.output.display()
-        )
-    })?;
+    let output = OutputDir::create_with_mode(&args.output, args.fsync, args.file_mode)
+        .with_context(|| {
+            format!(
+                "cannot create the output directory {}",
+                args.output.display()
+            )
+        })?;
     let pool = database.connect(args.pool_size).await?;
-    tracing::info!(output = %output.path().display(), "writing badges");
+    tracing::info!(output = %output.path().display(), mode = %args.file_mode, "writing badges");
+    if let Some(retain) = args.retain {
+        // Runs until the process ends; a sweep during the drain is harmless.
+        tokio::spawn(retention::sweep_forever(output.clone(), retain));
+    }
     let builder = Node::builder(pool)
         .config(config)
         .worker(GenerateBadge::new(renderer, output, stats))?;
@@ -172,6 +261,7 @@ pub async fn run(database: &Database, command: WorkCommand) -> anyhow::Result<()
         http,
         full_counts,
     } = command;
+    http.check_exposure()?;
     let stats = Arc::new(RenderStats::default());
     let node = start_node(database, &args, stats.clone(), |node| {
         Ok(node.configure(|config| config.full_counts = full_counts))
@@ -188,15 +278,17 @@ pub async fn run(database: &Database, command: WorkCommand) -> anyhow::Result<()
                 Arc::new(Renderer::new(args.event.event_info())?),
                 seconds("--health-threshold", http.health_threshold)?,
             );
-            Some(start_http(address, dashboard).await?)
+            Some(start_http(address, dashboard, http.auth).await?)
         }
         None => None,
     };
+    // Handled before saying so: a SIGTERM right after this line still drains the node.
+    let stop = shutdown_signal()?;
     tracing::info!(
         worker = GenerateBadge::NAME,
         "ready; stop with SIGINT or SIGTERM"
     );
-    let signal = shutdown_signal().await?;
+    let signal = stop.await;
     tracing::info!(signal, "stopping");
     // The HTTP server keeps answering while the node drains, so the drain can be watched.
     let report = node.shutdown().await;
@@ -220,16 +312,26 @@ type HttpServer = (
     tokio::task::JoinHandle<std::io::Result<()>>,
 );
 
-/// Binds `address` (failing here if it is taken) and serves the dashboard on it.
-async fn start_http(address: SocketAddr, dashboard: Dashboard) -> anyhow::Result<HttpServer> {
+/// Binds `address` (failing here if it is taken) and serves the dashboard on it, asking for
+/// `credentials` if given.
+async fn start_http(
+    address: SocketAddr,
+    dashboard: Dashboard,
+    credentials: Option<Credentials>,
+) -> anyhow::Result<HttpServer> {
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .with_context(|| format!("cannot listen on {address} for --http"))?;
     let address = listener.local_addr()?;
     tracing::info!(%address, "serving the live page at http://{address}/, /metrics and /healthz");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(http::serve(listener, Arc::new(dashboard), async {
-        let _ = stopped.await;
-    }));
+    let server = tokio::spawn(http::serve(
+        listener,
+        Arc::new(dashboard),
+        credentials,
+        async {
+            let _ = stopped.await;
+        },
+    ));
     Ok((stop, server))
 }

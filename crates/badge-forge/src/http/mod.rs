@@ -1,5 +1,7 @@
 //! The `--http` server of `badge-forge work`: `/metrics` for Prometheus, `/healthz` for
-//! orchestrators, and `/`, a live page for people.
+//! orchestrators, and `/`, a live page for people. The page and the badge previews show
+//! attendees' names: with [`Credentials`] every route but `/healthz` asks for them (see
+//! [`auth`]).
 //!
 //! Handlers never wait on the database for the numbers that every scrape or page refresh
 //! needs: a sampler counts the jobs waiting per queue every two seconds (one query over the
@@ -8,8 +10,11 @@
 //! in-process metrics. Only the live page's badge and error lists, and badge previews, query
 //! on demand, each with a small `LIMIT`.
 
+mod auth;
 mod page;
 mod prometheus;
+
+pub use auth::{Credentials, InvalidCredentials};
 
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
@@ -19,6 +24,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
+use axum::middleware;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use oban_core::Prefix;
@@ -58,7 +64,7 @@ struct Queries {
     depth: SqlStr,
     latest_badges: SqlStr,
     recent_errors: SqlStr,
-    badge_args: SqlStr,
+    badge_preview: SqlStr,
 }
 
 /// Waiting and running jobs of one queue, in [`DEPTH_STATES`] order.
@@ -110,7 +116,7 @@ impl Dashboard {
                 depth: prefix.render(DEPTH),
                 latest_badges: prefix.render(page::LATEST_BADGES),
                 recent_errors: prefix.render(page::RECENT_ERRORS),
-                badge_args: prefix.render(page::BADGE_ARGS),
+                badge_preview: prefix.render(page::BADGE_PREVIEW),
             },
             samples: Mutex::default(),
         }
@@ -197,20 +203,32 @@ fn mark_down(samples: &mut Samples, now: Instant, error: String) {
 }
 
 /// Serves the dashboard on `listener` until `shutdown` completes, then finishes the requests
-/// in flight.
+/// in flight. With `credentials`, every route but `/healthz` (a load balancer's probe, which
+/// shows no personal data) answers 401 to requests without them.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     dashboard: Arc<Dashboard>,
+    credentials: Option<Credentials>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     dashboard.sample().await;
     let sampler = tokio::spawn(dashboard.clone().sample_forever());
-    let app = Router::new()
+    let mut private = Router::new()
         .route("/", get(live_page))
         .route("/live", get(live_fragment))
+        .route("/live.css", get(stylesheet))
+        .route("/live.js", get(script))
         .route("/metrics", get(metrics))
+        .route("/badges/{badge}/preview.svg", get(preview));
+    if let Some(credentials) = credentials {
+        private = private.route_layer(middleware::from_fn_with_state(
+            Arc::new(credentials),
+            auth::require,
+        ));
+    }
+    let app = private
         .route("/healthz", get(healthz))
-        .route("/badges/{job}/preview.svg", get(preview))
+        .layer(middleware::from_fn(auth::private_headers))
         .with_state(dashboard);
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
@@ -281,9 +299,29 @@ async fn live_fragment(State(dashboard): Shared) -> Response {
     html(page::LiveFragment::build(&dashboard).await)
 }
 
+/// The live page's styles: a file of its own, as the Content-Security-Policy allows no inline
+/// style.
+async fn stylesheet() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("../../../../templates/live.css"),
+    )
+        .into_response()
+}
+
+/// The live page's refresh script: a file of its own, as the Content-Security-Policy allows
+/// no inline script.
+async fn script() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../../../../templates/live.js"),
+    )
+        .into_response()
+}
+
 fn html(rendered: Result<String, askama::Error>) -> Response {
     match rendered {
-        Ok(body) => ([(header::CACHE_CONTROL, "no-store")], Html(body)).into_response(),
+        Ok(body) => Html(body).into_response(),
         Err(error) => {
             tracing::error!(%error, "live page template failed");
             (StatusCode::INTERNAL_SERVER_ERROR, "template error").into_response()
@@ -291,27 +329,24 @@ fn html(rendered: Result<String, askama::Error>) -> Response {
     }
 }
 
-/// The SVG preview of the badge a GenerateBadge job renders, from its args.
-async fn preview(State(dashboard): Shared, Path(job): Path<String>) -> Response {
-    let Ok(job) = job.parse::<i64>() else {
-        return (StatusCode::NOT_FOUND, "no such job").into_response();
-    };
-    match page::preview(&dashboard, job).await {
-        Ok(page::Preview::Svg(svg)) => (
-            [
-                (header::CONTENT_TYPE, "image/svg+xml"),
-                // A job's args never change, so neither does its preview.
-                (header::CACHE_CONTROL, "public, max-age=3600"),
-            ],
-            svg,
-        )
-            .into_response(),
-        Ok(page::Preview::NotFound) => (StatusCode::NOT_FOUND, "no such badge job").into_response(),
+/// The SVG preview of a badge, addressed by the badge's id from its job's args (which the
+/// operator knows from Elixir or the confirmation), never by the sequential job id. An id
+/// that cannot be a badge's and one no job has get the same 404.
+async fn preview(State(dashboard): Shared, Path(badge): Path<String>) -> Response {
+    let not_found = || (StatusCode::NOT_FOUND, "no such badge").into_response();
+    if !crate::badge_args::is_badge_id(&badge) {
+        return not_found();
+    }
+    match page::preview(&dashboard, &badge).await {
+        Ok(page::Preview::Svg(svg)) => {
+            ([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response()
+        }
+        Ok(page::Preview::NotFound) => not_found(),
         Ok(page::Preview::Invalid(reason)) => {
             (StatusCode::UNPROCESSABLE_ENTITY, reason).into_response()
         }
         Err(error) => {
-            tracing::warn!(%error, job, "badge preview failed");
+            tracing::warn!(%error, "badge preview failed");
             (StatusCode::INTERNAL_SERVER_ERROR, "preview failed").into_response()
         }
     }

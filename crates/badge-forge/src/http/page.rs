@@ -30,9 +30,8 @@ pub(super) const RECENT_ERRORS: &str = "SELECT id, worker, queue, state::text, a
             ORDER BY attempted_at DESC NULLS LAST LIMIT 8)) AS failed \
      ORDER BY attempted_at DESC NULLS LAST LIMIT 8";
 
-/// One GenerateBadge job's args, for its preview.
-pub(super) const BADGE_ARGS: &str =
-    "SELECT args FROM {prefix}.oban_jobs WHERE id = $1 AND worker = $2";
+/// The args of the latest job of one badge, for its preview.
+pub(super) const BADGE_PREVIEW: &str = include_str!("badge_preview.sql");
 
 /// Longest error message shown; the full one is in the job's row.
 const MESSAGE_CHARS: usize = 300;
@@ -109,13 +108,15 @@ struct QueueRow {
 }
 
 struct Bar {
-    /// Percent of the tallest bar.
+    /// Percent of the tallest bar, at least 1.
     height: u64,
     title: String,
 }
 
 struct BadgeCard {
     job: i64,
+    /// The badge's id from the args: what its preview is addressed by.
+    id: String,
     name: String,
     company: String,
     kind: String,
@@ -178,7 +179,8 @@ impl LiveView {
                     .enumerate()
                     .rev()
                     .map(|(ago, &count)| Bar {
-                        height: count * 100 / tallest,
+                        // At least 1, so that an idle minute still shows as a baseline.
+                        height: (count * 100 / tallest).max(1),
                         title: format!("{count} jobs, {}–{} min ago", ago, ago + 1),
                     })
                     .collect();
@@ -271,6 +273,7 @@ async fn latest_badges(dashboard: &Dashboard) -> sqlx::Result<Vec<BadgeCard>> {
             let badge = badge_from_args(&args).ok()?;
             Some(BadgeCard {
                 job,
+                id: badge.id,
                 name: badge.name,
                 company: badge.company,
                 kind: badge.badge_type.to_string(),
@@ -356,17 +359,24 @@ fn bytes(bytes: u64) -> String {
 /// What a badge preview request found.
 pub(super) enum Preview {
     Svg(String),
-    /// No GenerateBadge job with that id.
+    /// No GenerateBadge job of that badge.
     NotFound,
     /// The job's args make no badge (the job was discarded for it).
     Invalid(String),
 }
 
-/// The preview of the badge GenerateBadge job `job` renders.
-pub(super) async fn preview(dashboard: &Dashboard, job: i64) -> anyhow::Result<Preview> {
-    let args: Option<Value> = sqlx::query_scalar(dashboard.sql.badge_args.clone())
-        .bind(job)
+/// The preview of the badge with id `badge`, as its latest GenerateBadge job renders it.
+pub(super) async fn preview(dashboard: &Dashboard, badge: &str) -> anyhow::Result<Preview> {
+    // Args may carry an integer id ({"badge_id": 42}), which reads as the badge id "42".
+    let as_number = badge
+        .parse::<i64>()
+        .ok()
+        .filter(|number| number.to_string() == badge)
+        .map(Value::from);
+    let args: Option<Value> = sqlx::query_scalar(dashboard.sql.badge_preview.clone())
         .bind(GenerateBadge::NAME)
+        .bind(Value::from(badge))
+        .bind(as_number)
         .fetch_optional(&dashboard.pool)
         .await?;
     let Some(args) = args else {

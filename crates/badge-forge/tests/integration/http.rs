@@ -1,7 +1,8 @@
 //! `badge-forge work --http` as a process against a real PostgreSQL: `/metrics` parses as
 //! Prometheus text and its numbers follow the jobs, `/healthz` fails once the LISTEN
-//! connection has been gone longer than the threshold and recovers, and the live page, loaded
-//! in headless Chromium while jobs run, shows numbers that move.
+//! connection has been gone longer than the threshold and recovers, the live page, loaded
+//! in headless Chromium while jobs run, shows numbers that move, and attendees' names are
+//! shown only to those with the credentials, and never in a metric's label.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -29,6 +30,8 @@ struct Server {
     url: String,
     pool: PgPool,
     output: PathBuf,
+    /// The `Authorization` header every request carries, if any.
+    authorization: Option<String>,
 }
 
 impl Server {
@@ -86,11 +89,19 @@ impl Server {
             url,
             pool,
             output,
+            authorization: None,
         }
     }
 
+    /// A server asking for `credentials` (`USER:PASSWORD`), which its requests carry.
+    async fn start_with_auth(credentials: &str) -> Self {
+        let mut server = Self::start_with("30", &["--http-auth", credentials]).await;
+        server.authorization = Some(basic(credentials));
+        server
+    }
+
     async fn get(&self, path: &str) -> Response {
-        get(self.address, path).await
+        get(self.address, path, self.authorization.as_deref()).await
     }
 
     async fn metrics(&self) -> BTreeMap<String, f64> {
@@ -148,10 +159,24 @@ impl Response {
     }
 }
 
-/// A plain HTTP/1.1 GET (the server sends Content-Length; the connection is closed after).
-async fn get(address: SocketAddr, path: &str) -> Response {
+/// The `Authorization` header value for `credentials` (`USER:PASSWORD`).
+fn basic(credentials: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(credentials)
+    )
+}
+
+/// A plain HTTP/1.1 GET (the server sends Content-Length; the connection is closed after),
+/// with this `Authorization` header if any.
+async fn get(address: SocketAddr, path: &str, authorization: Option<&str>) -> Response {
     let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    let authorization =
+        authorization.map_or(String::new(), |value| format!("Authorization: {value}\r\n"));
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\n{authorization}Connection: close\r\n\r\n"
+    );
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut raw = Vec::new();
     tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw))
@@ -260,14 +285,15 @@ fn parse_prometheus(text: &str) -> BTreeMap<String, f64> {
     samples
 }
 
-/// `{key="value",...}` with escaped values.
-fn check_labels(labels: &str, line: &str) {
+/// `{key="value",...}` with escaped values; returns the values as written.
+fn check_labels<'a>(labels: &'a str, line: &str) -> Vec<&'a str> {
     let inner = labels
         .strip_prefix('{')
         .and_then(|labels| labels.strip_suffix('}'))
         .unwrap_or_else(|| panic!("labels not braced: {line}"));
     let mut rest = inner;
     let mut keys = BTreeSet::new();
+    let mut values = Vec::new();
     while !rest.is_empty() {
         let (key, after) = rest.split_once("=\"").unwrap_or_else(|| panic!("{line}"));
         assert!(
@@ -286,9 +312,20 @@ fn check_labels(labels: &str, line: &str) {
                 None => panic!("unterminated label value: {line}"),
             }
         };
+        values.push(&after[..end]);
         rest = &after[end + 1..];
         rest = rest.strip_prefix(',').unwrap_or(rest);
     }
+    values
+}
+
+/// Every label value of every series.
+fn label_values(metrics: &BTreeMap<String, f64>) -> Vec<&str> {
+    metrics
+        .keys()
+        .filter_map(|series| Some((series, &series[series.find('{')?..])))
+        .flat_map(|(series, labels)| check_labels(labels, series))
+        .collect()
 }
 
 const WORKER: &str = "badge_forge.generator.GenerateBadge";
@@ -421,6 +458,21 @@ async fn metrics_parse_as_prometheus_text_and_follow_the_jobs() {
     assert!((1.0..=10.0).contains(&pool), "{pool}");
     assert_eq!(after["badge_forge_up{component=\"database\"}"], 1.0);
     assert_eq!(after["badge_forge_leader"], 1.0);
+
+    // No label carries an attendee's name, company or badge id.
+    let values = label_values(&sampled);
+    assert!(
+        values.contains(&"badges") && values.contains(&WORKER),
+        "{values:?}"
+    );
+    for value in values {
+        let personal = ["Ada", "Lovelace", "Analytical", "No Type"]
+            .iter()
+            .any(|text| value.contains(text))
+            || (0..20).any(|i| value == format!("b{i}"))
+            || value == "x";
+        assert!(!personal, "personal data in a label: {value:?}");
+    }
     server.stop().await;
 }
 
@@ -631,14 +683,15 @@ async fn the_live_page_shows_numbers_that_move_in_chromium() {
         "no refresh before the first interval"
     );
 
-    // The previews the page links to are SVG images of the badges.
-    let job = first
+    // The previews the page links to are SVG images of the badges, by badge id.
+    let badge = first
         .split("src=\"/badges/")
         .nth(1)
         .and_then(|rest| rest.split('/').next())
         .unwrap()
         .to_owned();
-    let preview = server.get(&format!("/badges/{job}/preview.svg")).await;
+    assert!(badge.starts_with('b'), "{badge}");
+    let preview = server.get(&format!("/badges/{badge}/preview.svg")).await;
     assert_eq!(preview.status, 200);
     assert_eq!(preview.header("content-type"), Some("image/svg+xml"));
     assert!(
@@ -647,10 +700,7 @@ async fn the_live_page_shows_numbers_that_move_in_chromium() {
         &preview.body[..60]
     );
     assert!(preview.body.contains("Ada Lovelace"));
-    assert_eq!(
-        server.get("/badges/999999999/preview.svg").await.status,
-        404
-    );
+    assert_eq!(server.get("/badges/b999999/preview.svg").await.status, 404);
     server.stop().await;
 }
 
@@ -747,11 +797,7 @@ async fn hostile_text_is_escaped_on_the_page_and_ids_never_reach_the_file_system
     assert_eq!(page.body.matches("<script").count(), 1, "{}", page.body);
     assert_eq!(page.body.matches("<img ").count(), 1);
 
-    let job: i64 = sqlx::query_scalar("SELECT id FROM oban_jobs WHERE args->>'id' = 'h1'")
-        .fetch_one(&server.pool)
-        .await
-        .unwrap();
-    let svg = server.get(&format!("/badges/{job}/preview.svg")).await;
+    let svg = server.get("/badges/h1/preview.svg").await;
     assert_eq!(svg.status, 200);
     assert!(
         !svg.body.contains("<script") && !svg.body.contains("<img"),
@@ -773,4 +819,162 @@ async fn hostile_text_is_escaped_on_the_page_and_ids_never_reach_the_file_system
         .collect();
     assert_eq!(files, ["badge-h1.pdf"]);
     server.stop().await;
+}
+
+/// The credentials `authentication_guards_everything_but_healthz` serves with.
+const CREDENTIALS: &str = "ops:c0rrect-h0rse-B4ttery";
+
+#[tokio::test]
+async fn authentication_guards_everything_but_healthz() {
+    let server = Server::start_with_auth(CREDENTIALS).await;
+    server.enqueue(badge(0)).await;
+    eventually("the badge rendered", Duration::from_secs(60), || async {
+        let metrics = server.metrics().await;
+        (metrics["badge_forge_badges_rendered_total"] == 1.0).then_some(())
+    })
+    .await;
+    let private = [
+        "/",
+        "/live",
+        "/live.css",
+        "/live.js",
+        "/metrics",
+        "/badges/b0/preview.svg",
+    ];
+    let wrong = [
+        None,
+        Some(basic("ops:c0rrect-h0rse-B4tterz")),
+        Some(basic("ops:c0rrect-h0rse-B4ttery-")),
+        Some(basic("Ops:c0rrect-h0rse-B4ttery")),
+        Some(format!("Bearer {}", &basic(CREDENTIALS)[6..])),
+    ];
+    for path in private {
+        for authorization in &wrong {
+            let refused = get(server.address, path, authorization.as_deref()).await;
+            assert_eq!(refused.status, 401, "{path} with {authorization:?}");
+            assert_eq!(
+                refused.header("www-authenticate"),
+                Some(r#"Basic realm="badge-forge", charset="UTF-8""#),
+                "browsers prompt for the credentials"
+            );
+            assert!(!refused.body.contains("Ada"), "{}", refused.body);
+        }
+        let served = server.get(path).await;
+        assert_eq!(served.status, 200, "{path}: {}", served.body);
+        assert_private_headers(&served, path);
+    }
+    // A load balancer's probe needs no credentials: it shows no personal data.
+    let health = get(server.address, "/healthz", None).await;
+    assert_eq!(health.status, 200, "{}", health.body);
+    assert!(!health.body.contains("Ada"));
+    server.stop().await;
+}
+
+/// The headers that keep the page and previews out of caches, referrers and content sniffing,
+/// and the page to its own script, styles and images.
+fn assert_private_headers(response: &Response, path: &str) {
+    assert_eq!(response.header("cache-control"), Some("no-store"), "{path}");
+    assert_eq!(
+        response.header("referrer-policy"),
+        Some("no-referrer"),
+        "{path}"
+    );
+    assert_eq!(
+        response.header("x-content-type-options"),
+        Some("nosniff"),
+        "{path}"
+    );
+    let policy = response
+        .header("content-security-policy")
+        .unwrap_or_else(|| panic!("{path} has no Content-Security-Policy"));
+    for directive in [
+        "default-src 'none'",
+        "script-src 'self'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(policy.contains(directive), "{path}: {policy}");
+    }
+    assert!(!policy.contains("unsafe"), "{path}: {policy}");
+}
+
+/// Previews are addressed by the badge id only: walking the sequential job ids finds nothing,
+/// and an id no badge has is the same 404 as one no badge could have.
+#[tokio::test]
+async fn previews_cannot_be_enumerated_by_job_id() {
+    let server = Server::start("30").await;
+    for i in 0..3 {
+        server.enqueue(badge(i)).await;
+    }
+    // An integer badge id, as the article's Python worker's args may carry it.
+    server
+        .enqueue(
+            json!({"badge_id": 4242, "name": "Grace Hopper", "company": "Navy", "type": "speaker"}),
+        )
+        .await;
+    eventually("the badges rendered", Duration::from_secs(60), || async {
+        let metrics = server.metrics().await;
+        (metrics["badge_forge_badges_rendered_total"] == 4.0).then_some(())
+    })
+    .await;
+    let jobs: Vec<i64> = sqlx::query_scalar("SELECT id FROM oban_jobs WHERE queue = 'badges'")
+        .fetch_all(&server.pool)
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 4);
+    let unknown = server.get("/badges/b999/preview.svg").await;
+    assert_eq!(unknown.status, 404);
+    for path in jobs
+        .iter()
+        .map(|job| format!("/badges/{job}/preview.svg"))
+        .chain([
+            "/badges/b.0/preview.svg".to_owned(),
+            "/badges/%20b0/preview.svg".to_owned(),
+        ])
+    {
+        let response = server.get(&path).await;
+        assert_eq!(
+            (response.status, &response.body),
+            (unknown.status, &unknown.body),
+            "{path}"
+        );
+    }
+    for (badge, name) in [("b1", "Ada Lovelace 1"), ("4242", "Grace Hopper")] {
+        let preview = server.get(&format!("/badges/{badge}/preview.svg")).await;
+        assert_eq!(preview.status, 200, "{badge}");
+        assert!(preview.body.contains(name), "{badge}");
+        assert_private_headers(&preview, badge);
+    }
+    server.stop().await;
+}
+
+/// Binding beyond loopback without credentials is refused before anything starts, with one
+/// message saying why and what to do; credentials or --http-public let it past that check (to
+/// the missing database here).
+#[test]
+fn a_public_address_without_credentials_is_refused() {
+    let run = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_badge-forge"))
+            .args(["work", "--http", "0.0.0.0:0"])
+            .args(args)
+            .env_remove("DATABASE_URL")
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        String::from_utf8(output.stderr).unwrap()
+    };
+    let refused = run(&[]);
+    assert!(
+        refused.starts_with("error: refusing to serve the live page, previews and metrics on 0.0.0.0:0 without authentication")
+            && refused.contains("--http-auth USER:PASSWORD")
+            && refused.contains("--http-public"),
+        "{refused}"
+    );
+    assert_eq!(refused.lines().count(), 1, "one clear error: {refused}");
+    for allowed in [&["--http-auth", "ops:pw"][..], &["--http-public"]] {
+        let stderr = run(allowed);
+        assert!(
+            stderr.contains("no database given"),
+            "{allowed:?}: {stderr}"
+        );
+    }
 }

@@ -13,6 +13,7 @@ mod deploy_python;
 mod deploy_rolling;
 mod e2e_elixir;
 mod http;
+mod personal_data;
 mod render;
 mod render_rtl;
 mod security;

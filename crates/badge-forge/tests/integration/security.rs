@@ -3,27 +3,27 @@
 //! a LISTEN URL that cannot log in, in both log formats at the most verbose level. Its stdout
 //! and stderr are searched for the secrets; the errors must still say what went wrong.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
 
 use oban_core::temp_postgres::TempPostgres;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{AssertSqlSafe, ConnectOptions};
 
-const BADGE_FORGE: &str = env!("CARGO_BIN_EXE_badge-forge");
+use crate::support::{BADGE_FORGE, READY, run_until};
+
 /// The role's password: distinctive, and the same percent-encoded or not.
 const PASSWORD: &str = "Tr0ub4dor-Zq9vX7wPk";
 /// A wrong password.
 const WRONG_PASSWORD: &str = "Wr0ngH0rse-Kq7mD2sL";
 /// A secret in a URL parameter sqlx does not know (libpq's passphrase of a client key).
 const PASSPHRASE: &str = "Pa55phrase-Vb3nR8tYq";
+/// The live page's password (`--http-auth ops:…`).
+const HTTP_PASSWORD: &str = "Ht7pPass-Wd4xQz";
 
 /// Fails naming where a secret shows up in `text`, with some context.
 fn assert_no_secret(text: &str, what: &str) {
-    for secret in [PASSWORD, WRONG_PASSWORD, PASSPHRASE] {
+    for secret in [PASSWORD, WRONG_PASSWORD, PASSPHRASE, HTTP_PASSWORD] {
         if let Some(at) = text.find(secret) {
             let start = text[..at]
                 .char_indices()
@@ -66,58 +66,20 @@ fn closed_port() -> u16 {
         .port()
 }
 
-/// Runs `badge-forge work` with `DATABASE_URL=url` and `OBAN_LISTEN_URL=listen_url` until it
-/// logs `until`, then stops it with SIGTERM; returns all it printed.
+/// Runs `badge-forge work` with `DATABASE_URL=url` and `OBAN_LISTEN_URL=listen_url`, its
+/// live page behind `--http-auth`, until it logs `until`; returns all it printed.
 fn work_until(format: &str, url: &str, listen_url: &str, output: &Path, until: &str) -> String {
-    let mut child = Command::new(BADGE_FORGE)
+    let mut command = Command::new(BADGE_FORGE);
+    command
         .args(["--log-format", format, "work", "--poll-interval", "0.2"])
+        .args(["--http", "127.0.0.1:0"])
         .arg("--output")
         .arg(output)
         .env("DATABASE_URL", url)
         .env("OBAN_LISTEN_URL", listen_url)
-        .env("RUST_LOG", "trace")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the badge-forge binary runs");
-    let (lines, received) = mpsc::channel();
-    for stream in [
-        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-        Box::new(child.stderr.take().unwrap()),
-    ] {
-        let lines = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                let _ = lines.send(line);
-            }
-        });
-    }
-    drop(lines);
-    let mut printed = String::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let mut seen = false;
-    while !seen {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        match received.recv_timeout(left) {
-            Ok(line) => {
-                seen = line.contains(until);
-                printed.push_str(&line);
-                printed.push('\n');
-            }
-            Err(_) => {
-                let _ = child.kill();
-                panic!("badge-forge work never logged {until:?}; it printed:\n{printed}");
-            }
-        }
-    }
-    let pid = child.id().to_string();
-    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    assert!(killed.success());
-    let status = child.wait().unwrap();
-    printed.extend(received.iter().flat_map(|line| [line, "\n".to_owned()]));
-    assert!(status.success(), "{status}; it printed:\n{printed}");
-    printed
+        .env("BADGE_FORGE_HTTP_AUTH", format!("ops:{HTTP_PASSWORD}"))
+        .env("RUST_LOG", "trace");
+    run_until(command, &[until, READY])
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -160,7 +122,8 @@ async fn the_cli_never_prints_a_password() {
     let wrong = url(WRONG_PASSWORD);
     let unreachable = format!("postgres://app:{PASSWORD}@127.0.0.1:{}/jobs", closed_port());
     let unknown_parameter = format!("{}?sslpassword={PASSPHRASE}", url(WRONG_PASSWORD));
-    let failing: [(&str, &[&str], &str); 7] = [
+    let http_auth = format!("ops:{HTTP_PASSWORD}");
+    let failing: [(&str, &[&str], &str); 8] = [
         (&wrong, &["migrate"], "password authentication failed"),
         (&wrong, &["status"], "password authentication failed"),
         (
@@ -171,6 +134,19 @@ async fn the_cli_never_prints_a_password() {
         (
             &wrong,
             &["work", "--output", output_arg],
+            "password authentication failed",
+        ),
+        (
+            &wrong,
+            &[
+                "work",
+                "--output",
+                output_arg,
+                "--http",
+                "127.0.0.1:0",
+                "--http-auth",
+                &http_auth,
+            ],
             "password authentication failed",
         ),
         (
@@ -222,6 +198,48 @@ async fn the_cli_never_prints_a_password() {
     tokio::task::spawn_blocking(move || drop(cluster))
         .await
         .unwrap();
+}
+
+/// The live page's password stays out of `--help` (given in the environment) and out of the
+/// errors about a malformed value, which still say what is wrong.
+#[test]
+fn the_cli_never_prints_the_http_password() {
+    let help = Command::new(BADGE_FORGE)
+        .args(["work", "--help"])
+        .env("BADGE_FORGE_HTTP_AUTH", format!("ops:{HTTP_PASSWORD}"))
+        .output()
+        .unwrap();
+    assert!(help.status.success());
+    assert!(
+        text(&help).contains("--http-auth <USER:PASSWORD>"),
+        "{}",
+        text(&help)
+    );
+    assert_no_secret(&text(&help), "work --help");
+    for value in [
+        HTTP_PASSWORD.to_owned(),
+        format!(":{HTTP_PASSWORD}"),
+        format!("ops:{HTTP_PASSWORD}\u{7}"),
+    ] {
+        for (flag, env) in [(Some(value.as_str()), None), (None, Some(value.as_str()))] {
+            let mut command = Command::new(BADGE_FORGE);
+            command.args(["work", "--http", "127.0.0.1:0"]);
+            if let Some(value) = flag {
+                command.args(["--http-auth", value]);
+            }
+            if let Some(value) = env {
+                command.env("BADGE_FORGE_HTTP_AUTH", value);
+            }
+            let refused = command.output().unwrap();
+            assert!(!refused.status.success());
+            let printed = text(&refused);
+            assert!(
+                printed.contains("--http-auth must be USER:PASSWORD"),
+                "{printed}"
+            );
+            assert_no_secret(&printed, "a malformed --http-auth");
+        }
+    }
 }
 
 /// Logs piped to a file or a collector are plain text: no terminal colour codes that a log

@@ -118,6 +118,57 @@ fn signal(pid: i32, sig: &str) {
     assert!(status.success(), "kill {sig} {pid} failed");
 }
 
+/// Runs `command` (a `badge-forge work`) until it has printed a line containing each of
+/// `until`, then stops it with SIGTERM and checks that it exits 0; returns all it printed,
+/// stdout and stderr. Include `READY` unless a later line implies it: a SIGTERM before the
+/// node handles signals kills it.
+pub fn run_until(mut command: Command, until: &[&str]) -> String {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the badge-forge binary runs");
+    let (lines, received) = mpsc::channel();
+    for stream in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let lines = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                let _ = lines.send(line);
+            }
+        });
+    }
+    drop(lines);
+    let mut printed = String::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut unseen = until.to_vec();
+    while !unseen.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match received.recv_timeout(left) {
+            Ok(line) => {
+                unseen.retain(|needle| !line.contains(needle));
+                printed.push_str(&line);
+                printed.push('\n');
+            }
+            Err(_) => {
+                let _ = child.kill();
+                panic!("badge-forge never printed {unseen:?}; it printed:\n{printed}");
+            }
+        }
+    }
+    signal(child.id() as i32, "-TERM");
+    let status = child.wait().unwrap();
+    printed.extend(received.iter().flat_map(|line| [line, "\n".to_owned()]));
+    assert!(status.success(), "{status}; it printed:\n{printed}");
+    printed
+}
+
+/// What `badge-forge work` logs once it handles SIGTERM.
+pub const READY: &str = "ready; stop with SIGINT or SIGTERM";
+
 /// The Elixir peer (`e2e/elixir/peer.exs`), reading its JSON event lines from stdout.
 pub struct ElixirPeer {
     child: Child,
