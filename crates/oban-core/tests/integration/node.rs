@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::support::{
-    Scripted, database, eventually, fast_config, start_scripted, state_of, wait_for_state,
+    Scripted, Tap, database, eventually, fast_config, start_scripted, state_of, wait_for_state,
 };
 use chrono::NaiveDateTime;
 use oban_core::insert::NewJob;
@@ -426,6 +426,44 @@ async fn the_leader_stages_rescues_and_prunes_its_queues_only() {
             ("fresh", "completed"),
         ],
         "another runtime's queue was touched"
+    );
+    node.shutdown().await;
+}
+
+/// The leader announces a maintained queue only while it has an available job: one available
+/// `badges` job must not wake the nodes of `printing` and `other` every second.
+#[tokio::test]
+async fn the_stager_announces_only_the_queues_that_have_available_jobs() {
+    let (pool, client, url) = database().await;
+    let config = oban_core::config::Config {
+        // Runs no queue, so the available job stays available.
+        maintained_queues: Some(vec!["badges".into(), "printing".into(), "other".into()]),
+        ..fast_config(&[])
+    };
+    let node = start_scripted(&pool, config).await;
+    eventually("the node to lead", Duration::from_secs(10), || async {
+        node.is_leader().then_some(())
+    })
+    .await;
+    client
+        .insert(&Scripted::new_job(&json!({})).unwrap().queue("badges"))
+        .await
+        .unwrap();
+    let mut tap = Tap::new(&url, &["insert"]).await;
+    let mut heard = Vec::new();
+    // Three announcements of badges span at least two staging runs.
+    tap.until(
+        "three announcements of badges",
+        Duration::from_secs(10),
+        |note| {
+            heard.push(note.json["queue"].as_str().unwrap_or_default().to_owned());
+            (heard.iter().filter(|queue| *queue == "badges").count() == 3).then_some(())
+        },
+    )
+    .await;
+    assert!(
+        heard.iter().all(|queue| queue == "badges"),
+        "announced queues without available jobs: {heard:?}"
     );
     node.shutdown().await;
 }
