@@ -196,13 +196,13 @@ impl NodeBuilder {
             services.spawn(reporter.run(stop_services.clone()));
         }
 
-        let leadership = config.leadership && schema.has_oban_peers;
-        if config.leadership && !leadership {
+        let table = schema.leadership_table.filter(|_| config.leadership);
+        if config.leadership && table.is_none() {
             tracing::warn!(
-                "no oban_peers table (an oban-py install): this node will not lead, so its queues are not staged, rescued or pruned by it"
+                "neither oban_peers nor oban_leaders exists: this node will not lead, so its queues are not staged, rescued or pruned by it"
             );
         }
-        if leadership {
+        if let Some(table) = table {
             let queues = match &config.maintained_queues {
                 Some(listed) => Maintained::Listed(listed.clone().into()),
                 None => Maintained::Running {
@@ -213,6 +213,7 @@ impl NodeBuilder {
             let leader = Leader {
                 pool: pool.clone(),
                 prefix: config.prefix.clone(),
+                table,
                 name: config.leadership_name.clone(),
                 node: config.node.clone(),
                 interval: config.leader_interval,
