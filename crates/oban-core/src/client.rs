@@ -5,6 +5,7 @@
 use serde_json::Value;
 use sqlx::PgPool;
 
+use crate::config::QueueConfig;
 use crate::insert::{self, InsertedJob, NewJob};
 use crate::notifier::{self, Channel};
 use crate::signal::{self, Signal};
@@ -63,6 +64,28 @@ impl Client {
         let ident = node.map_or_else(|| "any".to_owned(), |node| signal::ident(&self.name, node));
         self.publish(Channel::Signal, &[signal.to_payload(&ident)])
             .await
+    }
+
+    /// Starts `queue` with `limit` on every node (`node: None`) or on one node of this
+    /// instance, as `Oban.start_queue/2` does; a node already running it changes nothing. To
+    /// start it paused, send [`Signal::Start`] with [`Client::signal`].
+    pub async fn start_queue(&self, queue: &str, limit: usize, node: Option<&str>) -> Result<()> {
+        QueueConfig::new(queue, limit).validate()?;
+        let start = Signal::Start {
+            queue: queue.to_owned(),
+            limit,
+            paused: false,
+        };
+        self.signal(&start, node).await
+    }
+
+    /// Stops `queue` on every node (`node: None`) or on one node of this instance, as
+    /// `Oban.stop_queue/2` does: it claims nothing more and its running jobs finish.
+    pub async fn stop_queue(&self, queue: &str, node: Option<&str>) -> Result<()> {
+        let stop = Signal::Stop {
+            queue: queue.to_owned(),
+        };
+        self.signal(&stop, node).await
     }
 
     /// Cancels a job as `Oban.cancel_job/1` does: a job not yet finished becomes `cancelled`

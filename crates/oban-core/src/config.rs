@@ -76,7 +76,8 @@ pub struct Config {
     pub leadership_name: String,
     /// Election interval; the leader renews at half of it.
     pub leader_interval: Duration,
-    /// Queues the leader stages, rescues and prunes; `None` means [`Config::queues`].
+    /// Queues the leader stages, rescues and prunes; `None` means [`Config::queues`] and any
+    /// other queue the leader runs now (started by a `start` signal).
     pub maintained_queues: Option<Vec<String>>,
     /// Staging interval.
     pub stage_interval: Duration,
@@ -228,6 +229,18 @@ impl QueueConfig {
             limit,
         }
     }
+
+    /// Checks what the schema and a producer need: a name of 1-127 characters (Elixir's
+    /// `queue_length` check) and a limit above zero.
+    pub fn validate(&self) -> Result<()> {
+        if self.name.is_empty() || self.name.chars().count() > 127 || self.limit == 0 {
+            return Err(Error::Config(format!(
+                "queue {:?} needs a name of 1-127 characters and a limit > 0",
+                self.name
+            )));
+        }
+        Ok(())
+    }
 }
 
 impl std::fmt::Display for QueueConfig {
@@ -315,12 +328,7 @@ impl Config {
         }
         let mut seen = std::collections::HashSet::new();
         for queue in &self.queues {
-            if queue.name.is_empty() || queue.name.chars().count() > 127 || queue.limit == 0 {
-                return Err(Error::Config(format!(
-                    "queue {:?} needs a name of 1-127 characters and a limit > 0",
-                    queue.name
-                )));
-            }
+            queue.validate()?;
             if !seen.insert(&queue.name) {
                 return Err(Error::Config(format!(
                     "queue {:?} is configured twice",

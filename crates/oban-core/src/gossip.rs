@@ -10,22 +10,23 @@
 //! as Elixir writes `DateTime`s (`2026-08-02T12:34:56.123456Z`); Oban Web parses them with
 //! `DateTime.from_iso8601`, which requires the offset.
 //!
-//! When the node stops it sends a last check per queue with `shutdown_started_at` set and no
-//! running jobs, which Oban Web shows as a terminating queue until the check expires.
+//! A queue stopped by a signal reports `shutdown_started_at` (and `paused`) while its running
+//! jobs finish, as Elixir's producer does. When it is gone, and for every queue when the node
+//! stops, a last check goes out with `shutdown_started_at` set and no running jobs, which Oban
+//! Web shows as a terminating queue until the check expires.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::node::collect_statuses;
 use crate::notifier::{self, Channel, MAX_PAYLOAD, encode_payload};
-use crate::producer::{ProducerEvent, QueueStatus};
+use crate::producer::QueueStatus;
+use crate::queues::Producers;
 use crate::{Db, Prefix, Result};
 
 /// One queue on one node, as a `gossip` check.
@@ -139,14 +140,14 @@ pub(crate) struct Gossip {
     pub prefix: Prefix,
     pub name: String,
     pub node: String,
-    pub producers: HashMap<String, mpsc::Sender<ProducerEvent>>,
+    pub producers: Producers,
     pub interval: Duration,
 }
 
 impl Gossip {
     pub async fn run(self, stop: CancellationToken) {
-        // The latest status of every queue, for the final checks after the producers are gone.
-        let mut latest: BTreeMap<String, QueueStatus> = BTreeMap::new();
+        // The latest status of every producer, for its final check once it is gone.
+        let mut latest: HashMap<Uuid, QueueStatus> = HashMap::new();
         let mut tick = tokio::time::interval(self.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -154,34 +155,44 @@ impl Gossip {
                 _ = stop.cancelled() => break,
                 _ = tick.tick() => {}
             }
-            let statuses = collect_statuses(&self.producers).await;
+            let statuses = self.producers.statuses().await;
             let now = Utc::now();
-            let checks: Vec<Check> = statuses
+            let mut checks: Vec<Check> = statuses
                 .iter()
                 .map(|status| Check::new(status, &self.name, &self.node, now))
                 .collect();
-            latest.extend(
-                statuses
-                    .into_iter()
-                    .map(|status| (status.queue.clone(), status)),
-            );
+            let current: HashMap<Uuid, QueueStatus> = statuses
+                .into_iter()
+                .map(|status| (status.uuid, status))
+                .collect();
+            // Queues stopped by a signal end with a terminating check, as at node shutdown.
+            let gone = std::mem::replace(&mut latest, current)
+                .into_values()
+                .filter(|status| !latest.contains_key(&status.uuid));
+            checks.extend(gone.map(|status| self.last_check(status, now)));
             if let Err(error) = self.publish(checks).await {
                 tracing::debug!(%error, "gossip checks not sent");
             }
         }
         // The node stops services after its producers have drained and their acks are written.
         let now = Utc::now();
-        let last: Vec<Check> = latest
-            .into_values()
-            .map(|mut status| {
-                status.shutdown_started_at.get_or_insert(now);
-                status.running.clear();
-                Check::new(&status, &self.name, &self.node, now)
-            })
+        let mut last: Vec<QueueStatus> = latest.into_values().collect();
+        last.sort_by(|a, b| a.queue.cmp(&b.queue));
+        let last = last
+            .into_iter()
+            .map(|status| self.last_check(status, now))
             .collect();
         if let Err(error) = self.publish(last).await {
             tracing::debug!(%error, "final gossip checks not sent");
         }
+    }
+
+    /// The check of a producer that has ended: shutting down since then at the latest, with
+    /// nothing running, so Oban Web shows it terminating until the check expires.
+    fn last_check(&self, mut status: QueueStatus, now: DateTime<Utc>) -> Check {
+        status.shutdown_started_at.get_or_insert(now);
+        status.running.clear();
+        Check::new(&status, &self.name, &self.node, now)
     }
 
     async fn publish(&self, checks: Vec<Check>) -> Result<()> {

@@ -4,7 +4,9 @@
 //! the interval), but under a name of its own ([`crate::config::Config::leadership_name`],
 //! `"Oban.rust"` by default). Elixir only deletes and renews rows of its own name (`"Oban"`) and
 //! oban-py uses `oban_leaders`, so each runtime keeps its own leader and none can take
-//! leadership from another.
+//! leadership from another. On a schema oban-py installed, which has no `oban_peers`, the row
+//! goes into `oban_leaders` beside oban-py's, still under this runtime's name: oban-py renews
+//! only its own name's row and deletes only expired ones, so the two leaders coexist there too.
 
 use std::future::Future;
 use std::time::Duration;
@@ -16,16 +18,46 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backoff::jitter_down;
 use crate::notifier::{self, Channel};
+use crate::schema::LeadershipTable;
 use crate::{Db, Prefix, Result};
 
 const DELETE_EXPIRED: &str = include_str!("sql/delete_expired_leader.sql");
 const ELECT: &str = include_str!("sql/elect.sql");
 const RESIGN: &str = include_str!("sql/resign.sql");
+const DELETE_EXPIRED_OBAN_LEADERS: &str = include_str!("sql/delete_expired_oban_leaders.sql");
+const ELECT_OBAN_LEADERS: &str = include_str!("sql/elect_oban_leaders.sql");
+const RESIGN_OBAN_LEADERS: &str = include_str!("sql/resign_oban_leaders.sql");
+
+/// The election's statements for a leadership table, rendered for the prefix.
+struct Statements {
+    delete_expired: SqlStr,
+    elect: SqlStr,
+    resign: SqlStr,
+}
+
+impl Statements {
+    fn new(table: LeadershipTable, prefix: &Prefix) -> Self {
+        match table {
+            LeadershipTable::ObanPeers => Self {
+                delete_expired: prefix.render(DELETE_EXPIRED),
+                elect: prefix.render(ELECT),
+                resign: prefix.render(RESIGN),
+            },
+            LeadershipTable::ObanLeaders => Self {
+                delete_expired: prefix.render(DELETE_EXPIRED_OBAN_LEADERS),
+                elect: prefix.render(ELECT_OBAN_LEADERS),
+                resign: prefix.render(RESIGN_OBAN_LEADERS),
+            },
+        }
+    }
+}
 
 pub(crate) struct Leader {
     pub pool: Db,
     pub prefix: Prefix,
-    /// The `oban_peers.name` this runtime elects under.
+    /// Where the leadership row goes.
+    pub table: LeadershipTable,
+    /// The row's name, this runtime's own.
     pub name: String,
     pub node: String,
     pub interval: Duration,
@@ -36,12 +68,9 @@ pub(crate) struct Leader {
 
 impl Leader {
     pub async fn run(mut self, stop: CancellationToken) {
-        let (delete_expired, elect) = (
-            self.prefix.render(DELETE_EXPIRED),
-            self.prefix.render(ELECT),
-        );
+        let statements = Statements::new(self.table, &self.prefix);
         loop {
-            let leading = match self.elect(&delete_expired, &elect).await {
+            let leading = match self.elect(&statements).await {
                 Ok(leading) => leading,
                 Err(error) => {
                     tracing::warn!(%error, "leader election failed; not leading until the next one");
@@ -63,19 +92,19 @@ impl Leader {
             }
         }
         if *self.is_leader.borrow() {
-            self.resign().await;
+            self.resign(&statements.resign).await;
         }
     }
 
-    async fn elect(&self, delete_expired: &SqlStr, elect: &SqlStr) -> Result<bool> {
+    async fn elect(&self, statements: &Statements) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
         // In a transaction of our own, so `Db` cannot choose for us (see `Db::persistent`).
-        sqlx::query(delete_expired.clone())
+        sqlx::query(statements.delete_expired.clone())
             .bind(&self.name)
             .persistent(self.pool.persistent())
             .execute(&mut *tx)
             .await?;
-        let leader: Option<(String,)> = sqlx::query_as(elect.clone())
+        let leader: Option<(String,)> = sqlx::query_as(statements.elect.clone())
             .bind(&self.name)
             .bind(&self.node)
             .bind(self.interval.as_secs_f64())
@@ -87,10 +116,10 @@ impl Leader {
     }
 
     /// Deletes our row and tells peers, so that one of them takes over at once.
-    async fn resign(&self) {
+    async fn resign(&self, resign: &SqlStr) {
         self.is_leader.send_replace(false);
         let resigned = async {
-            sqlx::query(self.prefix.render(RESIGN))
+            sqlx::query(resign.clone())
                 .bind(&self.name)
                 .bind(&self.node)
                 .execute(&self.pool)

@@ -56,6 +56,7 @@ pub mod notifier;
 pub mod prefix;
 pub mod producer;
 mod pruner;
+mod queues;
 pub mod schema;
 pub mod signal;
 mod stager;

@@ -3,13 +3,13 @@
 //! Lifeline does. Jobs running on this very node are never rescued. Set `rescue_after` above
 //! the longest job: a slow job on another live node is indistinguishable from an orphan.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::leader::every_while_leading;
+use crate::queues::{Maintained, Producers};
 use crate::{Db, Prefix};
 
 const RESCUE: &str = include_str!("sql/rescue.sql");
@@ -17,9 +17,9 @@ const RESCUE: &str = include_str!("sql/rescue.sql");
 pub(crate) struct Lifeline {
     pub pool: Db,
     pub prefix: Prefix,
-    pub queues: Arc<[String]>,
-    /// UUIDs of this node's producers, whose jobs are alive by definition.
-    pub own_producers: Arc<[String]>,
+    pub queues: Maintained,
+    /// This node's producers, whose jobs are alive by definition.
+    pub own_producers: Producers,
     pub interval: Duration,
     pub rescue_after: Duration,
 }
@@ -29,9 +29,9 @@ impl Lifeline {
         let rescue = self.prefix.render(RESCUE);
         every_while_leading("rescuing", self.interval, is_leader, stop, || async {
             let rescued: Vec<(i64, String)> = sqlx::query_as(rescue.clone())
-                .bind(&self.queues[..])
+                .bind(self.queues.names())
                 .bind(self.rescue_after.as_secs_f64())
-                .bind(&self.own_producers[..])
+                .bind(self.own_producers.uuids())
                 .fetch_all(&self.pool)
                 .await?;
             if !rescued.is_empty() {

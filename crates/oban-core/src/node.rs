@@ -2,27 +2,27 @@
 //! `metrics` publishers for Oban Web, and, when it leads, the maintenance loops.
 //! [`Node::builder`] starts one; [`NodeHandle::shutdown`] stops it gracefully.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
 use sqlx::PgPool;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::ack::{AckSettings, Acker};
 use crate::client::Client;
-use crate::config::Config;
+use crate::config::{Config, QueueConfig};
 use crate::cron::{self, CronEntry};
 use crate::gossip::Gossip;
 use crate::leader::Leader;
 use crate::lifeline::Lifeline;
 use crate::met::{self, FullCounts};
 use crate::notifier::{Channel, Listener, ListenerHealth, Notification};
-use crate::producer::{Producer, ProducerContext, ProducerEvent, ProducerSettings, QueueStatus};
+use crate::producer::{ProducerContext, ProducerEvent, QueueStatus};
 use crate::pruner::Pruner;
+use crate::queues::{Maintained, Midwife, MidwifeSettings, Producers, QueueCommand};
 use crate::schema::{self, SchemaInfo};
 use crate::signal::{self, Signal};
 use crate::stager::Stager;
@@ -122,27 +122,22 @@ impl NodeBuilder {
             log_args: config.log_args,
             abandon: abandon.clone(),
         };
-        let mut producers = HashMap::new();
-        let mut producer_tasks = JoinSet::new();
-        let mut own_producers = Vec::new();
+        let mut midwife = Midwife::new(
+            MidwifeSettings {
+                node: config.node.clone(),
+                poll_interval: config.poll_interval,
+                dispatch_cooldown: config.dispatch_cooldown,
+                shutdown_grace: config.shutdown_grace,
+            },
+            context,
+            stop_claiming.clone(),
+        );
         for queue in &config.queues {
-            let (events, inbox) = mpsc::channel(256);
-            let producer = Producer::new(
-                ProducerSettings {
-                    queue: queue.name.clone(),
-                    limit: queue.limit,
-                    node: config.node.clone(),
-                    poll_interval: config.poll_interval,
-                    dispatch_cooldown: config.dispatch_cooldown,
-                },
-                context.clone(),
-            );
-            own_producers.push(producer.uuid().to_string());
-            producer_tasks.spawn(producer.run(inbox, stop_claiming.clone()));
-            producers.insert(queue.name.clone(), events);
+            midwife.start(queue.clone(), false);
         }
-        // Producers hold the only ack senders: once they end, the acker drains and ends.
-        drop(context);
+        let producers = midwife.producers();
+        let (commands, command_inbox) = mpsc::channel(64);
+        let midwife_task = tokio::spawn(midwife.run(command_inbox));
 
         let mut services = JoinSet::new();
         let (is_leader_tx, is_leader) = watch::channel(false);
@@ -172,6 +167,7 @@ impl NodeBuilder {
             ident: signal::ident(&config.name, &config.node),
             leadership_name: config.leadership_name.clone(),
             producers: producers.clone(),
+            commands,
             resigned: resigned_tx,
         };
         services.spawn(router.run(notifications, reconnected));
@@ -203,17 +199,24 @@ impl NodeBuilder {
         }
 
         let crontab: Arc<[CronEntry]> = config.crontab.clone().into();
-        let leadership = config.leadership && schema.has_oban_peers;
-        if config.leadership && !leadership {
+        let table = schema.leadership_table.filter(|_| config.leadership);
+        if config.leadership && table.is_none() {
             tracing::warn!(
-                "no oban_peers table (an oban-py install): this node will not lead, so its queues are not staged, rescued or pruned by it"
+                "neither oban_peers nor oban_leaders exists: this node will not lead, so its queues are not staged, rescued or pruned by it"
             );
         }
-        if leadership {
-            let queues: Arc<[String]> = config.maintained_queues().into();
+        if let Some(table) = table {
+            let queues = match &config.maintained_queues {
+                Some(listed) => Maintained::Listed(listed.clone().into()),
+                None => Maintained::Running {
+                    configured: config.maintained_queues().into(),
+                    producers: producers.clone(),
+                },
+            };
             let leader = Leader {
                 pool: pool.clone(),
                 prefix: config.prefix.clone(),
+                table,
                 name: config.leadership_name.clone(),
                 node: config.node.clone(),
                 interval: config.leader_interval,
@@ -233,7 +236,7 @@ impl NodeBuilder {
                 pool: pool.clone(),
                 prefix: config.prefix.clone(),
                 queues: queues.clone(),
-                own_producers: own_producers.into(),
+                own_producers: producers.clone(),
                 interval: config.rescue_interval,
                 rescue_after: config.rescue_after,
             };
@@ -283,7 +286,7 @@ impl NodeBuilder {
                 is_leader,
                 health,
             },
-            producer_tasks,
+            midwife_task,
             acker_task,
             services,
             stop_claiming,
@@ -300,7 +303,8 @@ pub struct NodeHandle {
     schema: SchemaInfo,
     client: Client,
     monitor: NodeMonitor,
-    producer_tasks: JoinSet<()>,
+    /// Ends once every producer has drained (see [`Midwife::run`]).
+    midwife_task: tokio::task::JoinHandle<()>,
     acker_task: tokio::task::JoinHandle<()>,
     services: JoinSet<()>,
     stop_claiming: CancellationToken,
@@ -315,7 +319,7 @@ pub struct NodeHandle {
 #[derive(Clone)]
 pub struct NodeMonitor {
     metrics: Metrics,
-    producers: HashMap<String, mpsc::Sender<ProducerEvent>>,
+    producers: Producers,
     is_leader: watch::Receiver<bool>,
     health: watch::Receiver<ListenerHealth>,
 }
@@ -336,9 +340,10 @@ impl NodeMonitor {
         *self.health.borrow()
     }
 
-    /// The status of each running queue, as gossip checks report it.
+    /// The status of each running queue (and of each stopped one still finishing its jobs),
+    /// as gossip checks report it.
     pub async fn queue_status(&self) -> Vec<QueueStatus> {
-        collect_statuses(&self.producers).await
+        self.producers.statuses().await
     }
 }
 
@@ -401,13 +406,12 @@ impl NodeHandle {
     pub async fn shutdown(mut self) -> ShutdownReport {
         tracing::info!(node = %self.config.node, grace = ?self.config.shutdown_grace, "shutting down");
         self.stop_claiming.cancel();
-        let drain = async { while self.producer_tasks.join_next().await.is_some() {} };
-        let drained = tokio::time::timeout(self.config.shutdown_grace, drain)
+        let drained = tokio::time::timeout(self.config.shutdown_grace, &mut self.midwife_task)
             .await
             .is_ok();
         if !drained {
             self.abandon.cancel();
-            while self.producer_tasks.join_next().await.is_some() {}
+            let _ = (&mut self.midwife_task).await;
         }
         let ack_deadline = self.config.shutdown_grace.max(Duration::from_secs(5));
         if tokio::time::timeout(ack_deadline, &mut self.acker_task)
@@ -424,29 +428,13 @@ impl NodeHandle {
     }
 }
 
-/// Asks every producer for its status, sorted by queue; producers that have stopped are left
-/// out.
-pub(crate) async fn collect_statuses(
-    producers: &HashMap<String, mpsc::Sender<ProducerEvent>>,
-) -> Vec<QueueStatus> {
-    let mut statuses = Vec::with_capacity(producers.len());
-    for events in producers.values() {
-        let (reply, answer) = oneshot::channel();
-        if events.send(ProducerEvent::Status(reply)).await.is_ok()
-            && let Ok(status) = answer.await
-        {
-            statuses.push(status);
-        }
-    }
-    statuses.sort_by(|a, b| a.queue.cmp(&b.queue));
-    statuses
-}
-
 /// Routes notifications to the producers and the leader.
 struct Router {
     ident: String,
     leadership_name: String,
-    producers: HashMap<String, mpsc::Sender<ProducerEvent>>,
+    producers: Producers,
+    /// To the midwife, which starts and stops queues.
+    commands: mpsc::Sender<QueueCommand>,
     resigned: mpsc::Sender<()>,
 }
 
@@ -461,7 +449,7 @@ impl Router {
                 Some(notification) = notifications.recv() => self.route(notification),
                 Some(()) = reconnected.recv() => {
                     // Wake-ups sent while the listener was away are lost: look now.
-                    for events in self.producers.values() {
+                    for events in self.producers.all_events() {
                         let _ = events.try_send(ProducerEvent::Wake);
                     }
                 }
@@ -475,7 +463,7 @@ impl Router {
             Channel::Insert => {
                 if let Some(events) = payload["queue"]
                     .as_str()
-                    .and_then(|queue| self.producers.get(queue))
+                    .and_then(|queue| self.producers.events(queue))
                 {
                     // A full inbox already holds a wake-up.
                     let _ = events.try_send(ProducerEvent::Wake);
@@ -497,28 +485,45 @@ impl Router {
         };
         tracing::debug!(?signal, "signal received");
         let send = |queue: &str, event: ProducerEvent| {
-            if let Some(events) = self.producers.get(queue) {
+            if let Some(events) = self.producers.events(queue) {
                 let _ = events.try_send(event);
+            }
+        };
+        let command = |command: QueueCommand| {
+            if let Err(error) = self.commands.try_send(command) {
+                tracing::warn!(%error, "queue start/stop signal dropped");
             }
         };
         match signal {
             Signal::Pause(ref target) | Signal::Resume(ref target) => {
                 let pause = matches!(signal, Signal::Pause(_));
-                for queue in self.producers.keys().filter(|queue| target.matches(queue)) {
-                    send(
-                        queue,
-                        if pause {
-                            ProducerEvent::Pause
-                        } else {
-                            ProducerEvent::Resume
-                        },
-                    );
+                for queue in self.producers.queues() {
+                    if target.matches(&queue) {
+                        send(
+                            &queue,
+                            if pause {
+                                ProducerEvent::Pause
+                            } else {
+                                ProducerEvent::Resume
+                            },
+                        );
+                    }
                 }
             }
             Signal::Scale { queue, limit } => send(&queue, ProducerEvent::Scale(limit)),
+            Signal::Start {
+                queue,
+                limit,
+                paused,
+            } => command(QueueCommand::Start {
+                queue: QueueConfig::new(queue, limit),
+                paused,
+            }),
+            Signal::Stop { queue } => command(QueueCommand::Stop { queue }),
+            // A stopping queue still runs jobs, which may be killed.
             Signal::Kill { job_id } => {
-                for queue in self.producers.keys() {
-                    send(queue, ProducerEvent::Kill(job_id));
+                for events in self.producers.all_events() {
+                    let _ = events.try_send(ProducerEvent::Kill(job_id));
                 }
             }
         }

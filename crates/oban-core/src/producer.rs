@@ -64,6 +64,8 @@ pub struct QueueStatus {
 pub(crate) struct ProducerSettings {
     pub queue: String,
     pub limit: usize,
+    /// Starts paused (a `start` signal may ask for it).
+    pub paused: bool,
     pub node: String,
     pub poll_interval: Duration,
     pub dispatch_cooldown: Duration,
@@ -105,12 +107,12 @@ impl Producer {
     pub fn new(settings: ProducerSettings, context: ProducerContext) -> Self {
         let uuid = Uuid::new_v4();
         Self {
+            paused: settings.paused,
             attempted_by: [settings.node.clone(), uuid.to_string()],
             claim_sql: context.prefix.render(CLAIM),
             settings,
             context,
             uuid,
-            paused: false,
             started_at: Utc::now(),
             shutdown_started_at: None,
             running: HashMap::new(),

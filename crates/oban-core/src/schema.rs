@@ -58,6 +58,15 @@ pub enum ErrorsColumn {
     Jsonb,
 }
 
+/// The table a runtime without Elixir's elects its leader in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeadershipTable {
+    /// Elixir's `oban_peers` (schemas created by Elixir, or by [`migrate`]).
+    ObanPeers,
+    /// oban-py's `oban_leaders`, on a schema oban-py installed without Elixir's migrations.
+    ObanLeaders,
+}
+
 /// What [`check`] found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SchemaInfo {
@@ -66,8 +75,10 @@ pub struct SchemaInfo {
     /// The type of `oban_jobs.errors`, which decides how errors are decoded (both shapes accept
     /// appending with `errors || <jsonb element>`).
     pub errors: ErrorsColumn,
-    /// Whether Elixir's leadership table `oban_peers` exists (oban-py installs lack it).
-    pub has_oban_peers: bool,
+    /// Where this node elects its leader under its own name: `oban_peers` when it exists,
+    /// else oban-py's `oban_leaders` (an oban-py install has no `oban_peers`); `None` when
+    /// neither exists, and the node then cannot lead.
+    pub leadership_table: Option<LeadershipTable>,
 }
 
 /// What [`migrate`] did.
@@ -96,6 +107,7 @@ struct Found {
     /// `format_type` of `oban_jobs.errors`, if the column exists.
     errors_type: Option<String>,
     has_peers: bool,
+    has_leaders: bool,
     has_py_tables: bool,
 }
 
@@ -106,26 +118,33 @@ SELECT
   (SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a
     WHERE a.attrelid = jobs.oid AND a.attname = 'errors' AND NOT a.attisdropped),
   to_regclass(format('%I.oban_peers', $1::text)) IS NOT NULL,
-  to_regclass(format('%I.oban_leaders', $1::text)) IS NOT NULL
-    AND to_regclass(format('%I.oban_producers', $1::text)) IS NOT NULL
+  to_regclass(format('%I.oban_leaders', $1::text)) IS NOT NULL,
+  to_regclass(format('%I.oban_producers', $1::text)) IS NOT NULL
 FROM (SELECT to_regclass(format('%I.oban_jobs', $1::text))::oid AS oid) AS jobs";
 
 impl Found {
     async fn read(conn: &mut sqlx::PgConnection, prefix: &Prefix) -> Result<Self> {
-        let (has_jobs, comment, errors_type, has_peers, has_py_tables) =
-            sqlx::query_as(INSPECT_SQL)
-                .bind(prefix.as_str())
-                // Run once per start: never worth a named statement, which a transaction-mode
-                // pooler would leave behind on a shared server connection.
-                .persistent(false)
-                .fetch_one(conn)
-                .await?;
+        let (has_jobs, comment, errors_type, has_peers, has_leaders, has_producers): (
+            bool,
+            Option<String>,
+            Option<String>,
+            bool,
+            bool,
+            bool,
+        ) = sqlx::query_as(INSPECT_SQL)
+            .bind(prefix.as_str())
+            // Run once per start: never worth a named statement, which a transaction-mode
+            // pooler would leave behind on a shared server connection.
+            .persistent(false)
+            .fetch_one(conn)
+            .await?;
         Ok(Self {
             has_jobs,
             comment,
             errors_type,
             has_peers,
-            has_py_tables,
+            has_leaders,
+            has_py_tables: has_leaders && has_producers,
         })
     }
 
@@ -260,7 +279,13 @@ pub async fn check(pool: &PgPool, prefix: &Prefix) -> Result<SchemaInfo> {
     Ok(SchemaInfo {
         version,
         errors,
-        has_oban_peers: found.has_peers,
+        leadership_table: if found.has_peers {
+            Some(LeadershipTable::ObanPeers)
+        } else if found.has_leaders {
+            Some(LeadershipTable::ObanLeaders)
+        } else {
+            None
+        },
     })
 }
 

@@ -1,5 +1,5 @@
-//! Signals on the `signal` channel: pause, resume and scale a queue, kill a running job.
-//! Sent by any node or by Oban Web; this module reads them and builds them.
+//! Signals on the `signal` channel: pause, resume, scale, start and stop a queue, kill a running
+//! job. Sent by any node or by Oban Web; this module reads them and builds them.
 
 use serde_json::{Value, json};
 
@@ -36,6 +36,21 @@ pub enum Signal {
         /// Its new limit.
         limit: usize,
     },
+    /// Start running a queue (`Oban.start_queue/2`), unless it runs here already.
+    Start {
+        /// The queue.
+        queue: String,
+        /// Its local concurrency limit.
+        limit: usize,
+        /// Whether it starts paused.
+        paused: bool,
+    },
+    /// Stop running a queue (`Oban.stop_queue/2`): it claims nothing more, its running jobs
+    /// get the shutdown grace period to finish, and then it is gone.
+    Stop {
+        /// The queue.
+        queue: String,
+    },
     /// Cancel a running job (`pkill`): it is stopped and recorded as `cancelled`.
     Kill {
         /// The job's id.
@@ -50,13 +65,17 @@ pub fn ident(name: &str, node: &str) -> String {
 
 impl Signal {
     /// Reads a signal payload addressed to the instance `ident` (`"<name>.<node>"`). Returns
-    /// `None` for signals meant for another node, actions this node does not take (`start`,
-    /// `stop` of queues it was not configured with), and malformed payloads.
+    /// `None` for signals meant for another node, unknown actions and malformed payloads.
+    ///
+    /// A payload marked `"local_only": true` (Elixir keeps the option in `start_queue`'s
+    /// payload) is for the sending node alone, which Elixir names in `ident`: it is taken only
+    /// when `ident` names this node, never as `"any"`.
     pub fn parse(payload: &Value, ident: &str) -> Option<Signal> {
+        let local_only = payload.get("local_only") == Some(&Value::Bool(true));
         match payload.get("ident").and_then(Value::as_str) {
-            None | Some("any") => {}
+            None | Some("any") if !local_only => {}
             Some(target) if target == ident => {}
-            Some(_) => return None,
+            _ => return None,
         }
         let queue = || {
             payload
@@ -80,6 +99,15 @@ impl Signal {
                 queue: queue()?,
                 limit: usize::try_from(payload.get("limit")?.as_u64()?).ok()?,
             }),
+            "start" => Some(Signal::Start {
+                queue: queue()?,
+                limit: usize::try_from(payload.get("limit")?.as_u64()?).ok()?,
+                paused: payload
+                    .get("paused")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
+            }),
+            "stop" => Some(Signal::Stop { queue: queue()? }),
             "pkill" => Some(Signal::Kill {
                 job_id: payload.get("job_id")?.as_i64()?,
             }),
@@ -103,6 +131,20 @@ impl Signal {
             Signal::Scale { queue, limit } => {
                 json!({"action": "scale", "queue": queue, "limit": limit, "ident": ident})
             }
+            // Elixir's start_queue sends `paused` only when it was given.
+            Signal::Start {
+                queue,
+                limit,
+                paused,
+            } => {
+                let mut payload =
+                    json!({"action": "start", "queue": queue, "limit": limit, "ident": ident});
+                if *paused {
+                    payload["paused"] = Value::Bool(true);
+                }
+                payload
+            }
+            Signal::Stop { queue } => json!({"action": "stop", "queue": queue, "ident": ident}),
             // Elixir sends pkill without ident: the node running the job acts on it.
             Signal::Kill { job_id } => json!({"action": "pkill", "job_id": job_id}),
         }
@@ -137,6 +179,38 @@ mod tests {
                 json!({"action":"pkill","job_id":42}),
                 Signal::Kill { job_id: 42 },
             ),
+            // As Elixir 2.23.1 sent them (oban-recordings/elixir-notifications.jsonl).
+            (
+                json!({"action":"stop","ident":"any","queue":"badges"}),
+                Signal::Stop {
+                    queue: "badges".into(),
+                },
+            ),
+            (
+                json!({"action":"start","ident":"any","limit":4,"queue":"badges"}),
+                Signal::Start {
+                    queue: "badges".into(),
+                    limit: 4,
+                    paused: false,
+                },
+            ),
+            // oban-py always sends `paused`; Elixir's local_only start names the sender.
+            (
+                json!({"action":"start","queue":"q","limit":2,"paused":true,"ident":"any"}),
+                Signal::Start {
+                    queue: "q".into(),
+                    limit: 2,
+                    paused: true,
+                },
+            ),
+            (
+                json!({"action":"start","queue":"q","limit":2,"local_only":true,"ident":ME}),
+                Signal::Start {
+                    queue: "q".into(),
+                    limit: 2,
+                    paused: false,
+                },
+            ),
         ];
         for (payload, signal) in cases {
             assert_eq!(
@@ -153,7 +227,12 @@ mod tests {
             json!({"action":"pause","queue":"badges","ident":"Oban.elixir@host"}),
             json!({"action":"scale","queue":"badges","limit":-1}),
             json!({"action":"pkill","job_id":"42"}),
-            json!({"action":"start","queue":"badges","limit":3}),
+            json!({"action":"start","queue":"badges"}),
+            json!({"action":"start","queue":"badges","limit":-3}),
+            json!({"action":"stop"}),
+            json!({"action":"start","queue":"q","limit":2,"local_only":true,"ident":"Oban.elixir@host"}),
+            json!({"action":"stop","queue":"q","local_only":true,"ident":"any"}),
+            json!({"action":"reboot","queue":"badges"}),
             json!({"queue":"badges"}),
         ] {
             assert_eq!(Signal::parse(&payload, ME), None, "{payload}");
@@ -170,6 +249,17 @@ mod tests {
                 limit: 7,
             },
             Signal::Kill { job_id: 9 },
+            Signal::Start {
+                queue: "q".into(),
+                limit: 3,
+                paused: true,
+            },
+            Signal::Start {
+                queue: "q".into(),
+                limit: 3,
+                paused: false,
+            },
+            Signal::Stop { queue: "q".into() },
         ] {
             assert_eq!(
                 Signal::parse(&signal.to_payload("any"), ME),

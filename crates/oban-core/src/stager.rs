@@ -2,7 +2,6 @@
 //! runtime's queues `available`, then announces each of those queues that has available jobs,
 //! as Elixir's leader does, so every node running them (any runtime) wakes.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
@@ -11,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::leader::every_while_leading;
 use crate::notifier::{self, Channel};
+use crate::queues::Maintained;
 use crate::{Db, Prefix, Result};
 
 const STAGE: &str = include_str!("sql/stage.sql");
@@ -19,7 +19,7 @@ const AVAILABLE_QUEUES: &str = include_str!("sql/available_queues.sql");
 pub(crate) struct Stager {
     pub pool: Db,
     pub prefix: Prefix,
-    pub queues: Arc<[String]>,
+    pub queues: Maintained,
     pub interval: Duration,
     pub limit: i64,
 }
@@ -31,13 +31,14 @@ impl Stager {
             self.prefix.render(AVAILABLE_QUEUES),
         );
         every_while_leading("staging", self.interval, is_leader, stop, || async {
+            let queues = self.queues.names();
             let (staged,): (i64,) = sqlx::query_as(stage.clone())
-                .bind(&self.queues[..])
+                .bind(&queues)
                 .bind(self.limit)
                 .fetch_one(&self.pool)
                 .await?;
             let ready: Vec<(String,)> = sqlx::query_as(available.clone())
-                .bind(&self.queues[..])
+                .bind(&queues)
                 .fetch_all(&self.pool)
                 .await?;
             if staged > 0 {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::{
     BADGE_FORGE, ElixirPeer, ONE_AT_A_TIME, PRINTED, RustNode, assert_confirmed_once,
-    assert_printed_once, count, database, output_dir, wait_for_count,
+    assert_printed_once, count, database, empty_database, output_dir, wait_for_count,
 };
 use sqlx::PgPool;
 
@@ -74,15 +74,15 @@ async fn mixed_database() -> (PgPool, String) {
     (pool, url)
 }
 
-/// An `oban start` process running queue `badges` with the Python GenerateBadge.
+/// An `oban start` process running one queue (`badges` with the Python GenerateBadge).
 struct PythonNode {
     child: Child,
     log: PathBuf,
 }
 
 impl PythonNode {
-    /// Starts the node and waits until its producer registered (it then takes jobs).
-    async fn start(pool: &PgPool, url: &str, output: &Path, name: &str) -> Self {
+    /// Starts the node on `queue` and waits until its producer registered (it then takes jobs).
+    async fn start(pool: &PgPool, url: &str, output: &Path, name: &str, queue: &str) -> Self {
         let log = output.join(format!("{name}.log"));
         let child = Command::new(oban_py().join("bin/oban"))
             .args([
@@ -90,7 +90,7 @@ impl PythonNode {
                 "--dsn",
                 url,
                 "--queues",
-                "badges:10",
+                &format!("{queue}:10"),
                 "--node",
                 name,
             ])
@@ -105,7 +105,7 @@ impl PythonNode {
             .expect("start oban (oban-py)");
         let node = Self { child, log };
         let registered = format!(
-            "SELECT count(*) FROM oban_producers WHERE node = '{name}' AND queue = 'badges'"
+            "SELECT count(*) FROM oban_producers WHERE node = '{name}' AND queue = '{queue}'"
         );
         let started = Instant::now();
         while count(pool, &registered).await == 0 {
@@ -197,7 +197,7 @@ async fn python_and_rust_drain_2000_badges_together_each_keeping_its_own_leader(
     let (pool, url) = mixed_database().await;
     let output = output_dir("beside-python");
     let peer = ElixirPeer::start(&url, &["print-center", "--node", "elixir-printer"]);
-    let python = PythonNode::start(&pool, &url, &output, "python-1").await;
+    let python = PythonNode::start(&pool, &url, &output, "python-1", "badges").await;
     let rust = RustNode::start(&url, &output, "rust-1", &[]);
     let expected = (
         Some("elixir-printer".to_owned()),
@@ -268,7 +268,7 @@ async fn swapping_python_for_rust_mid_run_loses_nothing() {
     let (pool, url) = mixed_database().await;
     let output = output_dir("swap");
     let peer = ElixirPeer::start(&url, &["print-center", "--node", "elixir-swap"]);
-    let python = PythonNode::start(&pool, &url, &output, "python-old").await;
+    let python = PythonNode::start(&pool, &url, &output, "python-old", "badges").await;
     ElixirPeer::run(&url, &["enqueue", "1000"]);
     let progress =
         "SELECT least(count(*), 300) FROM oban_jobs WHERE queue = 'badges' AND state = 'completed'";
@@ -338,7 +338,7 @@ async fn the_python_worker_runs_jobs_that_oban_core_inserted() {
     let _serial = ONE_AT_A_TIME.lock().await;
     let (pool, url) = mixed_database().await;
     let output = output_dir("py-runs-rust-jobs");
-    let python = PythonNode::start(&pool, &url, &output, "python-only").await;
+    let python = PythonNode::start(&pool, &url, &output, "python-only", "badges").await;
     let started = Instant::now();
     rust_enqueue(&url, 200);
     wait_for_count(
@@ -367,4 +367,98 @@ async fn the_python_worker_runs_jobs_that_oban_core_inserted() {
         "oban-py ran the rows exactly as oban-core wrote them"
     );
     println!("deploy python: 200 jobs inserted by oban-core run by oban-py in {took:.2?}");
+}
+
+/// oban-py's leader row, `(node, elected_at)` as text, if it has one.
+async fn python_leader(pool: &PgPool) -> Option<(String, String)> {
+    sqlx::query_as("SELECT node, elected_at::text FROM oban_leaders WHERE name = 'Oban'")
+        .fetch_optional(pool)
+        .await
+        .unwrap()
+}
+
+/// A Python shop's database, which oban-py's own `oban install` made (no Elixir migrations:
+/// no `oban_peers`, `errors` one jsonb array): a Rust node leads through `oban_leaders` under
+/// its own name while a real oban-py node leads there under `"Oban"`, stages and runs the
+/// retryable and the scheduled badge of its queue (oban-py stages only its own queues), and
+/// never touches oban-py's row.
+#[tokio::test(flavor = "multi_thread")]
+async fn on_a_schema_oban_py_installed_rust_leads_beside_oban_py_and_stages_its_queue() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let (pool, url) = empty_database().await;
+    oban_install(&url);
+    let peers = count(
+        &pool,
+        "SELECT count(*) FROM pg_class WHERE relname = 'oban_peers'",
+    )
+    .await;
+    assert_eq!(peers, 0, "oban install created oban_peers");
+    let output = output_dir("py-installed");
+    // A Python node on a queue of its own, so that nothing but the Rust leader stages badges.
+    let python = PythonNode::start(&pool, &url, &output, "python-1", "python_only").await;
+    let started = Instant::now();
+    let python_row = loop {
+        if let Some(row) = python_leader(&pool).await {
+            break row;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "oban-py did not lead"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(python_row.0, "python-1");
+
+    sqlx::query(
+        "INSERT INTO oban_jobs (worker, queue, state, attempt, scheduled_at, args) \
+         SELECT 'badge_forge.generator.GenerateBadge', 'badges', s.state::oban_job_state, s.attempt, \
+                timezone('UTC', now()) - interval '1 second', \
+                jsonb_build_object('id', gen_random_uuid()::text, 'name', 'Ada', 'company', 'Analytical', 'type', 'speaker') \
+         FROM (VALUES ('retryable', 1), ('scheduled', 0)) AS s(state, attempt)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let rust = RustNode::start(&url, &output, "rust-1", &[]);
+    wait_for_count(
+        &pool,
+        "the retryable and the scheduled badge",
+        BADGES_COMPLETED,
+        2,
+        Duration::from_secs(60),
+    )
+    .await;
+    let ours = count(
+        &pool,
+        "SELECT count(*) FROM oban_leaders WHERE name = 'Oban.rust' AND node = 'rust-1'",
+    )
+    .await;
+    assert_eq!(
+        ours, 1,
+        "the Rust node leads in oban_leaders under its own name"
+    );
+    assert_eq!(
+        python_leader(&pool).await,
+        Some(python_row.clone()),
+        "oban-py's leader row changed"
+    );
+
+    let (status, _) = rust.terminate(Duration::from_secs(15));
+    assert!(status.success(), "badge-forge work exited with {status}");
+    let left = count(
+        &pool,
+        "SELECT count(*) FROM oban_leaders WHERE name = 'Oban.rust'",
+    )
+    .await;
+    assert_eq!(left, 0, "the Rust leader resigned its row");
+    assert_eq!(
+        python_leader(&pool).await,
+        Some(python_row),
+        "oban-py's leader row changed"
+    );
+    let (status, _) = python.terminate(Duration::from_secs(20));
+    assert!(status.success(), "oban-py exited with {status}");
+    println!(
+        "deploy python-installed: the Rust node led in oban_leaders beside oban-py and staged both badges"
+    );
 }

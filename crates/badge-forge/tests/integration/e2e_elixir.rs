@@ -12,7 +12,9 @@ use crate::support::{
     ElixirPeer, ONE_AT_A_TIME, PRINTED, RustNode, assert_confirmed_once, assert_printed_once,
     count, database, output_dir, pdftotext, wait_for_count,
 };
+use serde_json::Value;
 use sqlx::PgPool;
+use sqlx::postgres::PgListener;
 
 const BADGES_DONE: &str = "SELECT count(*) FROM oban_jobs WHERE queue = 'badges' AND state IN ('completed', 'discarded', 'cancelled')";
 
@@ -380,4 +382,105 @@ async fn a_cron_entry_of_the_rust_node_is_run_by_elixirs_print_center() {
     assert_eq!(meta["cron_expr"], "* * * * *", "{meta}");
     assert_eq!(meta["cron_tz"], "Etc/UTC", "{meta}");
     assert!(meta["cron_name"].is_string(), "{meta}");
+}
+
+/// The next gossip check of `queue` from `node` for which `wanted` holds.
+async fn gossip_check(
+    tap: &mut PgListener,
+    node: &str,
+    queue: &str,
+    wanted: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let note = tokio::time::timeout(left, tap.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no such gossip check of {queue} from {node}"))
+            .unwrap();
+        let payload = oban_core::notifier::decode_payload(note.payload()).unwrap();
+        let found = payload["checks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|check| check["node"] == node && check["queue"] == queue && wanted(check));
+        if let Some(check) = found {
+            return check.clone();
+        }
+    }
+}
+
+/// Elixir's `Oban.stop_queue/2` and `Oban.start_queue/2`, as the peer sends them: after `stop`
+/// the Rust node claims no badge (its gossip shows the queue shutting down), a stop scoped to
+/// another node (`local_only` from Elixir, or `node`) changes nothing, and `start` with limit 4
+/// runs the queue again.
+#[tokio::test(flavor = "multi_thread")]
+async fn elixir_stops_and_starts_the_rust_nodes_queue() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let (pool, url) = database().await;
+    let output = output_dir("queue-control");
+    let mut tap = PgListener::connect(&url).await.unwrap();
+    tap.listen("public.oban_gossip").await.unwrap();
+    let rust = RustNode::start(&url, &output, "rust-ctl", &[]);
+    ElixirPeer::run(&url, &["enqueue", "5"]);
+    wait_for_count(
+        &pool,
+        "the first 5 badges",
+        BADGES_DONE,
+        5,
+        Duration::from_secs(60),
+    )
+    .await;
+
+    // Scoped elsewhere: Elixir's own node (local_only) and another node by name.
+    ElixirPeer::run(&url, &["queue", "stop", "badges", "--local-only"]);
+    ElixirPeer::run(&url, &["queue", "stop", "badges", "--node", "someone-else"]);
+    ElixirPeer::run(&url, &["enqueue", "5"]);
+    wait_for_count(
+        &pool,
+        "5 more badges",
+        BADGES_DONE,
+        10,
+        Duration::from_secs(60),
+    )
+    .await;
+
+    ElixirPeer::run(&url, &["queue", "stop", "badges"]);
+    let stopping = gossip_check(&mut tap, "rust-ctl", "badges", |check| {
+        !check["shutdown_started_at"].is_null()
+    })
+    .await;
+    assert_eq!(stopping["paused"], true, "{stopping}");
+    ElixirPeer::run(&url, &["enqueue", "20"]);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let waiting = count(
+        &pool,
+        "SELECT count(*) FROM oban_jobs WHERE queue = 'badges' AND state = 'available'",
+    )
+    .await;
+    assert_eq!(waiting, 20, "the stopped queue claimed badges");
+
+    ElixirPeer::run(&url, &["queue", "start", "badges", "--limit", "4"]);
+    let started = gossip_check(&mut tap, "rust-ctl", "badges", |check| {
+        check["shutdown_started_at"].is_null() && check["local_limit"] == 4
+    })
+    .await;
+    assert_ne!(
+        started["uuid"], stopping["uuid"],
+        "a new producer runs the queue"
+    );
+    wait_for_count(
+        &pool,
+        "the 20 held badges",
+        BADGES_DONE,
+        30,
+        Duration::from_secs(120),
+    )
+    .await;
+    let (status, _) = rust.terminate(Duration::from_secs(15));
+    assert!(status.success(), "badge-forge work exited with {status}");
+    assert_confirmed_once(&pool, 30).await;
+    println!(
+        "e2e elixir queue control: stop held 20 badges, start (limit 4) ran them; scoped stops ignored"
+    );
 }

@@ -27,15 +27,21 @@ pub fn peer_script() -> PathBuf {
 
 /// A fresh database migrated by `badge-forge migrate`, as an operator would.
 pub async fn database() -> (PgPool, String) {
-    let url = fresh_database()
-        .await
-        .expect("a test database (see scripts/test)");
+    let (pool, url) = empty_database().await;
     let status = Command::new(BADGE_FORGE)
         .args(["migrate", "--database-url", &url])
         .stdout(Stdio::null())
         .status()
         .expect("run badge-forge migrate");
     assert!(status.success(), "badge-forge migrate failed");
+    (pool, url)
+}
+
+/// A fresh database with no Oban schema yet.
+pub async fn empty_database() -> (PgPool, String) {
+    let url = fresh_database()
+        .await
+        .expect("a test database (see scripts/test)");
     let pool = PgPoolOptions::new()
         .max_connections(4)
         .connect(&url)

@@ -6,7 +6,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use crate::support::{Scripted, database, fast_config, recording, start_scripted, wait_for_state};
+use crate::support::{
+    Heard, Scripted, Tap, database, fast_config, recording, start_scripted, wait_for_state,
+};
 use chrono::{DateTime, Utc};
 use oban_core::config::{Config, QueueConfig};
 use oban_core::cron::CronEntry;
@@ -17,65 +19,6 @@ use oban_core::notifier::{ListenerHealth, MAX_PAYLOAD, decode_payload};
 use oban_core::signal::{QueueTarget, Signal};
 use oban_core::worker::Worker;
 use serde_json::{Value, json};
-use sqlx::postgres::PgListener;
-
-/// A LISTEN connection of the test's own on Oban channels.
-struct Tap(PgListener);
-
-/// One notification: the raw payload as sent, and its decoded JSON.
-struct Heard {
-    channel: String,
-    raw: String,
-    json: Value,
-}
-
-impl Tap {
-    async fn new(url: &str, channels: &[&str]) -> Self {
-        let mut listener = PgListener::connect(url).await.unwrap();
-        let names: Vec<String> = channels
-            .iter()
-            .map(|channel| format!("public.oban_{channel}"))
-            .collect();
-        listener
-            .listen_all(names.iter().map(String::as_str))
-            .await
-            .unwrap();
-        Self(listener)
-    }
-
-    /// The next notification, or a panic naming `what` after `timeout`.
-    async fn next(&mut self, what: &str, timeout: Duration) -> Heard {
-        let notification = tokio::time::timeout(timeout, self.0.recv())
-            .await
-            .unwrap_or_else(|_| panic!("no {what} within {timeout:?}"))
-            .unwrap();
-        let raw = notification.payload().to_owned();
-        let json = decode_payload(&raw)
-            .unwrap_or_else(|error| panic!("undecodable payload {raw:?}: {error}"));
-        Heard {
-            channel: notification.channel().to_owned(),
-            raw,
-            json,
-        }
-    }
-
-    /// Notifications until `done` returns `Some` for one of them.
-    async fn until<T>(
-        &mut self,
-        what: &str,
-        timeout: Duration,
-        mut done: impl FnMut(&Heard) -> Option<T>,
-    ) -> T {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let heard = self.next(what, left).await;
-            if let Some(found) = done(&heard) {
-                return found;
-            }
-        }
-    }
-}
 
 /// Checks the encoding rule every publisher follows: compact JSON up to 512 bytes, bare
 /// base64 of gzip above (never Elixir's `Z:` prefix, which oban-py cannot read), always under

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::support::{
-    Scripted, database, eventually, fast_config, start_scripted, state_of, wait_for_state,
+    Scripted, Tap, database, eventually, fast_config, start_scripted, state_of, wait_for_state,
 };
 use chrono::NaiveDateTime;
 use oban_core::insert::NewJob;
@@ -286,6 +286,83 @@ async fn obeys_pause_resume_scale_and_pkill_signals() {
     node.shutdown().await;
 }
 
+/// `stop` and `start` as Elixir's Midwife obeys them: a stopped queue claims nothing more,
+/// finishes what runs while its gossip says it is shutting down, then is gone; `start` runs it
+/// again with the given limit, or runs a queue the node was not configured with (whose due
+/// retries the leader then stages), and a start for another node changes nothing here.
+#[tokio::test]
+async fn start_and_stop_signals_run_and_retire_queues() {
+    let (pool, client, url) = database().await;
+    let node = start_scripted(&pool, fast_config(&[("default", 5)])).await;
+    let me = node.config().node.clone();
+    wait_until_listening(&node).await;
+    let old_uuid = node.queue_status().await[0].uuid;
+    let mut gossip = Tap::new(&url, &["gossip"]).await;
+
+    let running = insert(&client, json!({"do": "sleep", "ms": 1000})).await;
+    wait_for_state(&pool, running, "executing").await;
+    client.stop_queue("default", None).await.unwrap();
+    let draining = gossip
+        .until(
+            "a check of default shutting down",
+            Duration::from_secs(10),
+            |heard| {
+                heard.json["checks"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find_map(|check| {
+                        (check["queue"] == "default" && !check["shutdown_started_at"].is_null())
+                            .then(|| check.clone())
+                    })
+            },
+        )
+        .await;
+    assert_eq!(draining["paused"], true, "{draining}");
+    assert_eq!(draining["uuid"], old_uuid.to_string());
+    let held = insert(&client, json!({"do": "ok"})).await;
+    wait_for_state(&pool, running, "completed").await;
+    eventually(
+        "the stopped queue to be gone",
+        Duration::from_secs(10),
+        || async { node.queue_status().await.is_empty().then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        state_of(&pool, held).await,
+        "available",
+        "a stopped queue claimed a job"
+    );
+
+    // Another node's start is not ours; ours starts the queue again, with a new producer.
+    client
+        .start_queue("default", 3, Some("someone-else"))
+        .await
+        .unwrap();
+    client.start_queue("default", 3, Some(&me)).await.unwrap();
+    wait_for_state(&pool, held, "completed").await;
+    let status = node.queue_status().await;
+    assert_eq!(status.len(), 1, "{status:?}");
+    assert_eq!((status[0].queue.as_str(), status[0].limit), ("default", 3));
+    assert_ne!(status[0].uuid, old_uuid);
+
+    // A queue this node was never configured with: it runs, and its retries are staged.
+    let retry: i64 = sqlx::query_scalar(
+        "INSERT INTO oban_jobs (worker, queue, state, attempt, scheduled_at) \
+         VALUES ('Test.Scripted', 'extra', 'retryable', 1, timezone('UTC', now()) - interval '1 second') RETURNING id",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    client.start_queue("extra", 2, None).await.unwrap();
+    wait_for_state(&pool, retry, "completed").await;
+    assert!(
+        client.start_queue("extra", 0, None).await.is_err(),
+        "a zero limit was sent"
+    );
+    node.shutdown().await;
+}
+
 async fn wait_until_listening(node: &oban_core::node::NodeHandle) {
     eventually(
         "the listener to hear itself",
@@ -426,6 +503,44 @@ async fn the_leader_stages_rescues_and_prunes_its_queues_only() {
             ("fresh", "completed"),
         ],
         "another runtime's queue was touched"
+    );
+    node.shutdown().await;
+}
+
+/// The leader announces a maintained queue only while it has an available job: one available
+/// `badges` job must not wake the nodes of `printing` and `other` every second.
+#[tokio::test]
+async fn the_stager_announces_only_the_queues_that_have_available_jobs() {
+    let (pool, client, url) = database().await;
+    let config = oban_core::config::Config {
+        // Runs no queue, so the available job stays available.
+        maintained_queues: Some(vec!["badges".into(), "printing".into(), "other".into()]),
+        ..fast_config(&[])
+    };
+    let node = start_scripted(&pool, config).await;
+    eventually("the node to lead", Duration::from_secs(10), || async {
+        node.is_leader().then_some(())
+    })
+    .await;
+    client
+        .insert(&Scripted::new_job(&json!({})).unwrap().queue("badges"))
+        .await
+        .unwrap();
+    let mut tap = Tap::new(&url, &["insert"]).await;
+    let mut heard = Vec::new();
+    // Three announcements of badges span at least two staging runs.
+    tap.until(
+        "three announcements of badges",
+        Duration::from_secs(10),
+        |note| {
+            heard.push(note.json["queue"].as_str().unwrap_or_default().to_owned());
+            (heard.iter().filter(|queue| *queue == "badges").count() == 3).then_some(())
+        },
+    )
+    .await;
+    assert!(
+        heard.iter().all(|queue| queue == "badges"),
+        "announced queues without available jobs: {heard:?}"
     );
     node.shutdown().await;
 }

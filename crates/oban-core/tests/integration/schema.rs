@@ -4,11 +4,17 @@
 //! The expected shape below is Elixir Oban 2.23.1's schema at version 14, as PostgreSQL's
 //! catalog describes it (protocol §1.3–1.4).
 
-use oban_core::schema::{self, ErrorsColumn, Migration, SchemaInfo, SchemaVersion};
+use crate::support::{eventually, fast_config, start_scripted, wait_for_state};
+use chrono::NaiveDateTime;
+use oban_core::schema::{
+    self, ErrorsColumn, LeadershipTable, Migration, SchemaInfo, SchemaVersion,
+};
 use oban_core::temp_postgres::fresh_database;
 use oban_core::{Error, Prefix};
+use serde_json::Value;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{AssertSqlSafe, PgPool};
+use std::time::Duration;
 
 /// The catalog of a v14 schema, with `{s}` for the schema name. Read with `search_path` set to
 /// that schema, so types and defaults print unqualified (index definitions always qualify).
@@ -242,7 +248,7 @@ async fn fresh_install_is_elixirs_v14_schema() {
         SchemaInfo {
             version: SchemaVersion::Recorded(14),
             errors: ErrorsColumn::JsonbArray,
-            has_oban_peers: true
+            leadership_table: Some(LeadershipTable::ObanPeers)
         }
     );
 
@@ -513,7 +519,7 @@ async fn accepts_and_leaves_alone_an_oban_py_install() {
         SchemaInfo {
             version: SchemaVersion::ObanPy,
             errors: ErrorsColumn::Jsonb,
-            has_oban_peers: false
+            leadership_table: Some(LeadershipTable::ObanLeaders)
         }
     );
 
@@ -532,6 +538,77 @@ async fn accepts_and_leaves_alone_an_oban_py_install() {
     assert_eq!(
         schema::check(&pool, &public()).await.unwrap().version,
         SchemaVersion::ObanPy
+    );
+}
+
+/// On a schema oban-py installed (no `oban_peers`), a node leads through `oban_leaders` under
+/// its own name beside oban-py's leader, whose row it never touches: it stages the due
+/// retryable and scheduled jobs of its queue, records errors in the `jsonb` column, and takes
+/// only its own row away when it stops.
+#[tokio::test]
+async fn a_node_leads_through_oban_leaders_on_an_oban_py_install() {
+    let pool = pool().await;
+    exec(&pool, OBAN_PY_INSTALL).await;
+    exec(
+        &pool,
+        "INSERT INTO oban_leaders VALUES ('Oban', 'python-1', timezone('UTC', now()), \
+         timezone('UTC', now()) + interval '1 hour')",
+    )
+    .await;
+    let leaders = || async {
+        let rows: Vec<(String, String, NaiveDateTime, NaiveDateTime)> = sqlx::query_as(
+            "SELECT name, node, elected_at, expires_at FROM oban_leaders ORDER BY name",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        rows
+    };
+    let python = leaders().await;
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "INSERT INTO oban_jobs (worker, queue, state, attempt, scheduled_at, args) VALUES \
+         ('Test.Scripted', 'default', 'retryable', 1, timezone('UTC', now()) - interval '1 second', '{}'), \
+         ('Test.Scripted', 'default', 'scheduled', 0, timezone('UTC', now()) - interval '1 second', '{}'), \
+         ('Test.Scripted', 'default', 'available', 0, timezone('UTC', now()), '{\"do\": \"error\"}') \
+         RETURNING id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let config = oban_core::config::Config {
+        node: "rust-1".into(),
+        ..fast_config(&[("default", 2)])
+    };
+    let node = start_scripted(&pool, config).await;
+    eventually("the node to lead", Duration::from_secs(10), || async {
+        node.is_leader().then_some(())
+    })
+    .await;
+    wait_for_state(&pool, ids[0], "completed").await;
+    wait_for_state(&pool, ids[1], "completed").await;
+    wait_for_state(&pool, ids[2], "retryable").await;
+    let errors: Value = sqlx::query_scalar("SELECT errors FROM oban_jobs WHERE id = $1")
+        .bind(ids[2])
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let errors = errors.as_array().expect("errors stays one jsonb array");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0]["attempt"], 1);
+    assert!(errors[0]["error"].as_str().unwrap().contains("boom"));
+
+    let both = leaders().await;
+    assert_eq!(both.len(), 2, "{both:?}");
+    assert_eq!(both[0], python[0], "oban-py's leader row was touched");
+    assert_eq!(
+        (both[1].0.as_str(), both[1].1.as_str()),
+        ("Oban.rust", "rust-1")
+    );
+    node.shutdown().await;
+    assert_eq!(
+        leaders().await,
+        python,
+        "resigning took more than its own row"
     );
 }
 
@@ -555,7 +632,7 @@ async fn elixir_schema_with_oban_py_tables_is_still_v14() {
         SchemaInfo {
             version: SchemaVersion::Recorded(14),
             errors: ErrorsColumn::JsonbArray,
-            has_oban_peers: true
+            leadership_table: Some(LeadershipTable::ObanPeers)
         }
     );
     assert_eq!(

@@ -8,11 +8,13 @@ use std::time::Duration;
 use oban_core::config::{Config, QueueConfig};
 use oban_core::job::Job;
 use oban_core::node::{Node, NodeHandle};
+use oban_core::notifier::decode_payload;
 use oban_core::temp_postgres::fresh_database;
 use oban_core::worker::{Outcome, WorkResult, Worker, WorkerOptions};
 use oban_core::{Client, Prefix, schema};
+use serde_json::Value;
 use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgListener, PgPoolOptions};
 use tracing::Dispatch;
 
 /// A migrated database of its own, and a client on it.
@@ -173,5 +175,63 @@ pub fn recording(name: &str) -> Vec<serde_json::Value> {
             .collect()
     } else {
         vec![serde_json::from_str(&text).expect("a JSON file")]
+    }
+}
+
+/// A LISTEN connection of the test's own on Oban channels.
+pub struct Tap(PgListener);
+
+/// One notification: the raw payload as sent, and its decoded JSON.
+pub struct Heard {
+    pub channel: String,
+    pub raw: String,
+    pub json: Value,
+}
+
+impl Tap {
+    pub async fn new(url: &str, channels: &[&str]) -> Self {
+        let mut listener = PgListener::connect(url).await.unwrap();
+        let names: Vec<String> = channels
+            .iter()
+            .map(|channel| format!("public.oban_{channel}"))
+            .collect();
+        listener
+            .listen_all(names.iter().map(String::as_str))
+            .await
+            .unwrap();
+        Self(listener)
+    }
+
+    /// The next notification, or a panic naming `what` after `timeout`.
+    pub async fn next(&mut self, what: &str, timeout: Duration) -> Heard {
+        let notification = tokio::time::timeout(timeout, self.0.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no {what} within {timeout:?}"))
+            .unwrap();
+        let raw = notification.payload().to_owned();
+        let json = decode_payload(&raw)
+            .unwrap_or_else(|error| panic!("undecodable payload {raw:?}: {error}"));
+        Heard {
+            channel: notification.channel().to_owned(),
+            raw,
+            json,
+        }
+    }
+
+    /// Notifications until `done` returns `Some` for one of them.
+    pub async fn until<T>(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        mut done: impl FnMut(&Heard) -> Option<T>,
+    ) -> T {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let heard = self.next(what, left).await;
+            if let Some(found) = done(&heard) {
+                return found;
+            }
+        }
     }
 }

@@ -16,6 +16,10 @@ defmodule Peer.CLI do
                                 end of stdin; --coexist also runs queue `elixir_only`
     coexist [--node NAME] [--limit 10] [--no-leader]
                                 run only queue `elixir_only`, enqueuing one job per second
+    queue start Q --limit N [--paused] [--local-only] [--node NAME] [--as NAME]
+    queue stop Q [--local-only] [--node NAME] [--as NAME]
+                                Oban.start_queue/stop_queue: publish the `signal` Elixir
+                                sends (--as: the sending node, default elixir-peer@<host>)
   """
 
   defmodule UsageError do
@@ -108,6 +112,25 @@ defmodule Peer.CLI do
   defp run(["coexist" | argv]) do
     opts = parse_options(argv, node: :string, limit: :integer, leader: :boolean)
     run_node([BadgeForge.Heartbeat.queue()], Keyword.put(opts, :coexist, true))
+  end
+
+  defp run(["queue", action, queue | argv]) when action in ["start", "stop"] do
+    switches = [limit: :integer, paused: :boolean, local_only: :boolean, node: :string, as: :string]
+    opts = parse_options(argv, switches)
+
+    if action == "start" and not (is_integer(opts[:limit]) and opts[:limit] > 0),
+      do: raise(UsageError, "queue start needs --limit N (N > 0)")
+
+    call_opts =
+      opts
+      |> Keyword.delete(:as)
+      |> Map.new(fn {key, value} -> {Atom.to_string(key), value} end)
+      |> Map.put("queue", queue)
+
+    payload = Peer.Engine.queue_signal(action, call_opts, opts[:as] || default_node())
+    Peer.Engine.notify(connect!(), :signal, [payload])
+    Out.event("signalled", payload)
+    0
   end
 
   defp run(_argv), do: raise(UsageError, "unknown command")

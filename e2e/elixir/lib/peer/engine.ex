@@ -190,6 +190,34 @@ defmodule Peer.Engine do
 
   def decode_payload(json), do: JSON.decode(json)
 
+  ## Queue control (lib/oban.ex start_queue/2, stop_queue/2, scope_signal/2; protocol §7.3)
+
+  @doc """
+  The `signal` payload of `Oban.start_queue/2` (`action` "start") or `Oban.stop_queue/2`
+  (`action` "stop") sent from the node `sender`. `opts` are the call's options as a map with
+  string keys: stop keeps only `queue`; start keeps every option but `node` (so `local_only`
+  stays in the payload, as Oban's `Map.drop([:node])` leaves it). The ident is the sender's own
+  with `local_only`, the named node's with `node`, else "any". Elixir's Midwife starts a queue
+  with every key but action, ident and local_only, and stops it by name.
+  """
+  @spec queue_signal(String.t(), map(), String.t()) :: map()
+  def queue_signal(action, opts, sender) do
+    ident =
+      cond do
+        opts["local_only"] -> "Oban.#{sender}"
+        Map.has_key?(opts, "node") -> "Oban.#{opts["node"]}"
+        true -> "any"
+      end
+
+    data =
+      case action do
+        "start" -> Map.delete(opts, "node")
+        "stop" -> Map.take(opts, ["queue"])
+      end
+
+    Map.merge(data, %{"action" => action, "ident" => ident})
+  end
+
   ## Staging, leader only (lib/oban/stager.ex; protocol §5.1)
 
   @doc """
