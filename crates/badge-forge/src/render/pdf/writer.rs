@@ -7,10 +7,13 @@
 //! cross-reference stream: for a badge that is about a sixth of the file. lopdf can
 //! write the same structure, but compresses the object stream with a fresh zlib state
 //! per file and formats every object twice; writing it here, with the per-thread
-//! libdeflate compressor, took a tenth off the render time.
+//! compressor, saves both.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
+
+use flate2::{Compress, Compression, FlushCompress, Status};
 
 use lopdf::{Dictionary, Object, StringFormat};
 use printpdf::{PdfDocument, PdfParseErrorSeverity, PdfSaveOptions};
@@ -147,34 +150,32 @@ fn tidy(doc: &mut lopdf::Document, cmaps: &BTreeMap<Vec<u8>, Vec<u8>>) {
 }
 
 thread_local! {
-    /// One compressor per thread: libdeflate keeps no stream state, so reusing it costs
-    /// nothing and saves its setup on every stream.
-    static DEFLATE: std::cell::RefCell<libdeflater::Compressor> =
-        std::cell::RefCell::new(libdeflater::Compressor::new(DEFLATE_LEVEL));
+    /// One compressor per thread, reset for each stream: its window and hash tables are
+    /// allocated once instead of for every stream.
+    static DEFLATE: RefCell<Compress> =
+        RefCell::new(Compress::new(Compression::new(DEFLATE_LEVEL), true));
 }
 
-/// Level 1, libdeflate's fastest that still compresses (0 stores). Against its default (6),
-/// measured with the render bench:
-/// 11-13 % less CPU per badge for 1.7 % larger PDFs (mixed corpus 0.81 -> 0.72 ms, median
-/// 6,855 -> 6,975 B); levels 9 and 12 took up to half the render time for under 0.5 %
-/// smaller badges.
-const DEFLATE_LEVEL: libdeflater::CompressionLvl = match libdeflater::CompressionLvl::new(1) {
-    Ok(level) => level,
-    Err(_) => panic!("libdeflate has level 1"),
-};
+/// Level 1, the fastest that still compresses (0 stores): a badge has about seven small
+/// streams, and at higher levels building their Huffman codes costs more time than the
+/// bytes it saves are worth (figures in docs/benchmarks.md).
+const DEFLATE_LEVEL: u32 = 1;
 
 /// What `/Filter/FlateDecode` adds to a stream's dictionary: compression must save more.
 const FILTER_ENTRY_BYTES: usize = 20;
 
 /// zlib-compresses `data`, if that makes the stream smaller (the filter entry included).
 fn deflate(data: &[u8]) -> Option<Vec<u8>> {
+    let room = data.len().checked_sub(FILTER_ENTRY_BYTES + 1)?;
     DEFLATE.with_borrow_mut(|deflate| {
-        let mut out = vec![0; deflate.zlib_compress_bound(data.len())];
-        let len = deflate.zlib_compress(data, &mut out).ok()?;
-        (len + FILTER_ENTRY_BYTES < data.len()).then(|| {
-            out.truncate(len);
-            out
-        })
+        deflate.reset();
+        // Output that does not fit in `room` would not be worth it: the compressor stops
+        // there, unfinished. (It writes into the spare capacity: nothing to zero first.)
+        let mut out = Vec::with_capacity(room);
+        let status = deflate
+            .compress_vec(data, &mut out, FlushCompress::Finish)
+            .ok()?;
+        (status == Status::StreamEnd).then_some(out)
     })
 }
 
