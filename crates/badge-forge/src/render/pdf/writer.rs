@@ -158,7 +158,7 @@ thread_local! {
 
 /// Streams of at least this many bytes (the font programs) get level 2, smaller ones (content
 /// stream, ToUnicode maps, object and cross-reference streams) level 1. zlib-rs's level 1 is
-/// the fastest, but writes fixed Huffman codes, which cost a font program about a sixth more
+/// the fastest, but writes fixed Huffman codes, which cost a font program about a fifth more
 /// bytes; level 2 builds codes for the data, which pays off only on a large stream (figures
 /// in docs/benchmarks.md).
 const LARGE_STREAM: usize = 2048;
