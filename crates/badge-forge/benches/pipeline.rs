@@ -40,10 +40,6 @@ use serde_json::json;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
-/// The allocator the `badge-forge` binary runs with, so the figures are the binary's.
-#[global_allocator]
-static ALLOCATOR: badge_forge::Allocator = badge_forge::Allocator;
-
 /// A worker that does no work but confirms like GenerateBadge: the queue's own cost.
 struct NoOpConfirm;
 

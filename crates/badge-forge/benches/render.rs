@@ -14,10 +14,6 @@ use std::time::{Duration, Instant};
 use badge_forge::render::{Badge, BadgeType, EventInfo, Paper, Renderer};
 use badge_forge::worker::thread_cpu_time;
 
-/// The allocator the `badge-forge` binary runs with, so the figures are the binary's.
-#[global_allocator]
-static ALLOCATOR: badge_forge::Allocator = badge_forge::Allocator;
-
 /// Names per script, with a company in the same script where that is natural.
 const SAMPLES: &[(&str, &str, &str)] = &[
     ("ascii", "Ada Lovelace", "Analytical Engines Ltd"),

@@ -6,10 +6,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-/// mimalloc: see `badge_forge::Allocator` for why and what it saved.
-#[global_allocator]
-static ALLOCATOR: badge_forge::Allocator = badge_forge::Allocator;
-
 /// Print-ready conference badges, rendered in Rust: a drop-in Oban worker for the Badge Forge
 /// GenerateBadge jobs that Elixir enqueues, and the tools around it.
 #[derive(Parser, Debug)]

@@ -1,13 +1,9 @@
 //! The bundled font faces, parsed once per process, and per-cluster font fallback.
 
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, OnceLock, RwLock};
+use std::sync::{Arc, LazyLock, RwLock};
 
-use rustybuzz::ttf_parser::{Tag, name_id};
 use rustybuzz::{Direction, Face, Language, Script, ShapePlan};
-
-use super::cff::CidCff;
-use super::sfnt;
 
 /// Index of a face in [`FontSet::faces`].
 pub(crate) type FaceId = u8;
@@ -40,8 +36,11 @@ macro_rules! bundled {
     };
 }
 
+/// How many faces are bundled.
+pub(crate) const FACE_COUNT: usize = 10;
+
 /// Order matters: it is the [`FaceId`] of each face.
-const SPECS: [FaceSpec; 10] = [
+const SPECS: [FaceSpec; FACE_COUNT] = [
     bundled!("NotoSans-Regular.ttf", "NotoSans-Regular", false),
     bundled!("NotoSans-Bold.ttf", "NotoSans-Bold", false),
     bundled!(
@@ -85,11 +84,6 @@ pub(crate) struct FontFace {
     pub(crate) emoji: bool,
     /// CFF outlines (embedded as CIDFontType0) rather than TrueType `glyf`.
     pub(crate) cff: bool,
-    /// The `name` table given to embedded TrueType subsets: copyright and PostScript name.
-    pub(crate) name_table: Vec<u8>,
-    /// The located `CFF ` table of a CID-keyed CFF face, for fast subsets; found on first
-    /// use (`None` inside: not CID-keyed, or not understood, so `subsetter` cuts subsets).
-    cid_cff: OnceLock<Option<CidCff<'static>>>,
 }
 
 impl FontFace {
@@ -103,16 +97,6 @@ impl FontFace {
     /// Whether the face's cmap maps `c`.
     pub(crate) fn has_char(&self, c: char) -> bool {
         self.face.glyph_index(c).is_some()
-    }
-
-    /// The face's CID-keyed CFF table, located once per process.
-    pub(crate) fn cid_cff(&self) -> Option<&CidCff<'static>> {
-        self.cid_cff
-            .get_or_init(|| {
-                let table = self.face.raw_face().table(Tag::from_bytes(b"CFF "))?;
-                CidCff::parse(table)
-            })
-            .as_ref()
     }
 
     /// Cap height in em (falls back to 0.7 em when OS/2 does not say).
@@ -149,21 +133,13 @@ impl FontSet {
             .iter()
             .map(|spec| {
                 let face = Face::from_slice(spec.data, 0).ok_or(spec.ps_name)?;
-                let copyright = face
-                    .names()
-                    .into_iter()
-                    .filter(|n| n.name_id == name_id::COPYRIGHT_NOTICE)
-                    .find_map(|n| n.to_string())
-                    .unwrap_or_default();
                 Ok::<_, &'static str>(FontFace {
-                    name_table: sfnt::minimal_name_table(&copyright, spec.ps_name),
                     ps_name: spec.ps_name,
                     data: spec.data,
                     units_per_em: f32::from(face.units_per_em() as u16),
                     cff: face.tables().cff.is_some(),
                     emoji: spec.emoji,
                     face,
-                    cid_cff: OnceLock::new(),
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;

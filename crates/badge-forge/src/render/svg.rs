@@ -13,7 +13,8 @@ use rustybuzz::ttf_parser::{GlyphId, OutlineBuilder};
 
 use super::RenderError;
 use super::fonts::{FaceId, FontSet};
-use super::layout::{BadgeLayout, qr_rects};
+use super::layout::BadgeLayout;
+use super::qr;
 
 #[derive(Template)]
 #[template(path = "badge.svg", config = "../../templates/askama.toml")]
@@ -163,7 +164,7 @@ pub(crate) fn write(
     }
 
     let mut qr_d = String::new();
-    for [x, y, w, h] in qr_rects(&layout.qr.rows) {
+    for [x, y, w, h] in qr::rects(&layout.qr.rows) {
         let _ = write!(qr_d, "M{x} {y}h{w}v{h}h-{w}z");
     }
 

@@ -142,7 +142,7 @@ mod tests {
 
     #[test]
     fn replaced_name_table_parses_and_checksums() {
-        let fonts = super::super::fonts::FontSet::get().unwrap();
+        let fonts = crate::render::fonts::FontSet::get().unwrap();
         let original = fonts.face(0).data;
         let name = minimal_name_table("Copyright © Test", "Test-Regular");
         let slim = replace_table(original, b"name", &name).unwrap();

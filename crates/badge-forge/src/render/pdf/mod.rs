@@ -1,0 +1,71 @@
+//! The PDF of a badge or of sheets of badges: [`BadgeLayout`]s drawn with printpdf, with
+//! font subsets embedded, written as a compact PDF 1.5 file.
+//!
+//! [`write()`] is the one entry point, for a single badge and for sheets alike:
+//!
+//! - [`embed`] cuts a subset of each face the pages use and embeds it (printpdf only
+//!   subsets fonts with its `text_layout` feature, which pulls in a whole layout engine and
+//!   re-parses every font per document);
+//! - [`draw`] turns each page's layouts into content streams;
+//! - [`writer`] tidies printpdf's object graph and writes the compressed file.
+
+mod draw;
+mod embed;
+mod writer;
+
+use printpdf::PdfDocument;
+
+use super::RenderError;
+use super::fonts::FontSet;
+use super::layout::BadgeLayout;
+
+/// Where one badge goes on a page: its top-left corner, in points from the page's
+/// top-left corner.
+pub(crate) struct Placement<'a> {
+    pub(crate) layout: BadgeLayout<'a>,
+    pub(crate) x: f32,
+    pub(crate) y: f32,
+}
+
+/// One page: its size, its badges and any cut marks (line segments, top-left origin).
+pub(crate) struct Sheet<'a> {
+    pub(crate) width: f32,
+    pub(crate) height: f32,
+    pub(crate) badges: Vec<Placement<'a>>,
+    pub(crate) cut_marks: Vec<[f32; 4]>,
+}
+
+/// Writes the sheets as one PDF.
+pub(crate) fn write(
+    fonts: &FontSet,
+    title: &str,
+    sheets: &[Sheet<'_>],
+) -> Result<Vec<u8>, RenderError> {
+    let mut doc = PdfDocument::new(title);
+    let embedded = embed::embed(fonts, sheets, &mut doc)?;
+    let mut xobjects = Vec::new();
+    let pages = sheets
+        .iter()
+        .map(|sheet| draw::page(sheet, &mut xobjects, &embedded.by_face))
+        .collect();
+    doc.with_pages(pages);
+    doc.resources.xobjects.map.extend(xobjects);
+    writer::write(&doc, &embedded.to_unicode)
+}
+
+/// FNV-1a, for deterministic identifiers (not security).
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
