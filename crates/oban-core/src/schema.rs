@@ -219,7 +219,8 @@ pub async fn migrate(pool: &PgPool, prefix: &Prefix) -> Result<Migration> {
 /// Checks that `prefix` holds a schema this crate can run against, as a node does at start.
 ///
 /// Accepts version 14 or newer (and `'∞'`), and an oban-py 0.7 install. Anything else is
-/// refused with one [`Error::Schema`] that names the problem and the command that fixes it.
+/// refused with one [`Error::Schema`] that names the problem and how to fix it (this crate's
+/// [`migrate`] or Elixir's; a program adds its own command, which this crate does not know).
 pub async fn check(pool: &PgPool, prefix: &Prefix) -> Result<SchemaInfo> {
     // A transaction keeps the statement's parse and execution on one server connection
     // behind a transaction-mode pooler.
@@ -227,7 +228,7 @@ pub async fn check(pool: &PgPool, prefix: &Prefix) -> Result<SchemaInfo> {
     let found = Found::read(&mut tx, prefix).await?;
     tx.commit().await?;
     let fix = format!(
-        "run `badge-forge migrate` (oban_core::schema::migrate) or, from Elixir, \
+        "migrate it with oban_core::schema::migrate or, from Elixir, \
          `Oban.Migration.up(version: {CURRENT_VERSION}, prefix: \"{prefix}\")`"
     );
 

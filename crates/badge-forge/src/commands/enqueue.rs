@@ -55,7 +55,7 @@ pub async fn enqueue(client: &Client, count: usize, seed: u64) -> anyhow::Result
 }
 
 pub async fn run(database: &Database, args: EnqueueArgs) -> anyhow::Result<()> {
-    let pool = database.connect(2).await?;
+    let pool = database.connect_migrated(2).await?;
     let client = Client::new(
         Db::with_pooler(pool, !database.statement_cache),
         database.prefix.clone(),

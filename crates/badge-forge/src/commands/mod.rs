@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use badge_forge::render::EventInfo;
-use oban_core::Prefix;
+use oban_core::{Prefix, schema};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
 use tracing::field::{Field, Visit};
@@ -64,6 +64,31 @@ impl Database {
             .connect_with(options)
             .await
             .with_context(|| format!("cannot connect to PostgreSQL at {target}"))
+    }
+
+    /// A pool of up to `size` connections to a database whose Oban schema this build can run
+    /// against, checked once here so that every command touching the Oban tables refuses a
+    /// missing or outdated schema with the library's message and this program's fix, not with
+    /// PostgreSQL's error about a missing relation.
+    pub async fn connect_migrated(&self, size: u32) -> anyhow::Result<PgPool> {
+        let pool = self.connect(size).await?;
+        schema::check(&pool, &self.prefix)
+            .await
+            .map_err(|error| match error {
+                oban_core::Error::Schema(message) => {
+                    anyhow::anyhow!("{message}; here, run `{}`", self.migrate_command())
+                }
+                other => other.into(),
+            })?;
+        Ok(pool)
+    }
+
+    /// The `badge-forge migrate` command line that installs the schema in this prefix.
+    fn migrate_command(&self) -> String {
+        match self.prefix.as_str() {
+            "public" => "badge-forge migrate".to_owned(),
+            prefix => format!("badge-forge migrate --prefix {prefix}"),
+        }
     }
 }
 

@@ -9,7 +9,7 @@ const COUNTS: &str =
     "SELECT queue, state::text, count(*) FROM {prefix}.oban_jobs GROUP BY 1, 2 ORDER BY 1, 2";
 
 pub async fn run(database: &Database) -> anyhow::Result<()> {
-    let pool = database.connect(2).await?;
+    let pool = database.connect_migrated(2).await?;
     let rows: Vec<(String, String, i64)> = sqlx::query_as(database.prefix.render(COUNTS))
         .fetch_all(&pool)
         .await?;

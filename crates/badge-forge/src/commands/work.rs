@@ -243,7 +243,7 @@ pub async fn start_node(
                 args.output.display()
             )
         })?;
-    let pool = database.connect(args.pool_size).await?;
+    let pool = database.connect_migrated(args.pool_size).await?;
     tracing::info!(output = %output.path().display(), mode = %args.file_mode, "writing badges");
     if let Some(retain) = args.retain {
         // Runs until the process ends; a sweep during the drain is harmless.

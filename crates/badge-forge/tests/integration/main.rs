@@ -7,6 +7,7 @@
 //! own, and the tests that drive several runtimes or measure throughput take
 //! [`support::ONE_AT_A_TIME`], so that only one of them runs at a time across all modules.
 
+mod cli;
 mod deploy_pgbouncer;
 mod deploy_prefix;
 mod deploy_python;

@@ -360,7 +360,7 @@ async fn upgrades_an_older_elixir_schema() {
     for needle in [
         "version 11",
         "version 14 is required",
-        "badge-forge migrate",
+        "oban_core::schema::migrate",
         "Oban.Migration.up(version: 14",
     ] {
         assert!(
@@ -421,8 +421,8 @@ async fn check_refuses_a_missing_table_with_one_clear_message() {
     let message = schema_error(schema::check(&pool, &public()).await);
     assert_eq!(
         message,
-        "the Oban schema is not installed: there is no table public.oban_jobs; run \
-         `badge-forge migrate` (oban_core::schema::migrate) or, from Elixir, \
+        "the Oban schema is not installed: there is no table public.oban_jobs; migrate it \
+         with oban_core::schema::migrate or, from Elixir, \
          `Oban.Migration.up(version: 14, prefix: \"public\")`"
     );
 }

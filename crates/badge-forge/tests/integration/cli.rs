@@ -1,0 +1,43 @@
+//! The CLI's commands against a database that was never migrated: each refuses with the
+//! library's schema message and the command that fixes it, not PostgreSQL's raw error.
+
+use std::process::Command;
+
+use crate::support::{BADGE_FORGE, empty_database, output_dir};
+
+/// Runs `badge-forge <args> --database-url <url>`; returns whether it succeeded and its stderr.
+fn run(url: &str, args: &[&str]) -> (bool, String) {
+    let output = Command::new(BADGE_FORGE)
+        .args(args)
+        .args(["--database-url", url])
+        .output()
+        .expect("run badge-forge");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn commands_on_an_unmigrated_database_say_to_migrate() {
+    let (_pool, url) = empty_database().await;
+    let output = output_dir("unmigrated");
+    let output = output.to_str().unwrap();
+    for args in [
+        &["status"][..],
+        &["enqueue", "--count", "1"],
+        &["work", "--output", output],
+    ] {
+        let (succeeded, stderr) = run(&url, args);
+        assert!(!succeeded, "{args:?} succeeded on an unmigrated database");
+        assert!(
+            stderr.contains("the Oban schema is not installed")
+                && stderr.contains("run `badge-forge migrate`"),
+            "{args:?} printed: {stderr}"
+        );
+        assert!(
+            !stderr.contains("does not exist"),
+            "{args:?} printed: {stderr}"
+        );
+    }
+}
