@@ -7,13 +7,25 @@ use sqlx::PgPool;
 
 use crate::config::QueueConfig;
 use crate::insert::{self, InsertedJob, NewJob};
+use crate::job::JobState;
 use crate::notifier::{self, Channel};
 use crate::signal::{self, Signal};
 use crate::{Db, Prefix, Result};
 
 const CANCEL: &str = include_str!("sql/cancel.sql");
 
-/// Enqueue, signal and cancel on one database and prefix. Cheap to clone.
+/// How many jobs one queue holds in one state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobCount {
+    /// The queue.
+    pub queue: String,
+    /// The state.
+    pub state: JobState,
+    /// The jobs in that queue and state, counted exactly.
+    pub count: i64,
+}
+
+/// Enqueue, signal, cancel and count on one database and prefix. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Client {
     pool: Db,
@@ -105,6 +117,29 @@ impl Client {
             }
             None => Ok(false),
         }
+    }
+
+    /// Counts the jobs of any runtime in each queue for each of `states`, exactly, in one scan
+    /// of those states. Only the queue × state pairs that hold jobs come back, in no particular
+    /// order.
+    pub async fn count_jobs(&self, states: &[JobState]) -> Result<Vec<JobCount>> {
+        let states: Vec<&str> = states.iter().map(|state| state.as_str()).collect();
+        let rows: Vec<(String, String, i64)> =
+            sqlx::query_as(self.prefix.render(crate::met::COUNT_JOBS))
+                .bind(&states)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(state, queue, count)| {
+                let state = state.parse().ok()?;
+                Some(JobCount {
+                    queue,
+                    state,
+                    count,
+                })
+            })
+            .collect())
     }
 
     /// Publishes raw messages on an Oban channel.

@@ -25,7 +25,7 @@ use crate::notifier::{self, Channel};
 use crate::telemetry::{IntervalJobs, Metrics};
 use crate::{Db, Prefix, Result};
 
-const COUNT_JOBS: &str = include_str!("sql/count_jobs.sql");
+pub(crate) const COUNT_JOBS: &str = include_str!("sql/count_jobs.sql");
 const ESTIMATE_JOBS: &str = include_str!("sql/estimate_jobs.sql");
 
 /// oban_met's relative error: every value is reported within 2 % of its true value.

@@ -27,9 +27,10 @@ use axum::http::{StatusCode, header};
 use axum::middleware;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use oban_core::Prefix;
+use oban_core::job::JobState;
 use oban_core::node::NodeMonitor;
 use oban_core::notifier::ListenerHealth;
+use oban_core::{Client, Prefix};
 use sqlx::{PgPool, SqlStr};
 
 use crate::render::Renderer;
@@ -42,15 +43,13 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How much throughput history the live page shows, in minutes.
 pub const HISTORY_MINUTES: usize = 10;
 
-/// Jobs waiting or running, per queue and state, for the states the work index covers.
-const DEPTH: &str = "SELECT queue, state::text, count(*) FROM {prefix}.oban_jobs \
-     WHERE state IN ('available', 'scheduled', 'executing', 'retryable') GROUP BY queue, state";
-
 /// What the server shows, shared by every request.
 pub struct Dashboard {
     monitor: NodeMonitor,
     node: String,
     pool: PgPool,
+    /// Counts the queues' waiting jobs (the sampler's probe).
+    client: Client,
     stats: Arc<RenderStats>,
     renderer: Arc<Renderer>,
     health_threshold: Duration,
@@ -61,7 +60,6 @@ pub struct Dashboard {
 
 /// The statements, rendered for the prefix once.
 struct Queries {
-    depth: SqlStr,
     latest_badges: SqlStr,
     recent_errors: SqlStr,
     badge_preview: SqlStr,
@@ -70,8 +68,13 @@ struct Queries {
 /// Waiting and running jobs of one queue, in [`DEPTH_STATES`] order.
 type Depth = [i64; 4];
 
-/// The states [`DEPTH`] counts.
-const DEPTH_STATES: [&str; 4] = ["available", "scheduled", "executing", "retryable"];
+/// The states the sampler counts: the jobs waiting or running, which the work index covers.
+const DEPTH_STATES: [JobState; 4] = [
+    JobState::Available,
+    JobState::Scheduled,
+    JobState::Executing,
+    JobState::Retryable,
+];
 
 /// What the sampler saw last.
 #[derive(Default)]
@@ -107,13 +110,13 @@ impl Dashboard {
         Self {
             monitor,
             node,
+            client: Client::new(pool.clone(), prefix.clone()),
             pool,
             stats,
             renderer,
             health_threshold,
             started: Instant::now(),
             sql: Queries {
-                depth: prefix.render(DEPTH),
                 latest_badges: prefix.render(page::LATEST_BADGES),
                 recent_errors: prefix.render(page::RECENT_ERRORS),
                 badge_preview: prefix.render(page::BADGE_PREVIEW),
@@ -153,12 +156,8 @@ impl Dashboard {
     }
 
     async fn sample(&self) {
-        let probe = tokio::time::timeout(
-            PROBE_TIMEOUT,
-            sqlx::query_as::<_, (String, String, i64)>(self.sql.depth.clone())
-                .fetch_all(&self.pool),
-        )
-        .await;
+        let probe =
+            tokio::time::timeout(PROBE_TIMEOUT, self.client.count_jobs(&DEPTH_STATES)).await;
         let mut finished: BTreeMap<String, u64> = BTreeMap::new();
         for ((queue, _, _), counts) in self.monitor.metrics().snapshot().jobs {
             *finished.entry(queue).or_default() += counts.count;
@@ -168,9 +167,9 @@ impl Dashboard {
         match probe {
             Ok(Ok(rows)) => {
                 samples.depth.clear();
-                for (queue, state, count) in rows {
-                    if let Some(slot) = DEPTH_STATES.iter().position(|s| *s == state) {
-                        samples.depth.entry(queue).or_default()[slot] = count;
+                for row in rows {
+                    if let Some(slot) = DEPTH_STATES.iter().position(|s| *s == row.state) {
+                        samples.depth.entry(row.queue).or_default()[slot] = row.count;
                     }
                 }
                 samples.database_down = None;

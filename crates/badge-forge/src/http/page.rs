@@ -14,21 +14,11 @@ use super::{Dashboard, HISTORY_MINUTES};
 use crate::badge_args::badge_from_args;
 use crate::worker::GenerateBadge;
 
-/// The latest badges: completed GenerateBadge jobs, newest first (a backwards walk of the
-/// primary key that stops after six).
-pub(super) const LATEST_BADGES: &str = "SELECT id, args, completed_at FROM {prefix}.oban_jobs \
-     WHERE state = 'completed' AND worker = $1 ORDER BY id DESC LIMIT 6";
+/// The latest badges: completed GenerateBadge jobs, newest first.
+pub(super) const LATEST_BADGES: &str = include_str!("latest_badges.sql");
 
-/// The latest failures of any node: retryable and discarded jobs by attempt time, each with
-/// its last error entry (`to_jsonb` reads both Elixir's `jsonb[]` and oban-py's `jsonb`).
-pub(super) const RECENT_ERRORS: &str = "SELECT id, worker, queue, state::text, attempt::int, max_attempts::int, \
-       (to_jsonb(errors) -> -1) ->> 'at', (to_jsonb(errors) -> -1) ->> 'error' \
-     FROM ((SELECT * FROM {prefix}.oban_jobs WHERE state = 'retryable' \
-            ORDER BY attempted_at DESC NULLS LAST LIMIT 8) \
-           UNION ALL \
-           (SELECT * FROM {prefix}.oban_jobs WHERE state = 'discarded' \
-            ORDER BY attempted_at DESC NULLS LAST LIMIT 8)) AS failed \
-     ORDER BY attempted_at DESC NULLS LAST LIMIT 8";
+/// The latest failures of any node, each with its last error entry.
+pub(super) const RECENT_ERRORS: &str = include_str!("recent_errors.sql");
 
 /// The args of the latest job of one badge, for its preview.
 pub(super) const BADGE_PREVIEW: &str = include_str!("badge_preview.sql");

@@ -116,7 +116,7 @@ pub(super) async fn render(dashboard: &Dashboard) -> String {
         for (state, count) in DEPTH_STATES.iter().zip(counts) {
             out.sample(
                 "badge_forge_queue_jobs",
-                &[("queue", queue), ("state", state)],
+                &[("queue", queue), ("state", state.as_str())],
                 count,
             );
         }

@@ -1,9 +1,10 @@
 //! The CLI's commands against a database that was never migrated: each refuses with the
-//! library's schema message and the command that fixes it, not PostgreSQL's raw error.
+//! library's schema message and the command that fixes it, not PostgreSQL's raw error; and
+//! `status` on a migrated one.
 
 use std::process::Command;
 
-use crate::support::{BADGE_FORGE, empty_database, output_dir};
+use crate::support::{BADGE_FORGE, database, empty_database, output_dir};
 
 /// Runs `badge-forge <args> --database-url <url>`; returns whether it succeeded and its stderr.
 fn run(url: &str, args: &[&str]) -> (bool, String) {
@@ -40,4 +41,25 @@ async fn commands_on_an_unmigrated_database_say_to_migrate() {
             "{args:?} printed: {stderr}"
         );
     }
+}
+
+#[tokio::test]
+async fn status_counts_jobs_per_queue_and_state() {
+    let (_pool, url) = database().await;
+    assert!(run(&url, &["enqueue", "--count", "3"]).0, "enqueue failed");
+    let output = Command::new(BADGE_FORGE)
+        .args(["status", "--database-url", &url])
+        .output()
+        .expect("run badge-forge status");
+    assert!(output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let rows: Vec<Vec<&str>> = stdout
+        .lines()
+        .map(|line| line.split_whitespace().collect())
+        .collect();
+    assert!(rows.contains(&vec!["badges", "available", "3"]), "{stdout}");
+    assert!(
+        stdout.contains("confirmations waiting for BadgeForge.PrintCenter: 0"),
+        "{stdout}"
+    );
 }

@@ -624,3 +624,34 @@ async fn the_crontab_is_published_as_oban_mets_cronitor_does() {
         assert_eq!(extra, BTreeSet::from(["name", "queue"]), "{entry}");
     }
 }
+
+/// `Client::count_jobs`, what a dashboard or CLI reads queue depth from: exact counts per queue
+/// of the states asked for, other states left out, and no row for an empty pair.
+#[tokio::test]
+async fn count_jobs_counts_each_queue_in_the_states_asked_for() {
+    use oban_core::client::JobCount;
+    use oban_core::job::JobState;
+
+    let (pool, client, _) = database().await;
+    let job = |queue: &str| NewJob::new("W", &json!({})).unwrap().queue(queue);
+    client
+        .insert_all(&[job("a"), job("a"), job("b"), job("b"), job("b")])
+        .await
+        .unwrap();
+    sqlx::query("UPDATE oban_jobs SET state = 'completed' WHERE id = (SELECT min(id) FROM oban_jobs WHERE queue = 'b')")
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    let mut counts = client
+        .count_jobs(&[JobState::Available, JobState::Discarded])
+        .await
+        .unwrap();
+    counts.sort_by(|x, y| x.queue.cmp(&y.queue));
+    let available = |queue: &str, count| JobCount {
+        queue: queue.to_owned(),
+        state: JobState::Available,
+        count,
+    };
+    assert_eq!(counts, [available("a", 2), available("b", 2)]);
+}
