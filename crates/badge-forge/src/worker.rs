@@ -30,10 +30,10 @@ pub const PRINT_QUEUE: &str = "printing";
 pub const QUEUE_LIMIT: usize = 128;
 
 /// How long a finished badge's ack waits for others to share its statement (see
-/// `oban_core::config::Config::ack_linger`). At the ~1,000 badges/s two cores can render,
-/// 50 ms batches ~50 acks and their confirmations per statement, which cut PostgreSQL's CPU
-/// per badge about fourfold against one statement per badge (docs/benchmarks.md). Faster than
-/// that, a batch is written as soon as half of [`QUEUE_LIMIT`] waits on it, so the linger never
+/// `oban_core::config::Config::ack_linger`): a few dozen acks and their confirmations share
+/// one statement instead of one statement per badge, which costs PostgreSQL several times less
+/// CPU per badge (figures in docs/benchmarks.md). Under heavy load a batch is written as soon
+/// as half of [`QUEUE_LIMIT`] waits on it, so the linger never
 /// keeps the queue's slots from turning over.
 pub const ACK_LINGER: Duration = Duration::from_millis(50);
 

@@ -42,8 +42,9 @@ pub struct Config {
     /// How long the first ack of a batch waits for others to share its statement; default
     /// zero (write as soon as the previous statement is done, as Oban acks). Raise it when
     /// jobs finish one by one at a few hundred per second (slow or CPU-bound workers): each
-    /// small ack statement costs the database about as much as a large one, and measured on
-    /// the badge pipeline, 50 ms cut the database's CPU per job about fourfold. A job keeps its
+    /// small ack statement costs the database about as much as a large one, so batching cuts
+    /// the database's CPU per job (the badge pipeline's figures are in the repository's
+    /// docs/benchmarks.md). A job keeps its
     /// slot until its ack is written, so a batch stops lingering once half the node's slots
     /// (the sum of the configured queue limits) wait on it: the linger batches acks that
     /// trickle in and never caps a busy node at its slots per linger.
@@ -53,10 +54,9 @@ pub struct Config {
     /// when that statement is done, or after 100 ms: so one batch stuck behind a row lock (a
     /// long transaction, a dashboard) or a slow commit no longer holds up every ack of the node
     /// (and with them the slots of every queue), while under steady load the batches stay as
-    /// large as one writer makes them. The default is for that isolation, not for speed: on the
-    /// 2-core drain benchmark 2 writers drained as fast as 1 (0.98-1.10x across runs), at the
-    /// same database CPU per job, as the drain is bound by its claims and the cores; 3 did no
-    /// better. 1 restores strictly one ack statement at a time. Each writer uses a connection of
+    /// large as one writer makes them. The default is for that isolation, not for speed: a
+    /// drain is bound by its claims, and more writers did not drain faster (measured in
+    /// docs/benchmarks.md). 1 restores strictly one ack statement at a time. Each writer uses a connection of
     /// the pool while it writes: size the pool for these, one claim per queue and two for
     /// maintenance (the node warns at start when it is smaller).
     pub ack_writers: usize,

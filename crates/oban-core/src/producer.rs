@@ -1,5 +1,5 @@
 //! A producer runs one queue on this node: it claims as many jobs as it has free slots, starts
-//! an [`Execution`] for each, and obeys pause, resume, scale and kill.
+//! an `Execution` (see `executor`) for each, and obeys pause, resume, scale and kill.
 //!
 //! It claims when woken (an insert notification for its queue, a finished job, a signal, a
 //! reconnected listener) and on its own poll timer, so a lost notification delays a job by at
