@@ -242,25 +242,13 @@ impl Scheduler {
         );
         let mut reboot_pending = true;
         loop {
-            let wait = match sqlx::query_scalar::<_, DateTime<Utc>>(now.clone())
-                .fetch_one(&self.pool)
-                .await
-            {
-                Ok(now) => next_tick(now, self.tick).map(|tick| (tick, tick - now)),
-                Err(error) => {
-                    tracing::warn!(%error, "cron could not read the database clock; retrying next tick");
-                    None
-                }
-            };
-            let (tick, delay) = match wait {
-                Some((tick, delay)) => (Some(tick), delay.to_std().unwrap_or_default()),
-                None => (None, self.tick),
-            };
+            let next = self.next_tick(&now).await;
+            let delay = next.map_or(self.tick, |(_, delay)| delay);
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(delay) => {}
             }
-            let (Some(tick), true) = (tick, *is_leader.borrow()) else {
+            let (Some((tick, _)), true) = (next, *is_leader.borrow()) else {
                 continue;
             };
             let due: Vec<&CronEntry> = self
@@ -276,6 +264,20 @@ impl Scheduler {
                 tracing::warn!(%error, "cron could not insert this tick's jobs");
             }
         }
+    }
+
+    /// The next tick by the database clock, and how long until it; `None` (logged) when the
+    /// clock cannot be read, so the caller waits a whole tick and tries again.
+    async fn next_tick(&self, now: &sqlx::SqlStr) -> Option<(DateTime<Utc>, Duration)> {
+        let now = sqlx::query_scalar::<_, DateTime<Utc>>(now.clone())
+            .fetch_one(&self.pool)
+            .await
+            .inspect_err(|error| {
+                tracing::warn!(%error, "cron could not read the database clock; retrying next tick")
+            })
+            .ok()?;
+        let tick = next_tick(now, self.tick)?;
+        Some((tick, (tick - now).to_std().unwrap_or_default()))
     }
 
     /// Inserts the jobs of `due` in one transaction, skipping any entry with a job inserted
