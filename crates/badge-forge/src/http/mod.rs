@@ -240,10 +240,7 @@ type Shared = State<Arc<Dashboard>>;
 
 async fn metrics(State(dashboard): Shared) -> Response {
     (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, prometheus::CONTENT_TYPE)],
         prometheus::render(&dashboard).await,
     )
         .into_response()
