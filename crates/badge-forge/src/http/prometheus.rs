@@ -60,7 +60,7 @@ impl Scrape {
         for queue in &queues {
             depth.entry(queue.queue.clone()).or_default();
         }
-        let pool = &dashboard.pool;
+        let pool = dashboard.client.pool();
         let (size, idle) = (pool.size(), pool.num_idle() as u32);
         let stats = &dashboard.stats;
         Scrape {
