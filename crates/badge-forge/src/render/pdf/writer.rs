@@ -1,5 +1,8 @@
 //! Writes the PDF object graph printpdf built as a compact PDF 1.5 file.
 //!
+//! Hand-written because lopdf's own writer of the same structure costs far more CPU per badge
+//! (docs/benchmarks.md, "the hand-written PDF parts against the libraries").
+//!
 //! First [`tidy`] drops what printpdf writes by default and a badge does not need, and
 //! makes the output a pure function of the input; then every stream is compressed.
 //! Every non-stream object (page, font and descriptor dictionaries, `/Info`, ...) goes

@@ -1,6 +1,10 @@
 //! Subsets of the bundled CID-keyed CFF face (Noto Sans CJK), with the font's structure
 //! located once per process.
 //!
+//! Hand-written because `subsetter` is several times slower on this face, and still slower on a
+//! desubroutinized copy of it (docs/benchmarks.md, "the hand-written PDF parts against the
+//! libraries", which also says how to drop this module).
+//!
 //! `subsetter` parses the whole `CFF ` table and collects every global and local
 //! subroutine into vectors on each call: for the CJK face (65,535 glyphs, thousands of
 //! subroutines in 19 font dicts) that was about a millisecond per badge with a CJK name,
