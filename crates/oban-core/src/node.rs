@@ -18,6 +18,7 @@ use crate::cron::{self, CronEntry};
 use crate::gossip::Gossip;
 use crate::leader::Leader;
 use crate::lifeline::Lifeline;
+use crate::liveness::Liveness;
 use crate::met::{self, FullCounts};
 use crate::notifier::{Channel, Listener, ListenerHealth, Notification};
 use crate::producer::{ProducerContext, ProducerEvent, QueueStatus};
@@ -163,10 +164,14 @@ impl NodeBuilder {
             polling_only: config.behind_pooler && config.listen_options.is_none(),
         };
         services.spawn(listener.run(stop_services.clone()));
+        // Every node keeps track, so that whichever comes to lead knows who is alive. A producer
+        // is forgotten once the age rule covers its jobs, and never while it may be alive.
+        let liveness = Liveness::new(config.rescue_after.max(config.rescue_silence));
         let router = Router {
             ident: signal::ident(&config.name, &config.node),
             leadership_name: config.leadership_name.clone(),
             producers: producers.clone(),
+            liveness: liveness.clone(),
             commands,
             resigned: resigned_tx,
         };
@@ -237,7 +242,11 @@ impl NodeBuilder {
                 prefix: config.prefix.clone(),
                 queues: queues.clone(),
                 own_producers: producers.clone(),
+                liveness,
+                health: health.clone(),
+                oban_py_producers: schema.oban_producers,
                 interval: config.rescue_interval,
+                silence: config.rescue_silence,
                 rescue_after: config.rescue_after,
             };
             services.spawn(lifeline.run(is_leader.clone(), stop_services.clone()));
@@ -433,6 +442,8 @@ struct Router {
     ident: String,
     leadership_name: String,
     producers: Producers,
+    /// Fed with the producers heard on `gossip`.
+    liveness: Liveness,
     /// To the midwife, which starts and stops queues.
     commands: mpsc::Sender<QueueCommand>,
     resigned: mpsc::Sender<()>,
@@ -448,6 +459,7 @@ impl Router {
             tokio::select! {
                 Some(notification) = notifications.recv() => self.route(notification),
                 Some(()) = reconnected.recv() => {
+                    self.liveness.listening(tokio::time::Instant::now());
                     // Wake-ups sent while the listener was away are lost: look now.
                     for events in self.producers.all_events() {
                         let _ = events.try_send(ProducerEvent::Wake);
@@ -475,7 +487,10 @@ impl Router {
                     let _ = self.resigned.try_send(());
                 }
             }
-            Channel::Sonar | Channel::Gossip | Channel::Metrics | Channel::Cronitor => {}
+            Channel::Gossip => self
+                .liveness
+                .heard_checks(&payload, tokio::time::Instant::now()),
+            Channel::Sonar | Channel::Metrics | Channel::Cronitor => {}
         }
     }
 
