@@ -111,16 +111,25 @@ impl Lifeline {
         alive.extend(census.alive.iter().map(Uuid::to_string));
         let mut silent: Vec<String> = census.silent.iter().map(Uuid::to_string).collect();
         if self.oban_py_producers {
-            let rows: Vec<(String, bool)> = sqlx::query_as(statements.oban_py_producers.clone())
+            // A role without SELECT on oban-py's table still rescues by gossip and by age.
+            match sqlx::query_as::<_, (String, bool)>(statements.oban_py_producers.clone())
                 .bind(OBAN_PY_PRODUCER_EXPIRY.as_secs_f64())
                 .fetch_all(&self.pool)
-                .await?;
-            for (uuid, live) in rows {
-                if live {
-                    alive.push(uuid);
-                } else {
-                    silent.push(uuid);
+                .await
+            {
+                Ok(rows) => {
+                    for (uuid, live) in rows {
+                        if live {
+                            alive.push(uuid);
+                        } else {
+                            silent.push(uuid);
+                        }
+                    }
                 }
+                Err(error) => tracing::warn!(
+                    %error,
+                    "oban_producers unreadable: oban-py producers that do not gossip fall to the age rule"
+                ),
             }
         }
         let rescued: Vec<(i64, String)> = sqlx::query_as(statements.rescue.clone())
