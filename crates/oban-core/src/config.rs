@@ -74,7 +74,10 @@ pub struct Config {
     /// The `oban_peers.name` this runtime elects under: distinct from Elixir's instance name
     /// so neither runtime takes leadership from the other.
     pub leadership_name: String,
-    /// Election interval; the leader renews at half of it.
+    /// How long a leadership row lives; default 5 s. The leader renews it at half the interval
+    /// and stops leading if a renewal has not landed within the interval; a follower tries
+    /// again when the row expires, so a killed leader is replaced within about one interval
+    /// (the README's oban-core section says how).
     pub leader_interval: Duration,
     /// Queues the leader stages, rescues and prunes; `None` means [`Config::queues`] and any
     /// other queue the leader runs now (started by a `start` signal).
@@ -83,9 +86,20 @@ pub struct Config {
     pub stage_interval: Duration,
     /// Most jobs staged per run.
     pub stage_limit: i64,
-    /// Lifeline interval.
+    /// Interval of the lifeline's full pass (the age rule below, and discarding available jobs
+    /// that can never be claimed); producers that fell silent are looked for every second.
     pub rescue_interval: Duration,
-    /// How long a job may be executing before the lifeline takes it for orphaned.
+    /// How long a producer that has gossiped may go unheard before the leader takes it for
+    /// dead and rescues its executing jobs; default 5 s. A job of a producer heard within it
+    /// is never rescued, however long it runs. Every node must gossip well within it (see
+    /// [`Config::gossip_interval`]; Elixir's oban_met sends every 750 ms, oban-py every second
+    /// when its metrics are on), and nobody is judged silent until this node's listener has
+    /// been hearing for that long.
+    pub rescue_silence: Duration,
+    /// How long a job may be executing before the lifeline takes it for orphaned when its
+    /// producer is one this node cannot see (never heard on `gossip`, and no live
+    /// `oban_producers` row): Elixir nodes without oban_met, nodes with gossip off. Keep it
+    /// above the longest job such nodes run.
     pub rescue_after: Duration,
     /// Pruner interval.
     pub prune_interval: Duration,
@@ -93,8 +107,10 @@ pub struct Config {
     pub prune_max_age: Duration,
     /// Most jobs deleted per prune.
     pub prune_limit: i64,
-    /// How often to publish `gossip` checks (queue status for Oban Web); default 1 s. `None`
-    /// publishes none, and Oban Web then shows neither this node nor its queues. Elixir sends
+    /// How often to publish `gossip` checks (queue status for Oban Web, and proof of life for
+    /// the leader's lifeline); default 1 s, and at most half of [`Config::rescue_silence`].
+    /// `None` publishes none: Oban Web then shows neither this node nor its queues, and its
+    /// orphans are rescued only by the age rule ([`Config::rescue_after`]). Elixir sends
     /// them every 750 ms, oban-py every second; Oban Web forgets a check after 30 s.
     pub gossip_interval: Option<Duration>,
     /// How often to publish `metrics` (execution and wait time sketches and counts of the jobs
@@ -146,6 +162,7 @@ impl std::fmt::Debug for Config {
             stage_interval,
             stage_limit,
             rescue_interval,
+            rescue_silence,
             rescue_after,
             prune_interval,
             prune_max_age,
@@ -179,6 +196,7 @@ impl std::fmt::Debug for Config {
             .field("stage_interval", stage_interval)
             .field("stage_limit", stage_limit)
             .field("rescue_interval", rescue_interval)
+            .field("rescue_silence", rescue_silence)
             .field("rescue_after", rescue_after)
             .field("prune_interval", prune_interval)
             .field("prune_max_age", prune_max_age)
@@ -286,11 +304,12 @@ impl Default for Config {
             behind_pooler: false,
             leadership: true,
             leadership_name: "Oban.rust".to_owned(),
-            leader_interval: Duration::from_secs(30),
+            leader_interval: Duration::from_secs(5),
             maintained_queues: None,
             stage_interval: Duration::from_secs(1),
             stage_limit: 5_000,
             rescue_interval: Duration::from_secs(60),
+            rescue_silence: Duration::from_secs(5),
             rescue_after: Duration::from_secs(300),
             prune_interval: Duration::from_secs(60),
             prune_max_age: Duration::from_secs(86_400),
@@ -342,6 +361,7 @@ impl Config {
             ("leader_interval", self.leader_interval),
             ("stage_interval", self.stage_interval),
             ("rescue_interval", self.rescue_interval),
+            ("rescue_silence", self.rescue_silence),
             ("prune_interval", self.prune_interval),
             ("cron_tick", self.cron_tick),
             (
@@ -356,6 +376,15 @@ impl Config {
             if value.is_zero() {
                 return Err(Error::Config(format!("{what} must be positive")));
             }
+        }
+        if let Some(gossip) = self.gossip_interval
+            && gossip.saturating_mul(2) > self.rescue_silence
+        {
+            return Err(Error::Config(format!(
+                "gossip_interval ({gossip:?}) must be at most half of rescue_silence ({:?}), or \
+                 the leader would take this node's producers for dead between two checks",
+                self.rescue_silence
+            )));
         }
         let mut names = std::collections::HashSet::new();
         for entry in &self.crontab {
@@ -421,6 +450,21 @@ mod tests {
             ..Config::default()
         };
         assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn gossip_must_beat_the_rescue_silence() {
+        let config = Config {
+            gossip_interval: Some(Duration::from_secs(3)),
+            ..Config::default()
+        };
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains("rescue_silence"), "{error}");
+        let no_gossip = Config {
+            gossip_interval: None,
+            ..Config::default()
+        };
+        assert!(no_gossip.validate().is_ok());
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! Oban Web learns about queues and nodes only from these checks (oban_met's Examiner keeps
 //! each for 30 s, keyed by node, name and queue), and it marks an executing job as orphaned
 //! unless some check's `uuid` equals the job's `attempted_by[1]` (0-based) — so a check carries
-//! the producer's UUID exactly as the claim writes it. The keys are the union of what Elixir
+//! the producer's UUID exactly as the claim writes it. The same checks are the producers' proof
+//! of life: every node notes whose checks it hears, and the leader rescues the jobs of a
+//! producer that falls silent (see `liveness` and `lifeline`). The keys are the union of what Elixir
 //! (`Oban.Engines.Basic.check_meta`) and oban-py (`_metrics.py`) send, minus Elixir's
 //! `refresh_interval`, which describes a loop this node does not have. Timestamps are written
 //! as Elixir writes `DateTime`s (`2026-08-02T12:34:56.123456Z`); Oban Web parses them with

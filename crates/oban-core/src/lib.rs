@@ -7,7 +7,8 @@
 //! The modules follow the life of a job: [`insert`] writes it; a [`producer`] claims it for its
 //! queue; `executor` runs it through a [`worker::Worker`]; `ack` records the outcome. The
 //! [`notifier`] carries wake-ups and [`signal`]s between nodes; `leader` elects the node that
-//! runs the maintenance loops (`stager`, `lifeline`, `pruner`) and the [`cron`] scheduler; [`node`] wires them together,
+//! runs the maintenance loops (`stager`, `lifeline`, `pruner`) and the [`cron`] scheduler
+//! (`liveness` tells the lifeline which producers are alive); [`node`] wires them together,
 //! and [`client`] enqueues and signals without running queues. [`gossip`] and [`met`] publish
 //! the queue status and job metrics that Oban Web shows. Every statement lives in `src/sql/`
 //! with a comment saying what it guarantees.
@@ -50,6 +51,7 @@ pub mod insert;
 pub mod job;
 mod leader;
 mod lifeline;
+mod liveness;
 pub mod met;
 pub mod node;
 pub mod notifier;

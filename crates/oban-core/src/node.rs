@@ -18,6 +18,7 @@ use crate::cron::{self, CronEntry};
 use crate::gossip::Gossip;
 use crate::leader::Leader;
 use crate::lifeline::Lifeline;
+use crate::liveness::Liveness;
 use crate::met::{self, FullCounts};
 use crate::notifier::{Channel, Listener, ListenerHealth, Notification};
 use crate::producer::{ProducerContext, ProducerEvent, QueueStatus};
@@ -88,7 +89,7 @@ impl NodeBuilder {
         let health = node.listener(&producers, commands);
         node.gossip(&producers);
         node.metrics_reporter();
-        node.maintenance(&schema, &producers);
+        node.maintenance(&schema, &producers, &health);
         node.cronitor();
         Ok(node.started(schema, producers, health, midwife_task, acker_task))
     }
@@ -118,6 +119,9 @@ struct Wiring {
     metrics: Metrics,
     /// Shared by the cron scheduler and the cronitor.
     crontab: Arc<[CronEntry]>,
+    /// Who is alive: fed by the router on every node, so that whichever comes to lead knows;
+    /// asked by the lifeline.
+    liveness: Liveness,
     services: JoinSet<()>,
     /// Producers stop claiming (the first step of a shutdown).
     stop_claiming: CancellationToken,
@@ -141,6 +145,9 @@ impl Wiring {
         let (resigned_tx, resigned) = mpsc::channel(1);
         Self {
             crontab: config.crontab.clone().into(),
+            // A producer is forgotten once the age rule covers its jobs, never while it may be
+            // alive.
+            liveness: Liveness::new(config.rescue_after.max(config.rescue_silence)),
             pool,
             config,
             metrics: Metrics::default(),
@@ -245,6 +252,7 @@ impl Wiring {
             ident: signal::ident(&config.name, &config.node),
             leadership_name: config.leadership_name.clone(),
             producers: producers.clone(),
+            liveness: self.liveness.clone(),
             commands,
             resigned: self.resigned_tx.clone(),
         };
@@ -292,7 +300,12 @@ impl Wiring {
     }
 
     /// The election, and what the leader alone runs: staging, rescuing, pruning and cron.
-    fn maintenance(&mut self, schema: &SchemaInfo, producers: &Producers) {
+    fn maintenance(
+        &mut self,
+        schema: &SchemaInfo,
+        producers: &Producers,
+        health: &watch::Receiver<ListenerHealth>,
+    ) {
         let config = &self.config;
         let table = schema.leadership_table.filter(|_| config.leadership);
         if config.leadership && table.is_none() {
@@ -339,7 +352,11 @@ impl Wiring {
             prefix: prefix.clone(),
             queues: queues.clone(),
             own_producers: producers.clone(),
+            liveness: self.liveness.clone(),
+            health: health.clone(),
+            oban_py_producers: schema.oban_producers,
             interval: config.rescue_interval,
+            silence: config.rescue_silence,
             rescue_after: config.rescue_after,
         };
         self.services
@@ -556,6 +573,8 @@ struct Router {
     ident: String,
     leadership_name: String,
     producers: Producers,
+    /// Fed with the producers heard on `gossip`.
+    liveness: Liveness,
     /// To the midwife, which starts and stops queues.
     commands: mpsc::Sender<QueueCommand>,
     resigned: mpsc::Sender<()>,
@@ -571,6 +590,7 @@ impl Router {
             tokio::select! {
                 Some(notification) = notifications.recv() => self.route(notification),
                 Some(()) = reconnected.recv() => {
+                    self.liveness.listening(tokio::time::Instant::now());
                     // Wake-ups sent while the listener was away are lost: look now.
                     for events in self.producers.all_events() {
                         let _ = events.try_send(ProducerEvent::Wake);
@@ -598,7 +618,10 @@ impl Router {
                     let _ = self.resigned.try_send(());
                 }
             }
-            Channel::Sonar | Channel::Gossip | Channel::Metrics | Channel::Cronitor => {}
+            Channel::Gossip => self
+                .liveness
+                .heard_checks(&payload, tokio::time::Instant::now()),
+            Channel::Sonar | Channel::Metrics | Channel::Cronitor => {}
         }
     }
 

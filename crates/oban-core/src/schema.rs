@@ -79,6 +79,9 @@ pub struct SchemaInfo {
     /// else oban-py's `oban_leaders` (an oban-py install has no `oban_peers`); `None` when
     /// neither exists, and the node then cannot lead.
     pub leadership_table: Option<LeadershipTable>,
+    /// Whether oban-py's `oban_producers` exists: the lifeline then reads from it which oban-py
+    /// producers are alive.
+    pub oban_producers: bool,
 }
 
 /// What [`migrate`] did.
@@ -108,7 +111,7 @@ struct Found {
     errors_type: Option<String>,
     has_peers: bool,
     has_leaders: bool,
-    has_py_tables: bool,
+    has_producers: bool,
 }
 
 const INSPECT_SQL: &str = "
@@ -144,7 +147,7 @@ impl Found {
             errors_type,
             has_peers,
             has_leaders,
-            has_py_tables: has_leaders && has_producers,
+            has_producers,
         })
     }
 
@@ -166,7 +169,10 @@ impl Found {
     /// oban-py's own table: `errors` is plain `jsonb` and its companion tables exist. Elixir's
     /// steps cannot be applied to it (protocol §1.6), whatever comment it carries.
     fn is_oban_py_install(&self) -> bool {
-        self.has_jobs && self.errors_type.as_deref() == Some("jsonb") && self.has_py_tables
+        self.has_jobs
+            && self.errors_type.as_deref() == Some("jsonb")
+            && self.has_leaders
+            && self.has_producers
     }
 }
 
@@ -287,6 +293,7 @@ pub async fn check(pool: &PgPool, prefix: &Prefix) -> Result<SchemaInfo> {
         } else {
             None
         },
+        oban_producers: found.has_producers,
     })
 }
 

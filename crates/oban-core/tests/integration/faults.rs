@@ -628,6 +628,37 @@ struct ChildSpec {
     app: String,
     limit: usize,
     pool: u32,
+    // The node's leadership and rescue windows (the `Config` fields of the same names).
+    leader_interval: Duration,
+    rescue_after: Duration,
+    rescue_interval: Duration,
+}
+
+impl ChildSpec {
+    /// Short leadership and rescue windows: a killed leader's row expires in 2 s and its
+    /// orphans are rescued 3 s after their claim at the latest, so ten kills fit in a test.
+    fn short_windows(url: &str, app: &str, limit: usize, pool: u32) -> Self {
+        Self {
+            url: url.to_owned(),
+            app: app.to_owned(),
+            limit,
+            pool,
+            leader_interval: Duration::from_secs(2),
+            rescue_after: Duration::from_secs(3),
+            rescue_interval: Duration::from_millis(500),
+        }
+    }
+
+    /// The production defaults of leadership and rescue.
+    fn default_windows(url: &str, app: &str, limit: usize) -> Self {
+        let defaults = Config::default();
+        Self {
+            leader_interval: defaults.leader_interval,
+            rescue_after: defaults.rescue_after,
+            rescue_interval: defaults.rescue_interval,
+            ..Self::short_windows(url, app, limit, 10)
+        }
+    }
 }
 
 /// In a child (see [`CHILD`]): runs a [`Probe`] node until SIGTERM, then shuts down gracefully
@@ -650,12 +681,10 @@ async fn run_child(spec: &str) -> ! {
         runs: None,
         effects: Some(pool.clone()),
     };
-    // Short leadership and rescue windows: a killed leader's row expires in 2 s and its orphans
-    // are rescued 3 s after their claim, so ten kills fit in a test.
     let config = Config {
-        leader_interval: Duration::from_secs(2),
-        rescue_after: Duration::from_secs(3),
-        rescue_interval: Duration::from_millis(500),
+        leader_interval: spec.leader_interval,
+        rescue_after: spec.rescue_after,
+        rescue_interval: spec.rescue_interval,
         ..config(spec.limit)
     };
     let node = start_node(pool, config, worker).await;
@@ -758,12 +787,7 @@ async fn sigkill_ten_times_at_random_moments() {
         20,
     )
     .await;
-    let spec = ChildSpec {
-        url: cluster.pg.url().to_owned(),
-        app: "faults-killed".into(),
-        limit: LIMIT,
-        pool: 10,
-    };
+    let spec = ChildSpec::short_windows(cluster.pg.url(), "faults-killed", LIMIT, 10);
     let test = "sigkill_ten_times_at_random_moments";
     let started = Instant::now();
     let mut orphaned = Vec::new();
@@ -835,6 +859,162 @@ async fn sigkill_ten_times_at_random_moments() {
     );
 }
 
+/// 3b. A SIGKILLed node's jobs are rescued by liveness with the production defaults: back in
+/// play on the other node within 10 s, whichever node was killed, while the survivor's own
+/// jobs, which run far longer than that, run once.
+async fn sigkill_one_of_two(test: &str, kill_the_leader: bool) {
+    const JOB_MS: u64 = 20_000;
+    let cluster = Cluster::start(TempPostgres::builder()).await;
+    sqlx::query("CREATE TABLE effects (job_id bigint NOT NULL)")
+        .execute(&cluster.admin)
+        .await
+        .unwrap();
+    let args = json!({"effect": true, "ms": JOB_MS});
+    let executing = "SELECT count(*) FROM oban_jobs WHERE state = 'executing'";
+    // Each node takes two jobs; the first one started leads.
+    let spec = ChildSpec::default_windows(cluster.pg.url(), "faults-liveness", 4);
+    seed(&cluster.admin, Probe::NAME, 2, args.clone(), 0, 20).await;
+    let first = ChildNode::start(test, &spec);
+    wait_until(
+        "the first node to run two jobs",
+        Duration::from_secs(30),
+        || async { cluster.scalar(executing).await == 2 },
+    )
+    .await;
+    seed(&cluster.admin, Probe::NAME, 2, args, 0, 20).await;
+    let second = ChildNode::start(test, &spec);
+    wait_until(
+        "the second node to run two jobs",
+        Duration::from_secs(30),
+        || async { cluster.scalar(executing).await == 4 },
+    )
+    .await;
+    let leader: String = sqlx::query_scalar("SELECT node FROM oban_peers WHERE name = 'Oban.rust'")
+        .fetch_one(&cluster.admin)
+        .await
+        .unwrap();
+    // Node names are `<host>.<pid>`.
+    let first_is_leader = leader.ends_with(&format!(".{}", first.pid()));
+    assert!(first_is_leader, "the first node leads: {leader}");
+    let (victim, survivor) = if kill_the_leader {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    let of_victim = format!("%.{}", victim.pid());
+    let victims_jobs: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM oban_jobs WHERE attempted_by[1] LIKE $1 ORDER BY id")
+            .bind(&of_victim)
+            .fetch_all(&cluster.admin)
+            .await
+            .unwrap();
+    assert_eq!(victims_jobs.len(), 2, "the victim runs two jobs");
+    // The survivor has been listening for longer than the silence window, as a node of a
+    // running cluster has.
+    tokio::time::sleep(Config::default().rescue_silence).await;
+    victim.kill();
+
+    let of_survivor = format!("%.{}", survivor.pid());
+    let back_in_play = wait_until(
+        "the killed node's jobs to run on the survivor",
+        Duration::from_secs(60),
+        || async {
+            let moved: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM oban_jobs WHERE id = ANY($1) AND attempted_by[1] LIKE $2",
+            )
+            .bind(&victims_jobs)
+            .bind(&of_survivor)
+            .fetch_one(&cluster.admin)
+            .await
+            .unwrap();
+            moved == 2
+        },
+    )
+    .await;
+    let new_leader: String =
+        sqlx::query_scalar("SELECT node FROM oban_peers WHERE name = 'Oban.rust'")
+            .fetch_one(&cluster.admin)
+            .await
+            .unwrap();
+    let completed = final_completed(&cluster, 4, Duration::from_secs(120)).await;
+    assert!(survivor.terminate().success(), "the survivor stops cleanly");
+    let runs: Vec<(i64, i64, Option<i32>)> = sqlx::query_as(
+        "SELECT j.id, (SELECT count(*) FROM effects e WHERE e.job_id = j.id), \
+         (j.meta->>'rescued')::int FROM oban_jobs j ORDER BY j.id",
+    )
+    .fetch_all(&cluster.admin)
+    .await
+    .unwrap();
+    let reruns: i64 = runs.iter().map(|(_, effects, _)| effects - 1).sum();
+    Report {
+        scenario: format!(
+            "3b. SIGKILL of the {} of two nodes (default windows)",
+            if kill_the_leader {
+                "leader"
+            } else {
+                "follower"
+            }
+        ),
+        expected: 4,
+        completed: completed as u64,
+        duplicated: reruns as u64,
+        lost: (4 - completed) as u64,
+        recovery: Some(back_in_play),
+        figures: format!(
+            "the killed node's 2 jobs ran again on the survivor {:.1} s after the kill (their \
+             killed runs never completed); the survivor's own 2 jobs of {} s ran once",
+            back_in_play.as_secs_f64(),
+            JOB_MS / 1000,
+        ),
+    }
+    .print();
+    assert!(
+        back_in_play < Duration::from_secs(10),
+        "the killed node's jobs back in play after {back_in_play:?}"
+    );
+    assert!(
+        new_leader.ends_with(&of_survivor[1..]),
+        "the survivor leads: {new_leader}"
+    );
+    assert_eq!(completed, 4, "every job completed");
+    for (id, effects, rescued) in runs {
+        // The killed node's jobs ran twice (the killed run never completed), once rescued;
+        // the survivor's ran once and were never rescued.
+        let expected = if victims_jobs.contains(&id) {
+            (2, Some(1))
+        } else {
+            (1, None)
+        };
+        assert_eq!((effects, rescued), expected, "job {id}: runs, rescues");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_of_a_follower_puts_its_jobs_back_in_play_within_seconds() {
+    if let Ok(spec) = std::env::var(CHILD) {
+        run_child(&spec).await;
+    }
+    let _serial = ONE_AT_A_TIME.lock().await;
+    sigkill_one_of_two(
+        "sigkill_of_a_follower_puts_its_jobs_back_in_play_within_seconds",
+        false,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_of_the_leader_puts_its_jobs_back_in_play_within_seconds() {
+    if let Ok(spec) = std::env::var(CHILD) {
+        run_child(&spec).await;
+    }
+    let _serial = ONE_AT_A_TIME.lock().await;
+    sigkill_one_of_two(
+        "sigkill_of_the_leader_puts_its_jobs_back_in_play_within_seconds",
+        true,
+    )
+    .await;
+}
+
 /// 8. Soak: `FAULTS_SOAK_JOBS` no-op jobs through a node in its own process, sampling its
 /// resident memory, file descriptors and connections from start to end.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -849,12 +1029,7 @@ async fn soak_memory_fds_and_connections_stay_flat() {
         .unwrap_or(50_000);
     const POOL: u32 = 10;
     let cluster = Cluster::start(TempPostgres::builder()).await;
-    let spec = ChildSpec {
-        url: cluster.pg.url().to_owned(),
-        app: "faults-soak".into(),
-        limit: 20,
-        pool: POOL,
-    };
+    let spec = ChildSpec::short_windows(cluster.pg.url(), "faults-soak", 20, POOL);
     let feeder = Feeder::up_to(&cluster, json!({}), 10_000, jobs);
     let node = ChildNode::start("soak_memory_fds_and_connections_stay_flat", &spec);
     let started = Instant::now();

@@ -381,9 +381,12 @@ async fn leads_beside_an_elixir_leader_without_taking_its_row() {
     .execute(&pool)
     .await
     .unwrap();
+    // Rows that live a minute: within this test leadership can move only by resigning, which
+    // tells the follower to elect at once; it would otherwise wait for the row to expire.
     let start = |node: &str| {
         let config = oban_core::config::Config {
             node: node.into(),
+            leader_interval: Duration::from_secs(60),
             ..fast_config(&[("default", 1)])
         };
         start_scripted(&pool, config)
@@ -504,6 +507,125 @@ async fn the_leader_stages_rescues_and_prunes_its_queues_only() {
         ],
         "another runtime's queue was touched"
     );
+    node.shutdown().await;
+}
+
+/// A job of a live producer is never rescued, however long it runs: a job that runs far past
+/// `rescue_after` on another node, which the leader hears gossip from, runs once.
+#[tokio::test]
+async fn a_live_nodes_long_job_is_never_rescued() {
+    let (pool, client, url) = database().await;
+    let leader = start_scripted(
+        &pool,
+        oban_core::config::Config {
+            node: "leader".into(),
+            maintained_queues: Some(vec!["default".into()]),
+            rescue_after: Duration::from_millis(100),
+            ..fast_config(&[("elsewhere", 1)])
+        },
+    )
+    .await;
+    eventually("the leader to lead", Duration::from_secs(10), || async {
+        leader.is_leader().then_some(())
+    })
+    .await;
+    wait_until_listening(&leader).await;
+    let mut gossip = Tap::new(&url, &["gossip"]).await;
+    let worker = start_scripted(
+        &pool,
+        oban_core::config::Config {
+            node: "worker".into(),
+            leadership: false,
+            ..fast_config(&[("default", 1)])
+        },
+    )
+    .await;
+    gossip
+        .until("the worker's check", Duration::from_secs(10), |heard| {
+            heard.json["checks"]
+                .as_array()?
+                .iter()
+                .any(|check| check["node"] == "worker")
+                .then_some(())
+        })
+        .await;
+
+    // Twelve times the age rule's window, within Test.Scripted's timeout.
+    let long = insert(&client, json!({"do": "sleep", "ms": 1200})).await;
+    // Rescued, it would be claimed again, and discarded after its third attempt.
+    let ended = eventually("the long job to end", Duration::from_secs(15), || async {
+        let row: (String, i32, Value) =
+            sqlx::query_as("SELECT state::text, attempt, meta FROM oban_jobs WHERE id = $1")
+                .bind(long)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        ["completed", "discarded"]
+            .contains(&row.0.as_str())
+            .then_some(row)
+    })
+    .await;
+    assert_eq!(
+        ended,
+        ("completed".into(), 1, json!({})),
+        "the long job ran once and was never rescued"
+    );
+    worker.shutdown().await;
+    leader.shutdown().await;
+}
+
+/// oban-py's producers are alive while their `oban_producers` row is touched: a job of a
+/// fresh row is never rescued whatever its age, and a job of a row that went stale is rescued
+/// at once, whatever its age.
+#[tokio::test]
+async fn oban_py_producers_are_alive_while_their_row_is_touched() {
+    let (pool, _, _) = database().await;
+    sqlx::query(
+        "CREATE UNLOGGED TABLE oban_producers (uuid uuid PRIMARY KEY, name text NOT NULL DEFAULT 'oban', \
+         node text NOT NULL, queue text NOT NULL, meta jsonb NOT NULL DEFAULT '{}', \
+         started_at timestamp NOT NULL DEFAULT timezone('UTC', now()), \
+         updated_at timestamp NOT NULL DEFAULT timezone('UTC', now()))",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let (fresh, stale) = (
+        "00000000-0000-0000-0000-0000000000f1",
+        "00000000-0000-0000-0000-0000000000f2",
+    );
+    sqlx::query(
+        "INSERT INTO oban_producers (uuid, node, queue, updated_at) VALUES \
+         ($1::uuid, 'py-live', 'default', timezone('UTC', now())), \
+         ($2::uuid, 'py-dead', 'default', timezone('UTC', now()) - interval '2 minutes')",
+    )
+    .bind(fresh)
+    .bind(stale)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let executing = |node: &str, uuid: &str, age: &str| {
+        sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO oban_jobs (worker, queue, state, attempt, attempted_at, attempted_by) \
+             VALUES ('Test.Scripted', 'default', 'executing', 1, timezone('UTC', now()) - interval '{age}', \
+             ARRAY['{node}', '{uuid}']) RETURNING id"
+        )))
+        .fetch_one(&pool)
+    };
+    let old_but_alive = executing("py-live", fresh, "1 hour").await.unwrap();
+    let young_but_dead = executing("py-dead", stale, "1 second").await.unwrap();
+    let node = start_scripted(
+        &pool,
+        oban_core::config::Config {
+            rescue_after: Duration::from_secs(60),
+            ..fast_config(&[("default", 5)])
+        },
+    )
+    .await;
+    assert!(node.schema().oban_producers);
+    wait_for_state(&pool, young_but_dead, "completed").await;
+    // Several full passes later, the live producer's job is still its own.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(state_of(&pool, old_but_alive).await, "executing");
     node.shutdown().await;
 }
 

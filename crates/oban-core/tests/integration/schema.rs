@@ -248,7 +248,8 @@ async fn fresh_install_is_elixirs_v14_schema() {
         SchemaInfo {
             version: SchemaVersion::Recorded(14),
             errors: ErrorsColumn::JsonbArray,
-            leadership_table: Some(LeadershipTable::ObanPeers)
+            leadership_table: Some(LeadershipTable::ObanPeers),
+            oban_producers: false,
         }
     );
 
@@ -519,7 +520,8 @@ async fn accepts_and_leaves_alone_an_oban_py_install() {
         SchemaInfo {
             version: SchemaVersion::ObanPy,
             errors: ErrorsColumn::Jsonb,
-            leadership_table: Some(LeadershipTable::ObanLeaders)
+            leadership_table: Some(LeadershipTable::ObanLeaders),
+            oban_producers: true,
         }
     );
 
@@ -632,7 +634,8 @@ async fn elixir_schema_with_oban_py_tables_is_still_v14() {
         SchemaInfo {
             version: SchemaVersion::Recorded(14),
             errors: ErrorsColumn::JsonbArray,
-            leadership_table: Some(LeadershipTable::ObanPeers)
+            leadership_table: Some(LeadershipTable::ObanPeers),
+            oban_producers: true,
         }
     );
     assert_eq!(
