@@ -15,7 +15,7 @@ use crate::ack::{AckSettings, Acker};
 use crate::client::Client;
 use crate::config::{Config, QueueConfig};
 use crate::cron::{self, CronEntry};
-use crate::gossip::Gossip;
+use crate::gossip::{Check, Gossip, HeardChecks};
 use crate::leader::Leader;
 use crate::lifeline::Lifeline;
 use crate::met::{self, FullCounts};
@@ -163,7 +163,9 @@ impl NodeBuilder {
             polling_only: config.behind_pooler && config.listen_options.is_none(),
         };
         services.spawn(listener.run(stop_services.clone()));
+        let checks = HeardChecks::default();
         let router = Router {
+            checks: checks.clone(),
             ident: signal::ident(&config.name, &config.node),
             leadership_name: config.leadership_name.clone(),
             producers: producers.clone(),
@@ -281,6 +283,7 @@ impl NodeBuilder {
             config,
             schema,
             monitor: NodeMonitor {
+                checks,
                 metrics,
                 producers,
                 is_leader,
@@ -318,6 +321,7 @@ pub struct NodeHandle {
 /// keeps answering while the node drains); once the node has stopped, its queues are absent.
 #[derive(Clone)]
 pub struct NodeMonitor {
+    checks: HeardChecks,
     metrics: Metrics,
     producers: Producers,
     is_leader: watch::Receiver<bool>,
@@ -344,6 +348,15 @@ impl NodeMonitor {
     /// as gossip checks report it.
     pub async fn queue_status(&self) -> Vec<QueueStatus> {
         self.producers.statuses().await
+    }
+
+    /// The latest `gossip` check of `queue` from every node that runs it (this one included
+    /// when it publishes checks), Rust, Elixir or Python, heard within
+    /// [`CHECK_TTL`](crate::gossip::CHECK_TTL); like `Oban.check_queue`, but cluster-wide.
+    /// Empty until the first checks arrive (every second by default) or while the listener is
+    /// down.
+    pub fn check_queue(&self, queue: &str) -> Vec<Check> {
+        self.checks.queue(queue)
     }
 }
 
@@ -400,6 +413,11 @@ impl NodeHandle {
         self.monitor.queue_status().await
     }
 
+    /// Every node's latest check of `queue` (see [`NodeMonitor::check_queue`]).
+    pub fn check_queue(&self, queue: &str) -> Vec<Check> {
+        self.monitor.check_queue(queue)
+    }
+
     /// Stops gracefully: no new claims; running jobs get the grace period to finish and are
     /// acked; jobs still running after it are abandoned unacked (left `executing` for rescue,
     /// never half-written); acks are flushed; leadership is released.
@@ -428,8 +446,9 @@ impl NodeHandle {
     }
 }
 
-/// Routes notifications to the producers and the leader.
+/// Routes notifications to the producers, the leader and the heard checks.
 struct Router {
+    checks: HeardChecks,
     ident: String,
     leadership_name: String,
     producers: Producers,
@@ -475,7 +494,8 @@ impl Router {
                     let _ = self.resigned.try_send(());
                 }
             }
-            Channel::Sonar | Channel::Gossip | Channel::Metrics | Channel::Cronitor => {}
+            Channel::Gossip => self.checks.hear(&payload),
+            Channel::Sonar | Channel::Metrics | Channel::Cronitor => {}
         }
     }
 
