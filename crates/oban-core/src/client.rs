@@ -63,14 +63,14 @@ impl Client {
 
     /// Inserts one job and announces its queue; a unique job that matches an existing one is
     /// not inserted, and the result is that job with `conflict` set (see [`crate::unique`]).
-    /// To insert inside your own transaction, use [`insert::insert`] with `&mut *tx`.
+    /// To insert inside your own transaction, use [`insert::insert`] with `&mut tx`.
     pub async fn insert(&self, job: &NewJob) -> Result<InsertedJob> {
         insert::one(self.insert_all(std::slice::from_ref(job)).await?)
     }
 
     /// Inserts many jobs and announces their queues: jobs without unique options in one
     /// statement, unique ones as [`insert::insert_all`] describes, all in one transaction. To
-    /// insert inside your own transaction, use [`insert::insert_all`] with `&mut *tx`.
+    /// insert inside your own transaction, use [`insert::insert_all`] with `&mut tx`.
     pub async fn insert_all(&self, jobs: &[NewJob]) -> Result<Vec<InsertedJob>> {
         insert::validate_all(jobs)?;
         let persistent = self.pool.persistent();

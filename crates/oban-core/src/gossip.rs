@@ -142,10 +142,13 @@ mod elixir_time_option {
 /// How long a heard check is kept: as long as oban_met's Examiner keeps one.
 pub const CHECK_TTL: Duration = Duration::from_secs(30);
 
+/// Heard checks by (instance name, node, queue), with when each was heard.
+type CheckTable = HashMap<(String, String, String), (Instant, Check)>;
+
 /// The latest check heard from each node for each queue, for at most [`CHECK_TTL`]. Cheap to
 /// clone; the clones share the checks.
 #[derive(Clone, Debug, Default)]
-pub struct HeardChecks(Arc<Mutex<HashMap<(String, String, String), (Instant, Check)>>>);
+pub struct HeardChecks(Arc<Mutex<CheckTable>>);
 
 impl HeardChecks {
     /// Keeps the checks of a `gossip` payload (`{"checks": [...]}`); malformed ones are
@@ -155,7 +158,10 @@ impl HeardChecks {
             return;
         };
         let now = Instant::now();
-        let mut heard = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut heard = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         heard.retain(|_, (at, _)| now.duration_since(*at) < CHECK_TTL);
         for check in checks {
             if let Ok(check) = Check::deserialize(check) {
@@ -169,7 +175,10 @@ impl HeardChecks {
     /// [`CHECK_TTL`], ordered by node. A queue stopped on a node shows its last check, with
     /// `shutdown_started_at` set, until it expires.
     pub fn queue(&self, queue: &str) -> Vec<Check> {
-        let heard = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let heard = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut checks: Vec<Check> = heard
             .values()
             .filter(|(at, check)| check.queue == queue && at.elapsed() < CHECK_TTL)
@@ -344,7 +353,11 @@ mod tests {
             check.local_limit = limit;
             check
         };
-        heard.hear(&message(&[check("b", "q", 1), check("a", "q", 2), check("a", "other", 3)]));
+        heard.hear(&message(&[
+            check("b", "q", 1),
+            check("a", "q", 2),
+            check("a", "other", 3),
+        ]));
         heard.hear(&message(&[check("a", "q", 4)]));
         heard.hear(&json!({"checks": [{"queue": "q", "node": "broken"}]}));
         heard.hear(&json!({"not": "checks"}));

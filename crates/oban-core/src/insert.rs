@@ -291,11 +291,7 @@ pub(crate) fn render_with_insert(prefix: &Prefix, template: &str, channel_param:
 }
 
 /// Inserts one job. See [`insert_all`].
-pub async fn insert(
-    conn: &mut PgConnection,
-    prefix: &Prefix,
-    job: &NewJob,
-) -> Result<InsertedJob> {
+pub async fn insert(conn: &mut PgConnection, prefix: &Prefix, job: &NewJob) -> Result<InsertedJob> {
     let inserted = insert_all(conn, prefix, std::slice::from_ref(job)).await?;
     one(inserted)
 }
@@ -310,7 +306,7 @@ pub(crate) fn one(mut inserted: Vec<InsertedJob>) -> Result<InsertedJob> {
 /// Inserts `jobs` as `Oban.insert_all` does, and announces every queue that received an
 /// available job on `<prefix>.oban_insert`. Returns one [`InsertedJob`] per job, in order.
 ///
-/// `conn` is a connection or the caller's transaction (`&mut *tx`): inside a transaction the
+/// `conn` is a connection or the caller's transaction (`&mut tx`): inside a transaction the
 /// jobs and their notification are committed with the caller's data or not at all. Every job
 /// is validated before anything is sent. Jobs without unique options go in one statement.
 /// Unique jobs (which Elixir's `insert_all` ignores) are checked one by one, in order, after
@@ -370,7 +366,8 @@ pub(crate) async fn insert_with_unique(
     jobs: &[NewJob],
     persistent: bool,
 ) -> Result<Vec<InsertedJob>> {
-    let (unique, plain): (Vec<(usize, &NewJob)>, Vec<(usize, &NewJob)>) = jobs
+    type Numbered<'a> = Vec<(usize, &'a NewJob)>;
+    let (unique, plain): (Numbered, Numbered) = jobs
         .iter()
         .enumerate()
         .partition(|(_, job)| job.unique.is_some());
@@ -409,7 +406,9 @@ pub(crate) async fn insert_with_unique(
     }
     results
         .into_iter()
-        .map(|job| job.ok_or_else(|| Error::InvalidJob("a job of the batch was not inserted".into())))
+        .map(|job| {
+            job.ok_or_else(|| Error::InvalidJob("a job of the batch was not inserted".into()))
+        })
         .collect()
 }
 

@@ -152,7 +152,9 @@ impl JobUpdate {
     pub(crate) fn validated(&self) -> Result<Self> {
         let mut probe = crate::insert::NewJob::new(
             self.worker.as_deref().unwrap_or("W"),
-            self.args.as_ref().unwrap_or(&Value::Object(Default::default())),
+            self.args
+                .as_ref()
+                .unwrap_or(&Value::Object(Default::default())),
         )?
         .queue(self.queue.as_deref().unwrap_or("q"))
         .max_attempts(self.max_attempts.unwrap_or(1))
@@ -208,7 +210,10 @@ mod tests {
         .unwrap();
         assert_eq!(tags.tags, Some(vec!["a".to_owned(), "b".to_owned()]));
         assert_eq!(tags.worker.as_deref(), Some("My.Worker"));
-        assert_eq!(JobUpdate::default().validated().unwrap(), JobUpdate::default());
+        assert_eq!(
+            JobUpdate::default().validated().unwrap(),
+            JobUpdate::default()
+        );
     }
 
     #[test]

@@ -248,7 +248,11 @@ impl Unique {
     /// f64 value, so that any two jobs that may match each other have the same text.
     pub(crate) fn lock_text(&self, job: &crate::insert::NewJob) -> String {
         let coarse = |object: &Value| -> Value {
-            let map = self.compared(object).as_object().cloned().unwrap_or_default();
+            let map = self
+                .compared(object)
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
             Value::Object(
                 map.into_iter()
                     .map(|(key, value)| (key, coarse_value(value)))
@@ -346,9 +350,7 @@ mod tests {
         assert!(Unique::default().states([]).validate().is_err());
         let zero = Unique::default().period(Some(Duration::ZERO));
         assert!(zero.validate().is_err());
-        let keys_without_maps = Unique::default()
-            .fields([UniqueField::Queue])
-            .keys(["id"]);
+        let keys_without_maps = Unique::default().fields([UniqueField::Queue]).keys(["id"]);
         assert!(keys_without_maps.validate().is_err());
     }
 
@@ -375,9 +377,15 @@ mod tests {
         assert_eq!(spec["args"], json!({"id": 1}));
         assert_eq!(spec["args_exact"], false);
         let spec = keyed.spec(&job(json!({"x": 2})), &BTreeMap::new());
-        assert_eq!((&spec["args"], &spec["args_exact"]), (&json!({}), &json!(true)));
+        assert_eq!(
+            (&spec["args"], &spec["args_exact"]),
+            (&json!({}), &json!(true))
+        );
         let spec = Unique::forever().spec(&job(json!({"x": 2})), &BTreeMap::new());
-        assert_eq!((&spec["args_exact"], &spec["period"]), (&json!(true), &Value::Null));
+        assert_eq!(
+            (&spec["args_exact"], &spec["period"]),
+            (&json!(true), &Value::Null)
+        );
         assert_eq!(spec.get("meta"), None);
     }
 }

@@ -1,5 +1,5 @@
 -- The condition of a JobFilter (jobs.rs) on `j`, spliced into the job API's statements as
--- {job_filter}: each of $1 ids, $2 queues, $3 states, $4 workers (any of the listed) and
+-- `{job_filter}`: each of $1 ids, $2 queues, $3 states, $4 workers (any of the listed) and
 -- $5 tags (all of them), $6 args (jsonb containment, as `args @>`) restricts the jobs when it
 -- is not NULL; with all NULL every job matches, as Oban's `*_all_jobs(Oban.Job)` do.
 ($1::bigint[] IS NULL OR j.id = ANY($1::bigint[]))

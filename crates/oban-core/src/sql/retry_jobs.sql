@@ -1,4 +1,4 @@
--- Makes the filtered jobs ({job_filter}, $1..$6) runnable now, as Oban.retry_all_jobs does:
+-- Makes the filtered jobs (job_filter.sql, $1..$6) runnable now, as Oban.retry_all_jobs does:
 -- every one not available or executing becomes available with scheduled_at now, its
 -- completed/cancelled/discarded_at cleared and max_attempts raised to attempt + 1 if it was
 -- used up. The rows are locked first, so a job acked meanwhile is judged in its new state.
