@@ -182,6 +182,17 @@ async fn duplicates_are_judged_by_obans_rule() {
             false,
         ),
         (
+            "other worker",
+            job(json!({"id": 1})),
+            "available",
+            now,
+            NewJob::new("Test.Other", &json!({"id": 1}))
+                .unwrap()
+                .queue("q")
+                .unique(unique()),
+            false,
+        ),
+        (
             "other queue, worker and args only",
             job(json!({"id": 1})),
             "available",
