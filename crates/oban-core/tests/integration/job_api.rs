@@ -6,7 +6,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use crate::support::{Tap, database, eventually, fast_config, wait_for_state};
+use crate::support::{
+    Tap, database, eventually, fast_config, state_of, wait_for_state, wait_until_listening,
+};
 use oban_core::Client;
 use oban_core::insert::NewJob;
 use oban_core::job::{Job, JobState};
@@ -341,6 +343,7 @@ async fn cancelling_an_executing_job_stops_it_on_its_node() {
         .await
         .unwrap();
     wait_for_state(&pool, job.id, "executing").await;
+    wait_until_listening(&node).await;
     assert!(client.cancel_job(job.id).await.unwrap());
     let key = (
         "sleepy".to_owned(),
@@ -366,7 +369,7 @@ async fn cancelling_an_executing_job_stops_it_on_its_node() {
         },
     )
     .await;
-    assert_eq!(crate::support::state_of(&pool, job.id).await, "cancelled");
+    assert_eq!(state_of(&pool, job.id).await, "cancelled");
     node.shutdown().await;
 }
 
