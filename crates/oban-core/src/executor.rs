@@ -75,7 +75,12 @@ impl Execution {
         };
         let duration = started.elapsed();
         let ack = self.ack_for(ending);
-        telemetry::job_ended(job, &ack, duration, self.log_args);
+        telemetry::job_ended(
+            job,
+            (ack.state, ack.error.as_deref()),
+            duration,
+            self.log_args,
+        );
         self.metrics.record_job(job, ack.state, duration);
         let id = job.id;
         let (written, recorded) = oneshot::channel();

@@ -62,6 +62,7 @@ mod pruner;
 mod queues;
 pub mod schema;
 pub mod signal;
+pub mod sketch;
 mod stager;
 pub mod telemetry;
 #[cfg(feature = "temp-postgres")]

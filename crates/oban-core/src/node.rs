@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::ack::{AckSettings, Acker};
+use crate::ack::{AckSender, AckSettings, Acker};
 use crate::client::Client;
 use crate::config::{Config, QueueConfig};
 use crate::cron::{self, CronEntry};
@@ -81,67 +81,147 @@ impl NodeBuilder {
         config.validate()?;
         let pool = Db::with_pooler(pool, config.behind_pooler);
         let schema = schema::check(&pool, &config.prefix).await?;
-        let metrics = Metrics::default();
-        let stop_claiming = CancellationToken::new();
-        let stop_services = CancellationToken::new();
-        let abandon = CancellationToken::new();
-        let give_up_acks = CancellationToken::new();
+        warn_if_the_pool_is_small(&pool, &config);
+        let mut node = Wiring::new(pool, config);
+        let (acker, acker_task) = node.acker();
+        let (producers, commands, midwife_task) = node.queues(registry, acker);
+        let health = node.listener(&producers, commands);
+        node.gossip(&producers);
+        node.metrics_reporter();
+        node.maintenance(&schema, &producers);
+        node.cronitor();
+        Ok(node.started(schema, producers, health, midwife_task, acker_task))
+    }
+}
 
-        // Busy at once under load: one claim per queue, the ack writers, and a couple of
-        // maintenance statements (the listener has a connection of its own). A smaller pool
-        // works, but statements then queue for connections and the ack writers serialize.
-        let busy = config.queues.len() + config.ack_writers + 2;
-        let size = pool.options().get_max_connections() as usize;
-        if size < busy {
-            tracing::warn!(
-                pool_size = size,
-                queues = config.queues.len(),
-                ack_writers = config.ack_writers,
-                "the pool has fewer connections than the node uses at once (one per queue, one per ack writer, two for maintenance); statements will wait for connections"
-            );
+/// Busy at once under load: one claim per queue, the ack writers, and a couple of maintenance
+/// statements (the listener has a connection of its own). A smaller pool works, but statements
+/// then queue for connections and the ack writers serialize.
+fn warn_if_the_pool_is_small(pool: &Db, config: &Config) {
+    let busy = config.queues.len() + config.ack_writers + 2;
+    let size = pool.options().get_max_connections() as usize;
+    if size < busy {
+        tracing::warn!(
+            pool_size = size,
+            queues = config.queues.len(),
+            ack_writers = config.ack_writers,
+            "the pool has fewer connections than the node uses at once (one per queue, one per ack writer, two for maintenance); statements will wait for connections"
+        );
+    }
+}
+
+/// A node while it starts: what its components share, and each component as one step of
+/// [`NodeBuilder::start`], which reads as the node's list of children.
+struct Wiring {
+    pool: Db,
+    config: Config,
+    metrics: Metrics,
+    /// Filled by the router from the gossip channel, read by `check_queue`.
+    checks: HeardChecks,
+    /// Shared by the cron scheduler and the cronitor.
+    crontab: Arc<[CronEntry]>,
+    services: JoinSet<()>,
+    /// Producers stop claiming (the first step of a shutdown).
+    stop_claiming: CancellationToken,
+    /// The listener, publishers and maintenance loops stop.
+    stop_services: CancellationToken,
+    /// Running jobs are abandoned once the grace period is over.
+    abandon: CancellationToken,
+    /// The acker stops retrying what it could not write.
+    give_up_acks: CancellationToken,
+    is_leader: watch::Receiver<bool>,
+    /// Taken by the leader, which is the only one to say so.
+    is_leader_tx: Option<watch::Sender<bool>>,
+    /// The router hears a peer resign and tells the leader, which then elects at once.
+    resigned_tx: mpsc::Sender<()>,
+    resigned: Option<mpsc::Receiver<()>>,
+}
+
+impl Wiring {
+    fn new(pool: Db, config: Config) -> Self {
+        let (is_leader_tx, is_leader) = watch::channel(false);
+        let (resigned_tx, resigned) = mpsc::channel(1);
+        Self {
+            crontab: config.crontab.clone().into(),
+            pool,
+            config,
+            metrics: Metrics::default(),
+            checks: HeardChecks::default(),
+            services: JoinSet::new(),
+            stop_claiming: CancellationToken::new(),
+            stop_services: CancellationToken::new(),
+            abandon: CancellationToken::new(),
+            give_up_acks: CancellationToken::new(),
+            is_leader,
+            is_leader_tx: Some(is_leader_tx),
+            resigned_tx,
+            resigned: Some(resigned),
         }
-        let (acker, acker_task) = Acker::new(
-            pool.clone(),
+    }
+
+    /// The acker, which records finished jobs in batches.
+    fn acker(&self) -> (AckSender, tokio::task::JoinHandle<()>) {
+        let config = &self.config;
+        let settings = AckSettings {
+            batch_limit: config.ack_batch_limit,
+            linger: config.ack_linger,
+            // From the configured limits: a queue scaled later by a signal leaves it as is.
+            linger_until: config.queues.iter().map(|queue| queue.limit).sum::<usize>() / 2,
+            writers: config.ack_writers,
+        };
+        Acker::new(
+            self.pool.clone(),
             &config.prefix,
-            AckSettings {
-                batch_limit: config.ack_batch_limit,
-                linger: config.ack_linger,
-                // From the configured limits: a queue scaled later by a signal leaves it as is.
-                linger_until: config.queues.iter().map(|queue| queue.limit).sum::<usize>() / 2,
-                writers: config.ack_writers,
-            },
-            metrics.clone(),
+            settings,
+            self.metrics.clone(),
         )
-        .spawn(stop_claiming.clone(), give_up_acks.clone());
+        .spawn(self.stop_claiming.clone(), self.give_up_acks.clone())
+    }
+
+    /// A producer per configured queue, under the midwife that starts and stops queues at
+    /// run time.
+    fn queues(
+        &self,
+        registry: Registry,
+        acker: AckSender,
+    ) -> (
+        Producers,
+        mpsc::Sender<QueueCommand>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let config = &self.config;
         let context = ProducerContext {
-            pool: pool.clone(),
+            pool: self.pool.clone(),
             prefix: config.prefix.clone(),
             registry: Arc::new(registry),
             acker,
-            metrics: metrics.clone(),
+            metrics: self.metrics.clone(),
             log_args: config.log_args,
-            abandon: abandon.clone(),
+            abandon: self.abandon.clone(),
         };
-        let mut midwife = Midwife::new(
-            MidwifeSettings {
-                node: config.node.clone(),
-                poll_interval: config.poll_interval,
-                dispatch_cooldown: config.dispatch_cooldown,
-                shutdown_grace: config.shutdown_grace,
-            },
-            context,
-            stop_claiming.clone(),
-        );
+        let settings = MidwifeSettings {
+            node: config.node.clone(),
+            poll_interval: config.poll_interval,
+            dispatch_cooldown: config.dispatch_cooldown,
+            shutdown_grace: config.shutdown_grace,
+        };
+        let mut midwife = Midwife::new(settings, context, self.stop_claiming.clone());
         for queue in &config.queues {
             midwife.start(queue.clone(), false);
         }
         let producers = midwife.producers();
-        let (commands, command_inbox) = mpsc::channel(64);
-        let midwife_task = tokio::spawn(midwife.run(command_inbox));
+        let (commands, inbox) = mpsc::channel(64);
+        (producers, commands, tokio::spawn(midwife.run(inbox)))
+    }
 
-        let mut services = JoinSet::new();
-        let (is_leader_tx, is_leader) = watch::channel(false);
-        let (resigned_tx, resigned) = mpsc::channel(1);
+    /// The LISTEN connection, and the router that hands its notifications to the producers,
+    /// the midwife and the leader. Returns the listener's health.
+    fn listener(
+        &mut self,
+        producers: &Producers,
+        commands: mpsc::Sender<QueueCommand>,
+    ) -> watch::Receiver<ListenerHealth> {
+        let config = &self.config;
         let (health_tx, health) = watch::channel(ListenerHealth::Down {
             since: tokio::time::Instant::now(),
         });
@@ -150,9 +230,9 @@ impl NodeBuilder {
         let listen_options = config
             .listen_options
             .clone()
-            .unwrap_or_else(|| pool.connect_options().as_ref().clone());
+            .unwrap_or_else(|| self.pool.connect_options().as_ref().clone());
         let listener = Listener {
-            pool: pool.clone(),
+            pool: self.pool.clone(),
             listen_pool: Listener::pool_for(listen_options),
             prefix: config.prefix.clone(),
             node: config.node.clone(),
@@ -162,141 +242,186 @@ impl NodeBuilder {
             reconnected: reconnected_tx,
             polling_only: config.behind_pooler && config.listen_options.is_none(),
         };
-        services.spawn(listener.run(stop_services.clone()));
-        let checks = HeardChecks::default();
+        self.services
+            .spawn(listener.run(self.stop_services.clone()));
         let router = Router {
-            checks: checks.clone(),
+            checks: self.checks.clone(),
             ident: signal::ident(&config.name, &config.node),
             leadership_name: config.leadership_name.clone(),
             producers: producers.clone(),
             commands,
-            resigned: resigned_tx,
+            resigned: self.resigned_tx.clone(),
         };
-        services.spawn(router.run(notifications, reconnected));
-        if let Some(interval) = config.gossip_interval {
-            let gossip = Gossip {
-                pool: pool.clone(),
-                prefix: config.prefix.clone(),
-                name: config.name.clone(),
-                node: config.node.clone(),
-                producers: producers.clone(),
-                interval,
-            };
-            services.spawn(gossip.run(stop_services.clone()));
-        }
-        if let Some(interval) = config.metrics_interval {
-            let reporter = met::Reporter {
-                pool: pool.clone(),
-                prefix: config.prefix.clone(),
-                name: config.name.clone(),
-                node: config.node.clone(),
-                metrics: metrics.clone(),
-                interval,
-                full_counts: config.full_counts.then(|| FullCounts {
-                    estimate_limit: config.full_count_estimate_limit,
-                    is_leader: is_leader.clone(),
-                }),
-            };
-            services.spawn(reporter.run(stop_services.clone()));
-        }
+        self.services.spawn(router.run(notifications, reconnected));
+        health
+    }
 
-        let crontab: Arc<[CronEntry]> = config.crontab.clone().into();
+    /// `gossip` checks of this node's queues, for Oban Web and the other nodes.
+    fn gossip(&mut self, producers: &Producers) {
+        let config = &self.config;
+        let Some(interval) = config.gossip_interval else {
+            return;
+        };
+        let gossip = Gossip {
+            pool: self.pool.clone(),
+            prefix: config.prefix.clone(),
+            name: config.name.clone(),
+            node: config.node.clone(),
+            producers: producers.clone(),
+            interval,
+        };
+        self.services.spawn(gossip.run(self.stop_services.clone()));
+    }
+
+    /// Oban Met's job metrics, for Oban Web's charts.
+    fn metrics_reporter(&mut self) {
+        let config = &self.config;
+        let Some(interval) = config.metrics_interval else {
+            return;
+        };
+        let reporter = met::Reporter {
+            pool: self.pool.clone(),
+            prefix: config.prefix.clone(),
+            name: config.name.clone(),
+            node: config.node.clone(),
+            metrics: self.metrics.clone(),
+            interval,
+            full_counts: config.full_counts.then(|| FullCounts {
+                estimate_limit: config.full_count_estimate_limit,
+                is_leader: self.is_leader.clone(),
+            }),
+        };
+        self.services
+            .spawn(reporter.run(self.stop_services.clone()));
+    }
+
+    /// The election, and what the leader alone runs: staging, rescuing, pruning and cron.
+    fn maintenance(&mut self, schema: &SchemaInfo, producers: &Producers) {
+        let config = &self.config;
         let table = schema.leadership_table.filter(|_| config.leadership);
         if config.leadership && table.is_none() {
             tracing::warn!(
                 "neither oban_peers nor oban_leaders exists: this node will not lead, so its queues are not staged, rescued or pruned by it"
             );
         }
-        if let Some(table) = table {
-            let queues = match &config.maintained_queues {
-                Some(listed) => Maintained::Listed(listed.clone().into()),
-                None => Maintained::Running {
-                    configured: config.maintained_queues().into(),
-                    producers: producers.clone(),
-                },
-            };
-            let leader = Leader {
+        let (Some(table), Some(is_leader_tx), Some(resigned)) =
+            (table, self.is_leader_tx.take(), self.resigned.take())
+        else {
+            return;
+        };
+        let queues = match &config.maintained_queues {
+            Some(listed) => Maintained::Listed(listed.clone().into()),
+            None => Maintained::Running {
+                configured: config.maintained_queues().into(),
+                producers: producers.clone(),
+            },
+        };
+        let (pool, prefix, stop) = (&self.pool, &config.prefix, &self.stop_services);
+        let leader = Leader {
+            pool: pool.clone(),
+            prefix: prefix.clone(),
+            table,
+            name: config.leadership_name.clone(),
+            node: config.node.clone(),
+            interval: config.leader_interval,
+            is_leader: is_leader_tx,
+            resigned,
+        };
+        self.services.spawn(leader.run(stop.clone()));
+        let stager = Stager {
+            pool: pool.clone(),
+            prefix: prefix.clone(),
+            queues: queues.clone(),
+            interval: config.stage_interval,
+            limit: config.stage_limit,
+        };
+        let is_leader = &self.is_leader;
+        self.services
+            .spawn(stager.run(is_leader.clone(), stop.clone()));
+        let lifeline = Lifeline {
+            pool: pool.clone(),
+            prefix: prefix.clone(),
+            queues: queues.clone(),
+            own_producers: producers.clone(),
+            interval: config.rescue_interval,
+            rescue_after: config.rescue_after,
+        };
+        self.services
+            .spawn(lifeline.run(is_leader.clone(), stop.clone()));
+        let pruner = Pruner {
+            pool: pool.clone(),
+            prefix: prefix.clone(),
+            queues,
+            interval: config.prune_interval,
+            max_age: config.prune_max_age,
+            limit: config.prune_limit,
+        };
+        self.services
+            .spawn(pruner.run(is_leader.clone(), stop.clone()));
+        if !self.crontab.is_empty() {
+            let scheduler = cron::Scheduler {
                 pool: pool.clone(),
-                prefix: config.prefix.clone(),
-                table,
-                name: config.leadership_name.clone(),
-                node: config.node.clone(),
-                interval: config.leader_interval,
-                is_leader: is_leader_tx,
-                resigned,
+                prefix: prefix.clone(),
+                crontab: self.crontab.clone(),
+                tick: config.cron_tick,
             };
-            services.spawn(leader.run(stop_services.clone()));
-            let stager = Stager {
-                pool: pool.clone(),
-                prefix: config.prefix.clone(),
-                queues: queues.clone(),
-                interval: config.stage_interval,
-                limit: config.stage_limit,
-            };
-            services.spawn(stager.run(is_leader.clone(), stop_services.clone()));
-            let lifeline = Lifeline {
-                pool: pool.clone(),
-                prefix: config.prefix.clone(),
-                queues: queues.clone(),
-                own_producers: producers.clone(),
-                interval: config.rescue_interval,
-                rescue_after: config.rescue_after,
-            };
-            services.spawn(lifeline.run(is_leader.clone(), stop_services.clone()));
-            let pruner = Pruner {
-                pool: pool.clone(),
-                prefix: config.prefix.clone(),
-                queues,
-                interval: config.prune_interval,
-                max_age: config.prune_max_age,
-                limit: config.prune_limit,
-            };
-            services.spawn(pruner.run(is_leader.clone(), stop_services.clone()));
-            if !config.crontab.is_empty() {
-                let scheduler = cron::Scheduler {
-                    pool: pool.clone(),
-                    prefix: config.prefix.clone(),
-                    crontab: crontab.clone(),
-                    tick: config.cron_tick,
-                };
-                services.spawn(scheduler.run(is_leader.clone(), stop_services.clone()));
-            }
+            self.services
+                .spawn(scheduler.run(is_leader.clone(), stop.clone()));
         }
-        if !crontab.is_empty() {
-            let cronitor = cron::Cronitor {
-                pool: pool.clone(),
-                prefix: config.prefix.clone(),
-                name: config.name.clone(),
-                node: config.node.clone(),
-                crontab,
-            };
-            services.spawn(cronitor.run(stop_services.clone()));
+    }
+
+    /// The crontab on `cronitor`, for Oban Web's Crons page.
+    fn cronitor(&mut self) {
+        let config = &self.config;
+        if self.crontab.is_empty() {
+            return;
         }
+        let cronitor = cron::Cronitor {
+            pool: self.pool.clone(),
+            prefix: config.prefix.clone(),
+            name: config.name.clone(),
+            node: config.node.clone(),
+            crontab: self.crontab.clone(),
+        };
+        self.services
+            .spawn(cronitor.run(self.stop_services.clone()));
+    }
+
+    /// The handle of the started node.
+    fn started(
+        self,
+        schema: SchemaInfo,
+        producers: Producers,
+        health: watch::Receiver<ListenerHealth>,
+        midwife_task: tokio::task::JoinHandle<()>,
+        acker_task: tokio::task::JoinHandle<()>,
+    ) -> NodeHandle {
+        let config = self.config;
         tracing::info!(
             node = %config.node,
             queues = ?config.queues.iter().map(|q| format!("{}={}", q.name, q.limit)).collect::<Vec<_>>(),
             schema = ?schema.version,
             "node started"
         );
-        Ok(NodeHandle {
-            client: Client::new(pool, config.prefix.clone()),
+        NodeHandle {
+            client: Client::new(self.pool, config.prefix.clone()),
             config,
             schema,
             monitor: NodeMonitor {
-                checks,
-                metrics,
+                checks: self.checks,
+                metrics: self.metrics,
                 producers,
-                is_leader,
+                is_leader: self.is_leader,
                 health,
             },
             midwife_task,
             acker_task,
-            services,
-            stop_claiming,
-            stop_services,
-            abandon,
-            give_up_acks,
-        })
+            services: self.services,
+            stop_claiming: self.stop_claiming,
+            stop_services: self.stop_services,
+            abandon: self.abandon,
+            give_up_acks: self.give_up_acks,
+        }
     }
 }
 

@@ -6,9 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::ack::Ack;
 use crate::job::{Job, JobState};
-use crate::met::Sketch;
+use crate::sketch::Sketch;
 
 /// How much of a job's args the job-end event shows (see [`Config::log_args`]). Args often
 /// hold personal data (names, addresses) that logs, kept longer and read more widely than the
@@ -73,7 +72,12 @@ impl std::fmt::Display for ArgsText<'_> {
 /// `oban.job.exception`), then `state`, for exceptions `error_message`, then `duration` and
 /// `queue_time` in milliseconds rounded to two decimals. `args`, `meta` and `tags` are JSON text;
 /// `args` as much of it as `log_args` allows.
-pub(crate) fn job_ended(job: &Job, ack: &Ack, duration: Duration, log_args: LogArgs) {
+pub(crate) fn job_ended(
+    job: &Job,
+    (state, error): (JobState, Option<&str>),
+    duration: Duration,
+    log_args: LogArgs,
+) {
     let duration = round2(duration.as_secs_f64() * 1000.0);
     let queue_time =
         round2(job.queue_time().num_microseconds().unwrap_or(i64::MAX) as f64 / 1000.0);
@@ -86,20 +90,19 @@ pub(crate) fn job_ended(job: &Job, ack: &Ack, duration: Duration, log_args: LogA
     }
     .map(tracing::field::display);
     let (meta, tags) = (&job.meta, JsonText(&job.tags));
-    let state = ack.state.as_str();
-    match (ack.state, &ack.error) {
+    match (state, error) {
         (JobState::Retryable | JobState::Discarded, Some(error)) => tracing::warn!(
             target: "oban",
             id = job.id, worker = %job.worker, queue = %job.queue, attempt = job.attempt,
             max_attempts = job.max_attempts, args, %meta, %tags, event = "oban.job.exception",
-            state, error_message = %error, duration, queue_time,
+            state = state.as_str(), error_message = %error, duration, queue_time,
             "job failed"
         ),
         _ => tracing::info!(
             target: "oban",
             id = job.id, worker = %job.worker, queue = %job.queue, attempt = job.attempt,
             max_attempts = job.max_attempts, args, %meta, %tags, event = "oban.job.stop",
-            state, duration, queue_time,
+            state = state.as_str(), duration, queue_time,
             "job finished"
         ),
     }

@@ -272,8 +272,7 @@ pub async fn run(database: &Database, command: WorkCommand) -> anyhow::Result<()
             let dashboard = Dashboard::new(
                 node.monitor(),
                 node.config().node.clone(),
-                node.client().pool().clone(),
-                &database.prefix,
+                node.client().clone(),
                 stats,
                 Arc::new(Renderer::new(args.event.event_info())?),
                 seconds("--health-threshold", http.health_threshold)?,

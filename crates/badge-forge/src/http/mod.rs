@@ -1,7 +1,7 @@
 //! The `--http` server of `badge-forge work`: `/metrics` for Prometheus, `/healthz` for
 //! orchestrators, and `/`, a live page for people. The page and the badge previews show
 //! attendees' names: with [`Credentials`] every route but `/healthz` asks for them (see
-//! [`auth`]).
+//! the `auth` module).
 //!
 //! Handlers never wait on the database for the numbers that every scrape or page refresh
 //! needs: a sampler counts the jobs waiting per queue every two seconds (one query over the
@@ -27,11 +27,11 @@ use axum::http::{StatusCode, header};
 use axum::middleware;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use oban_core::Client;
 use oban_core::job::JobState;
 use oban_core::node::NodeMonitor;
 use oban_core::notifier::ListenerHealth;
-use oban_core::{Client, Prefix};
-use sqlx::{PgPool, SqlStr};
+use sqlx::SqlStr;
 
 use crate::render::Renderer;
 use crate::worker::RenderStats;
@@ -47,8 +47,8 @@ pub const HISTORY_MINUTES: usize = 10;
 pub struct Dashboard {
     monitor: NodeMonitor,
     node: String,
-    pool: PgPool,
-    /// Counts the queues' waiting jobs (the sampler's probe).
+    /// The node's own client: its pool, prefix and way of sending statements (straight or
+    /// through a pooler), for the sampler's probe and the page's queries.
     client: Client,
     stats: Arc<RenderStats>,
     renderer: Arc<Renderer>,
@@ -96,31 +96,32 @@ struct Health {
 }
 
 impl Dashboard {
-    /// A dashboard for the node behind `monitor`; `/healthz` fails once the database or the
-    /// LISTEN connection has been down for longer than `health_threshold`.
+    /// A dashboard for the node behind `monitor`, querying through `client` (the node's);
+    /// `/healthz` fails once the database or the LISTEN connection has been down for longer
+    /// than `health_threshold`.
     pub fn new(
         monitor: NodeMonitor,
         node: String,
-        pool: PgPool,
-        prefix: &Prefix,
+        client: Client,
         stats: Arc<RenderStats>,
         renderer: Arc<Renderer>,
         health_threshold: Duration,
     ) -> Self {
+        let prefix = client.prefix();
+        let sql = Queries {
+            latest_badges: prefix.render(page::LATEST_BADGES),
+            recent_errors: prefix.render(page::RECENT_ERRORS),
+            badge_preview: prefix.render(page::BADGE_PREVIEW),
+        };
         Self {
             monitor,
             node,
-            client: Client::new(pool.clone(), prefix.clone()),
-            pool,
+            client,
             stats,
             renderer,
             health_threshold,
             started: Instant::now(),
-            sql: Queries {
-                latest_badges: prefix.render(page::LATEST_BADGES),
-                recent_errors: prefix.render(page::RECENT_ERRORS),
-                badge_preview: prefix.render(page::BADGE_PREVIEW),
-            },
+            sql,
             samples: Mutex::default(),
         }
     }
@@ -240,10 +241,7 @@ type Shared = State<Arc<Dashboard>>;
 
 async fn metrics(State(dashboard): Shared) -> Response {
     (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, prometheus::CONTENT_TYPE)],
         prometheus::render(&dashboard).await,
     )
         .into_response()

@@ -255,7 +255,7 @@ async fn latest_badges(dashboard: &Dashboard) -> sqlx::Result<Vec<BadgeCard>> {
     let rows: Vec<(i64, Value, Option<NaiveDateTime>)> =
         sqlx::query_as(dashboard.sql.latest_badges.clone())
             .bind(GenerateBadge::NAME)
-            .fetch_all(&dashboard.pool)
+            .fetch_all(dashboard.client.db())
             .await?;
     Ok(rows
         .into_iter()
@@ -286,7 +286,7 @@ type ErrorColumns = (
 
 async fn recent_errors(dashboard: &Dashboard) -> sqlx::Result<Vec<ErrorRow>> {
     let rows: Vec<ErrorColumns> = sqlx::query_as(dashboard.sql.recent_errors.clone())
-        .fetch_all(&dashboard.pool)
+        .fetch_all(dashboard.client.db())
         .await?;
     Ok(rows
         .into_iter()
@@ -367,7 +367,7 @@ pub(super) async fn preview(dashboard: &Dashboard, badge: &str) -> anyhow::Resul
         .bind(GenerateBadge::NAME)
         .bind(Value::from(badge))
         .bind(as_number)
-        .fetch_optional(&dashboard.pool)
+        .fetch_optional(dashboard.client.db())
         .await?;
     let Some(args) = args else {
         return Ok(Preview::NotFound);

@@ -104,7 +104,7 @@ impl Server {
         get(self.address, path, self.authorization.as_deref()).await
     }
 
-    async fn metrics(&self) -> BTreeMap<String, f64> {
+    async fn metrics(&self) -> Scrape {
         let response = self.get("/metrics").await;
         assert_eq!(response.status, 200);
         assert_eq!(
@@ -207,133 +207,118 @@ async fn get(address: SocketAddr, path: &str, authorization: Option<&str>) -> Re
     }
 }
 
-/// Parses the Prometheus text format strictly enough to catch what scrapers reject: every
-/// sample belongs to a family declared once with `# TYPE` (histogram and summary samples by
-/// their suffixes), names and label names are valid, label values are quoted and escaped,
-/// values are numbers, and no series repeats. Returns `name{labels}` → value.
-fn parse_prometheus(text: &str) -> BTreeMap<String, f64> {
-    let valid_name = |name: &str| {
-        !name.is_empty()
-            && !name.starts_with(|c: char| c.is_ascii_digit())
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+/// One scrape of `/metrics`: each sample by its series, `name{key="value",...}` with the labels
+/// sorted by key (histogram buckets as `name_bucket` with their `le`), and every label value.
+struct Scrape {
+    series: BTreeMap<String, f64>,
+    label_values: BTreeSet<String>,
+}
+
+impl Scrape {
+    fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        self.series.get(&series(name, labels)).copied()
+    }
+}
+
+impl std::ops::Index<&str> for Scrape {
+    type Output = f64;
+
+    fn index(&self, series: &str) -> &f64 {
+        self.series
+            .get(series)
+            .unwrap_or_else(|| panic!("no series {series} in the scrape"))
+    }
+}
+
+/// `name{key="value",...}` with the labels sorted by key, as [`Scrape`] names its series.
+fn series(name: &str, labels: &[(&str, &str)]) -> String {
+    if labels.is_empty() {
+        return name.to_owned();
+    }
+    let mut labels = labels.to_vec();
+    labels.sort();
+    let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+    format!("{name}{{{}}}", labels.join(","))
+}
+
+/// Reads an exposition as Prometheus does: Prometheus's own `promtool check metrics` (its text
+/// parser and its lint) must accept it whole, then `prometheus-parse` reads the samples.
+fn parse_prometheus(text: &str) -> Scrape {
+    let checked = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut promtool| {
+            std::io::Write::write_all(&mut promtool.stdin.take().unwrap(), text.as_bytes())?;
+            promtool.wait_with_output()
+        })
+        .expect("promtool (Prometheus's own checker) runs; scripts/ensure-deps installs it");
+    assert!(
+        checked.status.success(),
+        "promtool rejects /metrics: {}{}\n{text}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    let lines = text.lines().map(|line| Ok(line.to_owned()));
+    let parsed = prometheus_parse::Scrape::parse(lines).expect("read from memory");
+    let mut scrape = Scrape {
+        series: BTreeMap::new(),
+        label_values: BTreeSet::new(),
     };
-    let mut families: BTreeMap<String, String> = BTreeMap::new();
-    let mut samples = BTreeMap::new();
-    assert!(text.ends_with('\n'), "the exposition ends with a newline");
-    for line in text.lines() {
-        if let Some(rest) = line.strip_prefix("# TYPE ") {
-            let (name, kind) = rest.split_once(' ').unwrap();
-            assert!(valid_name(name), "{line}");
-            assert!(
-                ["counter", "gauge", "histogram", "summary", "untyped"].contains(&kind),
-                "{line}"
-            );
-            assert!(
-                families.insert(name.to_owned(), kind.to_owned()).is_none(),
-                "family declared twice: {line}"
-            );
-            continue;
-        }
-        if let Some(rest) = line.strip_prefix("# HELP ") {
-            assert!(valid_name(rest.split(' ').next().unwrap()), "{line}");
-            continue;
-        }
-        assert!(
-            !line.starts_with('#') && !line.is_empty(),
-            "stray line {line:?}"
-        );
-        let (series, value) = line.rsplit_once(' ').unwrap();
-        let value: f64 = match value {
-            "+Inf" => f64::INFINITY,
-            "-Inf" => f64::NEG_INFINITY,
-            other => other
-                .parse()
-                .unwrap_or_else(|_| panic!("bad value in {line}")),
-        };
-        let name = series.split('{').next().unwrap();
-        assert!(valid_name(name), "{line}");
-        let family = families
+    for sample in parsed.samples {
+        let labels: Vec<(&str, &str)> = sample
+            .labels
             .iter()
-            .find(|(family, kind)| {
-                name == family.as_str()
-                    || match kind.as_str() {
-                        "histogram" => ["_bucket", "_sum", "_count"]
-                            .iter()
-                            .any(|suffix| name == format!("{family}{suffix}")),
-                        "summary" => ["_sum", "_count"]
-                            .iter()
-                            .any(|suffix| name == format!("{family}{suffix}")),
-                        _ => false,
-                    }
-            })
-            .unwrap_or_else(|| panic!("sample without a declared family: {line}"));
-        if family.1 == "counter" {
-            assert!(value >= 0.0, "{line}");
-        }
-        if let Some(labels) = series.strip_prefix(name) {
-            if !labels.is_empty() {
-                check_labels(labels, line);
-            }
-        }
-        assert!(
-            samples.insert(series.to_owned(), value).is_none(),
-            "series repeated: {line}"
-        );
-    }
-    samples
-}
-
-/// `{key="value",...}` with escaped values; returns the values as written.
-fn check_labels<'a>(labels: &'a str, line: &str) -> Vec<&'a str> {
-    let inner = labels
-        .strip_prefix('{')
-        .and_then(|labels| labels.strip_suffix('}'))
-        .unwrap_or_else(|| panic!("labels not braced: {line}"));
-    let mut rest = inner;
-    let mut keys = BTreeSet::new();
-    let mut values = Vec::new();
-    while !rest.is_empty() {
-        let (key, after) = rest.split_once("=\"").unwrap_or_else(|| panic!("{line}"));
-        assert!(
-            key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && keys.insert(key),
-            "{line}"
-        );
-        let mut chars = after.char_indices();
-        let end = loop {
-            match chars.next() {
-                Some((_, '\\')) => {
-                    let (_, escaped) = chars.next().unwrap();
-                    assert!(matches!(escaped, '\\' | '"' | 'n'), "{line}");
-                }
-                Some((at, '"')) => break at,
-                Some(_) => {}
-                None => panic!("unterminated label value: {line}"),
-            }
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        scrape
+            .label_values
+            .extend(labels.iter().map(|(_, v)| v.to_string()));
+        let mut add = |name: &str, labels: &[(&str, &str)], value: f64| {
+            let series = series(name, labels);
+            assert!(
+                scrape.series.insert(series.clone(), value).is_none(),
+                "series repeated: {series}"
+            );
         };
-        values.push(&after[..end]);
-        rest = &after[end + 1..];
-        rest = rest.strip_prefix(',').unwrap_or(rest);
+        match sample.value {
+            prometheus_parse::Value::Histogram(buckets) => {
+                for bucket in buckets {
+                    let le = match bucket.less_than {
+                        bound if bound.is_infinite() => "+Inf".to_owned(),
+                        bound => bound.to_string(),
+                    };
+                    let with_le: Vec<(&str, &str)> = labels
+                        .iter()
+                        .copied()
+                        .chain([("le", le.as_str())])
+                        .collect();
+                    add(&format!("{}_bucket", sample.metric), &with_le, bucket.count);
+                }
+            }
+            prometheus_parse::Value::Counter(value)
+            | prometheus_parse::Value::Gauge(value)
+            | prometheus_parse::Value::Untyped(value) => add(&sample.metric, &labels, value),
+            prometheus_parse::Value::Summary(_) => panic!("no summary expected: {}", sample.metric),
+        }
     }
-    values
-}
-
-/// Every label value of every series.
-fn label_values(metrics: &BTreeMap<String, f64>) -> Vec<&str> {
-    metrics
-        .keys()
-        .filter_map(|series| Some((series, &series[series.find('{')?..])))
-        .flat_map(|(series, labels)| check_labels(labels, series))
-        .collect()
+    scrape
 }
 
 const WORKER: &str = "badge_forge.generator.GenerateBadge";
 
-fn jobs_total(metrics: &BTreeMap<String, f64>, state: &str) -> f64 {
-    let key =
-        format!("badge_forge_jobs_total{{queue=\"badges\",worker=\"{WORKER}\",state=\"{state}\"}}");
-    metrics.get(&key).copied().unwrap_or(0.0)
+/// The finite bounds of the job duration histogram, as its `le` labels read.
+const DURATION_BOUNDS: [&str; 12] = [
+    "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.5", "1", "5", "30",
+];
+
+fn jobs_total(metrics: &Scrape, state: &str) -> f64 {
+    let labels = [("queue", "badges"), ("worker", WORKER), ("state", state)];
+    metrics
+        .get("badge_forge_jobs_total", &labels)
+        .unwrap_or(0.0)
 }
 
 async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
@@ -395,64 +380,63 @@ async fn metrics_parse_as_prometheus_text_and_follow_the_jobs() {
     );
     assert!(after["badge_forge_render_seconds_total"] > 0.0);
     assert_eq!(after["badge_forge_acked_jobs_total"], 21.0);
-    assert!(after["badge_forge_ack_duration_seconds_count"] >= 1.0);
+    assert!(after["badge_forge_acks_total"] >= 1.0);
     assert!(after["badge_forge_claimed_jobs_total"] >= 21.0);
-    assert!(
-        after["badge_forge_claim_duration_seconds_count"]
-            > before["badge_forge_claim_duration_seconds_count"]
-    );
-    assert!(after["badge_forge_claim_duration_seconds_sum"] > 0.0);
+    assert!(after["badge_forge_claims_total"] > before["badge_forge_claims_total"]);
+    assert!(after["badge_forge_claim_seconds_total"] > 0.0);
+    assert!(after["badge_forge_ack_seconds_total"] > 0.0);
 
     // The duration histogram: cumulative buckets ending in +Inf = count, sum positive.
-    let labels = format!("queue=\"badges\",worker=\"{WORKER}\",state=\"completed\"");
-    let buckets: Vec<f64> = after
+    let labels = [
+        ("queue", "badges"),
+        ("worker", WORKER),
+        ("state", "completed"),
+    ];
+    let histogram = "badge_forge_job_duration_seconds";
+    let mut buckets: Vec<(f64, f64)> = DURATION_BOUNDS
         .iter()
-        .filter(|(series, _)| {
-            series.starts_with(&format!(
-                "badge_forge_job_duration_seconds_bucket{{{labels},le="
-            ))
-        })
-        .map(|(_, value)| *value)
-        .collect();
-    assert_eq!(buckets.len(), 13);
-    let infinite =
-        after[&format!("badge_forge_job_duration_seconds_bucket{{{labels},le=\"+Inf\"}}")];
-    let count = after[&format!("badge_forge_job_duration_seconds_count{{{labels}}}")];
-    assert_eq!((infinite, count), (20.0, 20.0));
-    let mut finite: Vec<(f64, f64)> = after
-        .iter()
-        .filter_map(|(series, value)| {
-            let le = series
-                .strip_prefix(&format!(
-                    "badge_forge_job_duration_seconds_bucket{{{labels},le=\""
-                ))?
-                .strip_suffix("\"}")?;
-            le.parse::<f64>().ok().map(|le| (le, *value))
+        .map(|le| {
+            let with_le = [&labels[..], &[("le", le)]].concat();
+            let cumulative = after.get(&format!("{histogram}_bucket"), &with_le);
+            (
+                le.parse().unwrap(),
+                cumulative.unwrap_or_else(|| panic!("no bucket le={le}")),
+            )
         })
         .collect();
-    finite.sort_by(|a, b| a.0.total_cmp(&b.0));
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
     assert!(
-        finite.windows(2).all(|pair| pair[0].1 <= pair[1].1),
-        "{finite:?}"
+        buckets.windows(2).all(|pair| pair[0].1 <= pair[1].1),
+        "{buckets:?}"
     );
-    assert!(after[&format!("badge_forge_job_duration_seconds_sum{{{labels}}}")] > 0.0);
+    let infinite = after.get(
+        &format!("{histogram}_bucket"),
+        &[&labels[..], &[("le", "+Inf")]].concat(),
+    );
+    let count = after.get(&format!("{histogram}_count"), &labels);
+    assert_eq!((infinite, count), (Some(20.0), Some(20.0)));
+    assert!(buckets.last().unwrap().1 <= 20.0);
+    assert!(after.get(&format!("{histogram}_sum"), &labels).unwrap() > 0.0);
 
     // Queue depth from the database (sampled every 2 s): the badges are done and their
     // confirmations wait for Elixir's PrintCenter.
-    let depth = |queue: &str, state: &str| {
-        format!("badge_forge_queue_jobs{{queue=\"{queue}\",state=\"{state}\"}}")
+    let depth = |metrics: &Scrape, queue: &str, state: &str| {
+        metrics.get(
+            "badge_forge_queue_jobs",
+            &[("queue", queue), ("state", state)],
+        )
     };
     let sampled = eventually(
         "the depth sample to catch up",
         Duration::from_secs(10),
         || async {
             let metrics = server.metrics().await;
-            (metrics.get(&depth("printing", "available")) == Some(&20.0)).then_some(metrics)
+            (depth(&metrics, "printing", "available") == Some(20.0)).then_some(metrics)
         },
     )
     .await;
-    assert_eq!(sampled[&depth("badges", "available")], 0.0);
-    assert_eq!(sampled[&depth("badges", "executing")], 0.0);
+    assert_eq!(depth(&sampled, "badges", "available"), Some(0.0));
+    assert_eq!(depth(&sampled, "badges", "executing"), Some(0.0));
     let pool = after["badge_forge_db_pool_connections{state=\"in_use\"}"]
         + after["badge_forge_db_pool_connections{state=\"idle\"}"];
     assert!((1.0..=10.0).contains(&pool), "{pool}");
@@ -460,7 +444,7 @@ async fn metrics_parse_as_prometheus_text_and_follow_the_jobs() {
     assert_eq!(after["badge_forge_leader"], 1.0);
 
     // No label carries an attendee's name, company or badge id.
-    let values = label_values(&sampled);
+    let values: Vec<&str> = sampled.label_values.iter().map(String::as_str).collect();
     assert!(
         values.contains(&"badges") && values.contains(&WORKER),
         "{values:?}"
