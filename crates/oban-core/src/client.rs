@@ -72,11 +72,11 @@ impl Client {
     /// statement, unique ones as [`insert::insert_all`] describes, all in one transaction. To
     /// insert inside your own transaction, use [`insert::insert_all`] with `&mut tx`.
     pub async fn insert_all(&self, jobs: &[NewJob]) -> Result<Vec<InsertedJob>> {
-        insert::validate_all(jobs)?;
         let persistent = self.pool.persistent();
         if jobs.iter().all(|job| job.unique_options().is_none()) {
             return insert::insert_plain(&self.pool, &self.prefix, jobs, persistent).await;
         }
+        insert::validate_all(jobs)?;
         let mut tx = self.pool.begin().await?;
         let inserted = insert::insert_with_unique(&mut tx, &self.prefix, jobs, persistent).await?;
         tx.commit().await?;

@@ -279,14 +279,18 @@ impl JobColumns {
     }
 }
 
-/// Renders a statement that embeds `insert_jobs.sql`, with `$channel` bound at `channel_param`.
-pub(crate) fn render_with_insert(prefix: &Prefix, template: &str, channel_param: usize) -> SqlStr {
-    let insert = INSERT_JOBS
-        .lines()
+/// A `.sql` file to splice into another statement: its lines without the comment lines (a
+/// comment line spliced mid-line would swallow the rest of the statement's line).
+pub(crate) fn fragment(sql: &str) -> String {
+    sql.lines()
         .filter(|line| !line.starts_with("--"))
         .collect::<Vec<_>>()
         .join("\n")
-        .replace("$channel", &format!("${channel_param}"));
+}
+
+/// Renders a statement that embeds `insert_jobs.sql`, with `$channel` bound at `channel_param`.
+pub(crate) fn render_with_insert(prefix: &Prefix, template: &str, channel_param: usize) -> SqlStr {
+    let insert = fragment(INSERT_JOBS).replace("$channel", &format!("${channel_param}"));
     prefix.render(&template.replace("{insert_jobs}", &insert))
 }
 
@@ -318,10 +322,10 @@ pub async fn insert_all(
     prefix: &Prefix,
     jobs: &[NewJob],
 ) -> Result<Vec<InsertedJob>> {
-    validate_all(jobs)?;
     if jobs.iter().all(|job| job.unique.is_none()) {
         return insert_plain(conn, prefix, jobs, true).await;
     }
+    validate_all(jobs)?;
     let mut tx = conn.begin().await?;
     let inserted = insert_with_unique(&mut tx, prefix, jobs, true).await?;
     tx.commit().await?;
@@ -333,8 +337,8 @@ pub(crate) fn validate_all(jobs: &[NewJob]) -> Result<()> {
     jobs.iter().try_for_each(NewJob::validate)
 }
 
-/// Inserts jobs without unique options in one statement (`insert_all.sql`); `persistent` as
-/// for [`insert_with_unique`].
+/// Inserts jobs without unique options in one statement (`insert_all.sql`), validating each
+/// before anything is sent; `persistent` as for [`insert_with_unique`].
 pub(crate) async fn insert_plain<'e>(
     executor: impl PgExecutor<'e>,
     prefix: &Prefix,

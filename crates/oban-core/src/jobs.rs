@@ -117,11 +117,7 @@ impl JobFilter {
 
 /// Renders a job-API statement with its `{job_filter}` condition.
 pub(crate) fn render_with_filter(prefix: &Prefix, template: &str) -> SqlStr {
-    let filter = JOB_FILTER
-        .lines()
-        .filter(|line| !line.starts_with("--"))
-        .collect::<Vec<_>>()
-        .join("\n");
+    let filter = crate::insert::fragment(JOB_FILTER);
     prefix.render(&template.replace("{job_filter}", &filter))
 }
 
