@@ -16,9 +16,14 @@
 //! jobs finish, as Elixir's producer does. When it is gone, and for every queue when the node
 //! stops, a last check goes out with `shutdown_started_at` set and no running jobs, which Oban
 //! Web shows as a terminating queue until the check expires.
+//!
+//! A node also keeps the checks it hears from every node, its own included ([`HeardChecks`]),
+//! for `check_queue`: Elixir's `Oban.check_queue` asks the local producer only, but a check of
+//! any node's queue is already on the channel every second, so no request and reply is needed.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -133,6 +138,56 @@ mod elixir_time_option {
                     .map_err(serde::de::Error::custom)
             })
             .transpose()
+    }
+}
+
+/// How long a heard check is kept: as long as oban_met's Examiner keeps one.
+pub const CHECK_TTL: Duration = Duration::from_secs(30);
+
+/// Heard checks by (instance name, node, queue), with when each was heard.
+type CheckTable = HashMap<(String, String, String), (Instant, Check)>;
+
+/// The latest check heard from each node for each queue, for at most [`CHECK_TTL`]. Cheap to
+/// clone; the clones share the checks.
+#[derive(Clone, Debug, Default)]
+pub struct HeardChecks(Arc<Mutex<CheckTable>>);
+
+impl HeardChecks {
+    /// Keeps the checks of a `gossip` payload (`{"checks": [...]}`); malformed ones are
+    /// skipped, and expired ones forgotten.
+    pub(crate) fn hear(&self, payload: &Value) {
+        let Some(checks) = payload.get("checks").and_then(Value::as_array) else {
+            return;
+        };
+        let now = Instant::now();
+        let mut heard = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        heard.retain(|_, (at, _)| now.duration_since(*at) < CHECK_TTL);
+        for check in checks {
+            if let Ok(check) = Check::deserialize(check) {
+                let key = (check.name.clone(), check.node.clone(), check.queue.clone());
+                heard.insert(key, (now, check));
+            }
+        }
+    }
+
+    /// The latest check of `queue` from each node (and instance name) heard within
+    /// [`CHECK_TTL`], ordered by node. A queue stopped on a node shows its last check, with
+    /// `shutdown_started_at` set, until it expires.
+    pub fn queue(&self, queue: &str) -> Vec<Check> {
+        let heard = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut checks: Vec<Check> = heard
+            .values()
+            .filter(|(at, check)| check.queue == queue && at.elapsed() < CHECK_TTL)
+            .map(|(_, check)| check.clone())
+            .collect();
+        checks.sort_by(|a, b| (&a.node, &a.name).cmp(&(&b.node, &b.name)));
+        checks
     }
 }
 
@@ -289,6 +344,32 @@ mod tests {
         let check = serde_json::to_value(Check::new(&stopping, "Oban", "n", Utc::now())).unwrap();
         assert_eq!(check["paused"], true);
         assert_eq!(check["shutdown_started_at"], "2026-08-02T12:34:56.500000Z");
+    }
+
+    #[test]
+    fn heard_checks_keep_the_latest_per_node_and_queue() {
+        let heard = HeardChecks::default();
+        let check = |node: &str, queue: &str, limit: u64| {
+            let mut check = Check::new(&status(), "Oban", node, Utc::now());
+            check.queue = queue.into();
+            check.local_limit = limit;
+            check
+        };
+        heard.hear(&message(&[
+            check("b", "q", 1),
+            check("a", "q", 2),
+            check("a", "other", 3),
+        ]));
+        heard.hear(&message(&[check("a", "q", 4)]));
+        heard.hear(&json!({"checks": [{"queue": "q", "node": "broken"}]}));
+        heard.hear(&json!({"not": "checks"}));
+        let checks = heard.queue("q");
+        let seen: Vec<(&str, u64)> = checks
+            .iter()
+            .map(|check| (check.node.as_str(), check.local_limit))
+            .collect();
+        assert_eq!(seen, [("a", 4), ("b", 1)]);
+        assert!(heard.queue("missing").is_empty());
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Enqueueing: building jobs and inserting them the way `Oban.insert_all` does.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -7,13 +8,16 @@ use serde::Serialize;
 use serde_json::Value;
 use sqlx::postgres::PgArguments;
 use sqlx::query::QueryAs;
-use sqlx::{PgExecutor, Postgres, SqlStr};
+use sqlx::{Connection, PgConnection, PgExecutor, Postgres, SqlStr};
 
 use crate::job::JobState;
+use crate::unique::{ReplaceField, Unique};
 use crate::{Error, Prefix, Result};
 
 const INSERT_JOBS: &str = include_str!("sql/insert_jobs.sql");
 const INSERT_ALL: &str = include_str!("sql/insert_all.sql");
+const LOCK_UNIQUE_JOBS: &str = include_str!("sql/lock_unique_jobs.sql");
+const INSERT_UNIQUE_JOB: &str = include_str!("sql/insert_unique_job.sql");
 
 /// Elixir's schema limits worker and queue names to 1..=127 characters.
 const MAX_NAME_CHARS: usize = 127;
@@ -39,6 +43,8 @@ pub struct NewJob {
     pub(crate) scheduled_at: Option<NaiveDateTime>,
     pub(crate) tags: Vec<String>,
     pub(crate) meta: Value,
+    pub(crate) unique: Option<Unique>,
+    pub(crate) replace: BTreeMap<JobState, Vec<ReplaceField>>,
 }
 
 impl NewJob {
@@ -68,6 +74,8 @@ impl NewJob {
             scheduled_at: None,
             tags: Vec::new(),
             meta: Value::Object(Default::default()),
+            unique: None,
+            replace: BTreeMap::new(),
         })
     }
 
@@ -126,6 +134,34 @@ impl NewJob {
         Ok(self)
     }
 
+    /// Makes the job unique (Oban's `unique` option): it is inserted only if no job matching
+    /// `unique` exists, and otherwise the insert reports the job it found (see [`crate::unique`]).
+    pub fn unique(mut self, unique: Unique) -> Self {
+        self.unique = Some(unique);
+        self
+    }
+
+    /// On a unique conflict, overwrites `fields` of the job found when it is in one of
+    /// `states`, with this job's values (Oban's `replace: [state: fields]`). Calls add up.
+    pub fn replace(
+        mut self,
+        states: impl IntoIterator<Item = JobState>,
+        fields: impl IntoIterator<Item = ReplaceField> + Clone,
+    ) -> Self {
+        for state in states {
+            let listed = self.replace.entry(state).or_default();
+            listed.extend(fields.clone());
+            listed.sort();
+            listed.dedup();
+        }
+        self
+    }
+
+    /// The unique options, if any.
+    pub fn unique_options(&self) -> Option<&Unique> {
+        self.unique.as_ref()
+    }
+
     /// The worker name string.
     pub fn worker_name(&self) -> &str {
         &self.worker
@@ -162,22 +198,28 @@ impl NewJob {
                 "priority must be 0..=9, got {priority}"
             )));
         }
+        if let Some(unique) = &self.unique {
+            unique.validate()?;
+        }
         Ok(())
     }
 }
 
-/// What the database assigned to an inserted job.
+/// What the database assigned to an inserted job, or, for a unique job that conflicted, the
+/// job it found instead (after any replace).
 #[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
 pub struct InsertedJob {
-    /// The new row's id.
+    /// The new row's id, or the found job's.
     pub id: i64,
     /// Its queue.
     pub queue: String,
-    /// `available` or `scheduled`.
+    /// `available` or `scheduled` for a new job; a found job's state may be any.
     #[sqlx(try_from = "String")]
     pub state: StateLabel,
-    /// When it becomes runnable (UTC).
+    /// When it becomes (or became) runnable (UTC).
     pub scheduled_at: NaiveDateTime,
+    /// Whether a unique job matched an existing job and was not inserted.
+    pub conflict: bool,
 }
 
 /// A [`JobState`] decoded from its text label.
@@ -237,39 +279,71 @@ impl JobColumns {
     }
 }
 
-/// Renders a statement that embeds `insert_jobs.sql`, with `$channel` bound at `channel_param`.
-pub(crate) fn render_with_insert(prefix: &Prefix, template: &str, channel_param: usize) -> SqlStr {
-    let insert = INSERT_JOBS
-        .lines()
+/// A `.sql` file to splice into another statement: its lines without the comment lines (a
+/// comment line spliced mid-line would swallow the rest of the statement's line).
+pub(crate) fn fragment(sql: &str) -> String {
+    sql.lines()
         .filter(|line| !line.starts_with("--"))
         .collect::<Vec<_>>()
         .join("\n")
-        .replace("$channel", &format!("${channel_param}"));
+}
+
+/// Renders a statement that embeds `insert_jobs.sql`, with `$channel` bound at `channel_param`.
+pub(crate) fn render_with_insert(prefix: &Prefix, template: &str, channel_param: usize) -> SqlStr {
+    let insert = fragment(INSERT_JOBS).replace("$channel", &format!("${channel_param}"));
     prefix.render(&template.replace("{insert_jobs}", &insert))
 }
 
 /// Inserts one job. See [`insert_all`].
-pub async fn insert<'e>(
-    executor: impl PgExecutor<'e>,
-    prefix: &Prefix,
-    job: &NewJob,
-) -> Result<InsertedJob> {
-    let mut inserted = insert_all(executor, prefix, std::slice::from_ref(job)).await?;
+pub async fn insert(conn: &mut PgConnection, prefix: &Prefix, job: &NewJob) -> Result<InsertedJob> {
+    let inserted = insert_all(conn, prefix, std::slice::from_ref(job)).await?;
+    one(inserted)
+}
+
+/// The single result of a one-job insert.
+pub(crate) fn one(mut inserted: Vec<InsertedJob>) -> Result<InsertedJob> {
     inserted
         .pop()
         .ok_or_else(|| Error::InvalidJob("the insert was skipped by a conflict".to_owned()))
 }
 
-/// Inserts `jobs` in one statement, as `Oban.insert_all` does, and announces every queue that
-/// received an available job on `<prefix>.oban_insert`.
+/// Inserts `jobs` as `Oban.insert_all` does, and announces every queue that received an
+/// available job on `<prefix>.oban_insert`. Returns one [`InsertedJob`] per job, in order.
 ///
-/// `executor` is a pool, a connection, or the caller's transaction (`&mut *tx`): inside a
-/// transaction the jobs and their notification are committed with the caller's data or not at
-/// all. Every job is validated before anything is sent.
-pub async fn insert_all<'e>(
+/// `conn` is a connection or the caller's transaction (`&mut tx`): inside a transaction the
+/// jobs and their notification are committed with the caller's data or not at all. Every job
+/// is validated before anything is sent. Jobs without unique options go in one statement.
+/// Unique jobs (which Elixir's `insert_all` ignores) are checked one by one, in order, after
+/// the others, inside a transaction (a savepoint in the caller's), holding their advisory
+/// locks until it ends: a unique job that matches an earlier job of the batch conflicts with
+/// it. See [`crate::unique`] for the rule and how it serialises.
+pub async fn insert_all(
+    conn: &mut PgConnection,
+    prefix: &Prefix,
+    jobs: &[NewJob],
+) -> Result<Vec<InsertedJob>> {
+    if jobs.iter().all(|job| job.unique.is_none()) {
+        return insert_plain(conn, prefix, jobs, true).await;
+    }
+    validate_all(jobs)?;
+    let mut tx = conn.begin().await?;
+    let inserted = insert_with_unique(&mut tx, prefix, jobs, true).await?;
+    tx.commit().await?;
+    Ok(inserted)
+}
+
+/// Validates every job of a batch.
+pub(crate) fn validate_all(jobs: &[NewJob]) -> Result<()> {
+    jobs.iter().try_for_each(NewJob::validate)
+}
+
+/// Inserts jobs without unique options in one statement (`insert_all.sql`), validating each
+/// before anything is sent; `persistent` as for [`insert_with_unique`].
+pub(crate) async fn insert_plain<'e>(
     executor: impl PgExecutor<'e>,
     prefix: &Prefix,
     jobs: &[NewJob],
+    persistent: bool,
 ) -> Result<Vec<InsertedJob>> {
     if jobs.is_empty() {
         return Ok(Vec::new());
@@ -281,8 +355,65 @@ pub async fn insert_all<'e>(
     let sql = render_with_insert(prefix, INSERT_ALL, 9);
     let query = columns
         .bind(sqlx::query_as(sql))
-        .bind(prefix.channel("insert"));
+        .bind(prefix.channel("insert"))
+        .persistent(persistent);
     Ok(query.fetch_all(executor).await?)
+}
+
+/// Inserts a batch holding unique jobs, on a connection inside a transaction: takes every
+/// unique job's lock (`lock_unique_jobs.sql`), inserts the plain jobs in one statement, then
+/// each unique job with its check (`insert_unique_job.sql`). `persistent` is false behind a
+/// transaction-mode pooler (see [`crate::Db::persistent`]).
+pub(crate) async fn insert_with_unique(
+    conn: &mut PgConnection,
+    prefix: &Prefix,
+    jobs: &[NewJob],
+    persistent: bool,
+) -> Result<Vec<InsertedJob>> {
+    type Numbered<'a> = Vec<(usize, &'a NewJob)>;
+    let (unique, plain): (Numbered, Numbered) = jobs
+        .iter()
+        .enumerate()
+        .partition(|(_, job)| job.unique.is_some());
+    let keys: Vec<String> = unique
+        .iter()
+        .filter_map(|(_, job)| Some(job.unique.as_ref()?.lock_text(job)))
+        .collect();
+    sqlx::query(prefix.render(LOCK_UNIQUE_JOBS))
+        .bind(&keys)
+        .bind(prefix.as_str())
+        .persistent(persistent)
+        .execute(&mut *conn)
+        .await?;
+    let mut results: Vec<Option<InsertedJob>> = vec![None; jobs.len()];
+    let plain_jobs: Vec<NewJob> = plain.iter().map(|(_, job)| (*job).clone()).collect();
+    let inserted = insert_plain(&mut *conn, prefix, &plain_jobs, persistent).await?;
+    for ((at, _), job) in plain.iter().zip(inserted) {
+        results[*at] = Some(job);
+    }
+    let sql = render_with_insert(prefix, INSERT_UNIQUE_JOB, 10);
+    for (at, job) in unique {
+        let mut columns = JobColumns::default();
+        columns.push(job)?;
+        let spec = job
+            .unique
+            .as_ref()
+            .map(|unique| unique.spec(job, &job.replace));
+        let found: InsertedJob = columns
+            .bind(sqlx::query_as(sql.clone()))
+            .bind(spec)
+            .bind(prefix.channel("insert"))
+            .persistent(persistent)
+            .fetch_one(&mut *conn)
+            .await?;
+        results[at] = Some(found);
+    }
+    results
+        .into_iter()
+        .map(|job| {
+            job.ok_or_else(|| Error::InvalidJob("a job of the batch was not inserted".into()))
+        })
+        .collect()
 }
 
 #[cfg(test)]

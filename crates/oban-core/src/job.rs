@@ -128,6 +128,51 @@ impl Job {
     }
 }
 
+/// A job as stored, in any state: every column of its `oban_jobs` row, as
+/// [`Client::get_job`](crate::Client::get_job) and [`Client::update_job`](crate::Client::update_job)
+/// return it. Normalised across schemas as [`Job`] is.
+#[derive(Clone, Debug, PartialEq, FromRow)]
+pub struct JobRecord {
+    /// Primary key.
+    pub id: i64,
+    /// Its state.
+    #[sqlx(try_from = "String")]
+    pub state: crate::insert::StateLabel,
+    /// Queue.
+    pub queue: String,
+    /// Worker name string.
+    pub worker: String,
+    /// Arguments.
+    pub args: Value,
+    /// Metadata object.
+    pub meta: Value,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Error entries of earlier attempts, oldest first.
+    #[sqlx(json)]
+    pub errors: Vec<Value>,
+    /// Attempts made so far (the current one while executing).
+    pub attempt: i32,
+    /// Attempts allowed.
+    pub max_attempts: i32,
+    /// 0 is the highest priority.
+    pub priority: i32,
+    /// When it was inserted (UTC).
+    pub inserted_at: NaiveDateTime,
+    /// When it is (or was) runnable (UTC).
+    pub scheduled_at: NaiveDateTime,
+    /// When its last attempt was claimed, if ever.
+    pub attempted_at: Option<NaiveDateTime>,
+    /// `[node, producer uuid]` of its last claim, if ever.
+    pub attempted_by: Option<Vec<String>>,
+    /// When it completed.
+    pub completed_at: Option<NaiveDateTime>,
+    /// When it was cancelled.
+    pub cancelled_at: Option<NaiveDateTime>,
+    /// When it was discarded.
+    pub discarded_at: Option<NaiveDateTime>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,8 @@
 //! [`notifier`] carries wake-ups and [`signal`]s between nodes; `leader` elects the node that
 //! runs the maintenance loops (`stager`, `lifeline`, `pruner`) and the [`cron`] scheduler
 //! (`liveness` tells the lifeline which producers are alive); [`node`] wires them together,
-//! and [`client`] enqueues and signals without running queues. [`gossip`] and [`met`] publish
+//! and [`client`] enqueues (with [`unique`] jobs), signals and manages jobs ([`jobs`], and
+//! [`drain`] for tests) without running queues. [`gossip`] and [`met`] publish
 //! the queue status and job metrics that Oban Web shows. Every statement lives in `src/sql/`
 //! with a comment saying what it guarantees.
 //!
@@ -44,11 +45,13 @@ pub mod client;
 pub mod config;
 pub mod cron;
 pub mod db;
+pub mod drain;
 pub mod error;
 mod executor;
 pub mod gossip;
 pub mod insert;
 pub mod job;
+pub mod jobs;
 mod leader;
 mod lifeline;
 mod liveness;
@@ -68,6 +71,7 @@ pub mod telemetry;
 pub mod temp_pgbouncer;
 #[cfg(feature = "temp-postgres")]
 pub mod temp_postgres;
+pub mod unique;
 pub mod worker;
 
 pub use client::Client;

@@ -15,7 +15,7 @@ use crate::ack::{AckSender, AckSettings, Acker};
 use crate::client::Client;
 use crate::config::{Config, QueueConfig};
 use crate::cron::{self, CronEntry};
-use crate::gossip::Gossip;
+use crate::gossip::{Check, Gossip, HeardChecks};
 use crate::leader::Leader;
 use crate::lifeline::Lifeline;
 use crate::liveness::Liveness;
@@ -117,6 +117,8 @@ struct Wiring {
     pool: Db,
     config: Config,
     metrics: Metrics,
+    /// Filled by the router from the gossip channel, read by `check_queue`.
+    checks: HeardChecks,
     /// Shared by the cron scheduler and the cronitor.
     crontab: Arc<[CronEntry]>,
     /// Who is alive: fed by the router on every node, so that whichever comes to lead knows;
@@ -151,6 +153,7 @@ impl Wiring {
             pool,
             config,
             metrics: Metrics::default(),
+            checks: HeardChecks::default(),
             services: JoinSet::new(),
             stop_claiming: CancellationToken::new(),
             stop_services: CancellationToken::new(),
@@ -249,6 +252,7 @@ impl Wiring {
         self.services
             .spawn(listener.run(self.stop_services.clone()));
         let router = Router {
+            checks: self.checks.clone(),
             ident: signal::ident(&config.name, &config.node),
             leadership_name: config.leadership_name.clone(),
             producers: producers.clone(),
@@ -421,6 +425,7 @@ impl Wiring {
             config,
             schema,
             monitor: NodeMonitor {
+                checks: self.checks,
                 metrics: self.metrics,
                 producers,
                 is_leader: self.is_leader,
@@ -458,6 +463,7 @@ pub struct NodeHandle {
 /// keeps answering while the node drains); once the node has stopped, its queues are absent.
 #[derive(Clone)]
 pub struct NodeMonitor {
+    checks: HeardChecks,
     metrics: Metrics,
     producers: Producers,
     is_leader: watch::Receiver<bool>,
@@ -484,6 +490,15 @@ impl NodeMonitor {
     /// as gossip checks report it.
     pub async fn queue_status(&self) -> Vec<QueueStatus> {
         self.producers.statuses().await
+    }
+
+    /// The latest `gossip` check of `queue` from every node that runs it (this one included
+    /// when it publishes checks), Rust, Elixir or Python, heard within
+    /// [`CHECK_TTL`](crate::gossip::CHECK_TTL); like `Oban.check_queue`, but cluster-wide.
+    /// Empty until the first checks arrive (every second by default) or while the listener is
+    /// down.
+    pub fn check_queue(&self, queue: &str) -> Vec<Check> {
+        self.checks.queue(queue)
     }
 }
 
@@ -540,6 +555,11 @@ impl NodeHandle {
         self.monitor.queue_status().await
     }
 
+    /// Every node's latest check of `queue` (see [`NodeMonitor::check_queue`]).
+    pub fn check_queue(&self, queue: &str) -> Vec<Check> {
+        self.monitor.check_queue(queue)
+    }
+
     /// Stops gracefully: no new claims; running jobs get the grace period to finish and are
     /// acked; jobs still running after it are abandoned unacked (left `executing` for rescue,
     /// never half-written); acks are flushed; leadership is released.
@@ -568,8 +588,9 @@ impl NodeHandle {
     }
 }
 
-/// Routes notifications to the producers and the leader.
+/// Routes notifications to the producers, the leader and the heard checks.
 struct Router {
+    checks: HeardChecks,
     ident: String,
     leadership_name: String,
     producers: Producers,
@@ -618,9 +639,11 @@ impl Router {
                     let _ = self.resigned.try_send(());
                 }
             }
-            Channel::Gossip => self
-                .liveness
-                .heard_checks(&payload, tokio::time::Instant::now()),
+            Channel::Gossip => {
+                self.checks.hear(&payload);
+                self.liveness
+                    .heard_checks(&payload, tokio::time::Instant::now());
+            }
             Channel::Sonar | Channel::Metrics | Channel::Cronitor => {}
         }
     }

@@ -25,7 +25,7 @@ use crate::telemetry::{LogArgs, Metrics};
 use crate::worker::Registry;
 use crate::{Db, Prefix, Result};
 
-const CLAIM: &str = include_str!("sql/claim.sql");
+pub(crate) const CLAIM: &str = include_str!("sql/claim.sql");
 
 /// What a producer can be told.
 #[derive(Debug)]

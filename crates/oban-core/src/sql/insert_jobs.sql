@@ -1,6 +1,6 @@
--- Inserts a batch of new jobs and announces their queues; shared by `insert_all` (insert.rs)
--- and by the ack of completed jobs that insert follow-up jobs (ack.rs), which prepend a CTE
--- named `new_jobs` with these columns:
+-- Inserts a batch of new jobs and announces their queues; shared by `insert_all` and the
+-- unique insert (insert.rs), the cron scheduler (cron.rs) and the ack of completed jobs that
+-- insert follow-up jobs (ack.rs), which prepend a CTE named `new_jobs` with these columns:
 --   worker, queue, args, max_attempts, priority, scheduled_at, tags (jsonb array), meta
 -- Rows are written like Oban.insert_all writes them: ON CONFLICT DO NOTHING, `attempt`, `errors`,
 -- `inserted_at` and `id` left to the table's defaults, state `scheduled` exactly when a

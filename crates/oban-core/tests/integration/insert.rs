@@ -30,7 +30,7 @@ async fn rows_are_indistinguishable_from_oban_insert_all() {
     let job = NewJob::new("badge_forge.generator.GenerateBadge", &args)
         .unwrap()
         .queue("badges");
-    let ours = insert::insert_all(&mut *tx, &Prefix::default(), &[job])
+    let ours = insert::insert_all(&mut tx, &Prefix::default(), &[job])
         .await
         .unwrap();
     // Same transaction, so the default timestamps are equal too: every column but id matches.
@@ -138,11 +138,11 @@ async fn announces_each_queue_once_at_commit_and_never_on_rollback() {
         .collect();
 
     let mut tx = pool.begin().await.unwrap();
-    insert::insert_all(&mut *tx, &prefix, &jobs).await.unwrap();
+    insert::insert_all(&mut tx, &prefix, &jobs).await.unwrap();
     tx.rollback().await.unwrap();
 
     let mut tx = pool.begin().await.unwrap();
-    insert::insert_all(&mut *tx, &prefix, &jobs).await.unwrap();
+    insert::insert_all(&mut tx, &prefix, &jobs).await.unwrap();
     let early = tokio::time::timeout(Duration::from_millis(300), listener.recv()).await;
     assert!(early.is_err(), "a notification arrived before commit");
     tx.commit().await.unwrap();
@@ -173,7 +173,7 @@ async fn a_job_committed_with_the_callers_data_or_not_at_all() {
             .await
             .unwrap();
         insert::insert(
-            &mut *tx,
+            &mut tx,
             &prefix,
             &NewJob::new("Mailer", &json!({"order": 1})).unwrap(),
         )

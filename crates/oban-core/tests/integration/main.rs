@@ -9,11 +9,14 @@
 
 mod cron;
 mod dashboard;
+mod drain;
 mod faults;
 mod insert;
+mod job_api;
 mod node;
 mod schema;
 mod security;
 mod sql_audit;
 mod support;
 mod telemetry;
+mod unique;

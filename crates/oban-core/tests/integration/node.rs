@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::support::{
     Scripted, Tap, database, eventually, fast_config, start_scripted, state_of, wait_for_state,
+    wait_until_listening,
 };
 use chrono::NaiveDateTime;
 use oban_core::insert::NewJob;
@@ -361,15 +362,6 @@ async fn start_and_stop_signals_run_and_retire_queues() {
         "a zero limit was sent"
     );
     node.shutdown().await;
-}
-
-async fn wait_until_listening(node: &oban_core::node::NodeHandle) {
-    eventually(
-        "the listener to hear itself",
-        Duration::from_secs(10),
-        || async { (node.listener_health() == ListenerHealth::Up).then_some(()) },
-    )
-    .await;
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@
 //!    which sqlx would take as a constant.
 //! 3. Every `Prefix::render` template is a constant (`include_str!` of a `.sql` file or a
 //!    literal), and every `{…}` placeholder in the templates is `{prefix}` (or the
-//!    `{insert_jobs}` fragment, itself a constant).
+//!    `{insert_jobs}` and `{job_filter}` fragments, themselves constants).
 //! 4. Every `sqlx::query*`/`raw_sql` call gets a literal, a constant, a rendered constant or a
 //!    variable holding one (which the type system then guarantees is a `SqlStr`).
 //! 5. No `format!` builds SQL text except the audited ones (an integer constant, generated
@@ -62,7 +62,7 @@ const AUDITED_FORMATS: [(&str, &str, &str); 2] = [
 
 /// Functions that pass a computed template to `Prefix::render`, with the reason it is safe.
 /// Their callers are checked to pass constants.
-const AUDITED_RENDERERS: [(&str, &str, &str); 2] = [
+const AUDITED_RENDERERS: [(&str, &str, &str); 3] = [
     (
         "crates/oban-core/src/schema.rs",
         "execute",
@@ -72,6 +72,11 @@ const AUDITED_RENDERERS: [(&str, &str, &str); 2] = [
         "crates/oban-core/src/insert.rs",
         "render_with_insert",
         "splices the constant insert_jobs.sql into a constant template, with an integer parameter number",
+    ),
+    (
+        "crates/oban-core/src/jobs.rs",
+        "render_with_filter",
+        "splices the constant job_filter.sql into a constant template",
     ),
 ];
 
@@ -536,7 +541,7 @@ fn templates_have_no_placeholder_but_the_prefix() {
                         .chars()
                         .all(|c| c.is_ascii_alphanumeric() || c == '_');
                 assert!(
-                    !is_placeholder || matches!(inside, "prefix" | "insert_jobs"),
+                    !is_placeholder || matches!(inside, "prefix" | "insert_jobs" | "job_filter"),
                     "{what}: unexpected placeholder {{{inside}}} in {line:?}"
                 );
             }

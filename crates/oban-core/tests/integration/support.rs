@@ -8,7 +8,7 @@ use std::time::Duration;
 use oban_core::config::{Config, QueueConfig};
 use oban_core::job::Job;
 use oban_core::node::{Node, NodeHandle};
-use oban_core::notifier::decode_payload;
+use oban_core::notifier::{ListenerHealth, decode_payload};
 use oban_core::temp_postgres::fresh_database;
 use oban_core::worker::{Outcome, WorkResult, Worker, WorkerOptions};
 use oban_core::{Client, Prefix, schema};
@@ -136,6 +136,17 @@ pub async fn wait_for_state(pool: &PgPool, id: i64, state: &str) {
         || async { (state_of(pool, id).await == state).then_some(()) },
     )
     .await
+}
+
+/// Waits until `node` hears its own heartbeat: a signal sent before then is lost
+/// (PostgreSQL keeps no notifications for a session that is not listening yet).
+pub async fn wait_until_listening(node: &NodeHandle) {
+    eventually(
+        "the listener to hear itself",
+        Duration::from_secs(10),
+        || async { (node.listener_health() == ListenerHealth::Up).then_some(()) },
+    )
+    .await;
 }
 
 /// Runs `test` to completion on a multi-threaded runtime of its own whose every thread (its

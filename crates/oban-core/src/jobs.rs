@@ -1,0 +1,219 @@
+//! The job API: read, retry, cancel, delete and update jobs by id or by [`JobFilter`], as
+//! `Oban.retry_all_jobs`, `cancel_all_jobs`, `delete_all_jobs` and `update_job` do. Called
+//! through [`Client`](crate::Client); each statement is a `.sql` file saying what it
+//! guarantees.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::postgres::PgArguments;
+use sqlx::query::QueryAs;
+use sqlx::{Postgres, SqlStr};
+
+use crate::job::JobState;
+use crate::{Error, Prefix, Result};
+
+pub(crate) const GET_JOB: &str = include_str!("sql/get_job.sql");
+pub(crate) const RETRY_JOBS: &str = include_str!("sql/retry_jobs.sql");
+pub(crate) const CANCEL_JOBS: &str = include_str!("sql/cancel_jobs.sql");
+pub(crate) const DELETE_JOBS: &str = include_str!("sql/delete_jobs.sql");
+pub(crate) const UPDATE_JOB: &str = include_str!("sql/update_job.sql");
+const JOB_FILTER: &str = include_str!("sql/job_filter.sql");
+
+/// Which jobs a job-API call acts on: those that meet every condition given. Within one
+/// condition any listed value matches (any of the queues, say), except tags: a job must carry
+/// all of them. [`JobFilter::all`] names every job.
+///
+/// ```
+/// use oban_core::jobs::JobFilter;
+/// use oban_core::job::JobState;
+/// let filter = JobFilter::all()
+///     .queue("mailers")
+///     .state(JobState::Discarded)
+///     .args_contain(&serde_json::json!({"account_id": 7}))?;
+/// # Ok::<(), oban_core::Error>(())
+/// ```
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct JobFilter {
+    ids: Option<Vec<i64>>,
+    queues: Option<Vec<String>>,
+    states: Option<Vec<String>>,
+    workers: Option<Vec<String>>,
+    tags: Option<Vec<String>>,
+    args: Option<Value>,
+}
+
+/// Appends `value` to a condition's list, creating it.
+fn add<T>(list: &mut Option<Vec<T>>, value: T) {
+    list.get_or_insert_with(Vec::new).push(value);
+}
+
+impl JobFilter {
+    /// Every job.
+    pub fn all() -> Self {
+        Self::default()
+    }
+
+    /// The jobs with these ids (none for an empty list).
+    pub fn ids(ids: impl IntoIterator<Item = i64>) -> Self {
+        Self {
+            ids: Some(ids.into_iter().collect()),
+            ..Self::default()
+        }
+    }
+
+    /// Also in `queue` (calls add queues).
+    pub fn queue(mut self, queue: impl Into<String>) -> Self {
+        add(&mut self.queues, queue.into());
+        self
+    }
+
+    /// Also in `state` (calls add states).
+    pub fn state(mut self, state: JobState) -> Self {
+        add(&mut self.states, state.as_str().to_owned());
+        self
+    }
+
+    /// Also of `worker`, the name string as stored (calls add workers).
+    pub fn worker(mut self, worker: impl Into<String>) -> Self {
+        add(&mut self.workers, worker.into());
+        self
+    }
+
+    /// Also carrying `tag`, compared as [`NewJob::tags`](crate::insert::NewJob::tags) stores
+    /// it (calls add tags, all of which a job must carry).
+    pub fn tag(mut self, tag: &str) -> Self {
+        add(&mut self.tags, tag.trim().to_lowercase());
+        self
+    }
+
+    /// Also with args that contain `args` (PostgreSQL's jsonb `@>`: `{"id": 1}` matches
+    /// `{"id": 1, "x": 2}`). `args` must serialize to a JSON object.
+    pub fn args_contain(mut self, args: &impl Serialize) -> Result<Self> {
+        let args = serde_json::to_value(args)?;
+        if !args.is_object() {
+            return Err(Error::InvalidJob(format!(
+                "an args filter must be a JSON object, got {args}"
+            )));
+        }
+        self.args = Some(args);
+        Ok(self)
+    }
+
+    /// Binds `$1..$6` of `sql/job_filter.sql`.
+    pub(crate) fn bind<'q, O>(
+        &self,
+        query: QueryAs<'q, Postgres, O, PgArguments>,
+    ) -> QueryAs<'q, Postgres, O, PgArguments> {
+        query
+            .bind(self.ids.clone())
+            .bind(self.queues.clone())
+            .bind(self.states.clone())
+            .bind(self.workers.clone())
+            .bind(self.tags.clone())
+            .bind(self.args.clone())
+    }
+}
+
+/// Renders a job-API statement with its `{job_filter}` condition.
+pub(crate) fn render_with_filter(prefix: &Prefix, template: &str) -> SqlStr {
+    let filter = crate::insert::fragment(JOB_FILTER);
+    prefix.render(&template.replace("{job_filter}", &filter))
+}
+
+/// The fields [`Client::update_job`](crate::Client::update_job) changes, as
+/// `Oban.update_job` accepts them: those left `None` are kept. Validated as a new job's are.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct JobUpdate {
+    /// New args (a JSON object).
+    pub args: Option<Value>,
+    /// New attempt limit (positive).
+    pub max_attempts: Option<i32>,
+    /// New meta (a JSON object).
+    pub meta: Option<Value>,
+    /// New priority, 0..=9.
+    pub priority: Option<i32>,
+    /// New queue.
+    pub queue: Option<String>,
+    /// New run time; a job waiting to run becomes `scheduled`.
+    pub scheduled_at: Option<DateTime<Utc>>,
+    /// New tags, normalised as [`NewJob::tags`](crate::insert::NewJob::tags) normalises them.
+    pub tags: Option<Vec<String>>,
+    /// New worker name string.
+    pub worker: Option<String>,
+}
+
+impl JobUpdate {
+    /// Checks each given field by the rules a new job's obey, and normalises the tags.
+    pub(crate) fn validated(&self) -> Result<Self> {
+        let mut probe = crate::insert::NewJob::new(
+            self.worker.as_deref().unwrap_or("W"),
+            self.args
+                .as_ref()
+                .unwrap_or(&Value::Object(Default::default())),
+        )?
+        .queue(self.queue.as_deref().unwrap_or("q"))
+        .max_attempts(self.max_attempts.unwrap_or(1))
+        .tags(self.tags.iter().flatten());
+        if let Some(meta) = &self.meta {
+            probe = probe.meta(meta)?;
+        }
+        if let Some(priority) = self.priority {
+            probe = probe.priority(priority);
+        }
+        probe.validate()?;
+        Ok(Self {
+            tags: self.tags.as_ref().map(|_| probe.tags.clone()),
+            worker: self.worker.as_ref().map(|_| probe.worker.clone()),
+            ..self.clone()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn updates_are_checked_like_new_jobs() {
+        let bad = [
+            JobUpdate {
+                priority: Some(10),
+                ..JobUpdate::default()
+            },
+            JobUpdate {
+                max_attempts: Some(0),
+                ..JobUpdate::default()
+            },
+            JobUpdate {
+                args: Some(serde_json::json!([1])),
+                ..JobUpdate::default()
+            },
+            JobUpdate {
+                queue: Some(String::new()),
+                ..JobUpdate::default()
+            },
+        ];
+        for update in bad {
+            assert!(update.validated().is_err(), "{update:?}");
+        }
+        let tags = JobUpdate {
+            tags: Some(vec![" A".into(), "a".into(), "b".into()]),
+            worker: Some("Elixir.My.Worker".into()),
+            ..JobUpdate::default()
+        }
+        .validated()
+        .unwrap();
+        assert_eq!(tags.tags, Some(vec!["a".to_owned(), "b".to_owned()]));
+        assert_eq!(tags.worker.as_deref(), Some("My.Worker"));
+        assert_eq!(
+            JobUpdate::default().validated().unwrap(),
+            JobUpdate::default()
+        );
+    }
+
+    #[test]
+    fn filters_refuse_non_object_args() {
+        assert!(JobFilter::all().args_contain(&[1]).is_err());
+    }
+}
