@@ -36,6 +36,21 @@ async fn tally(pool: &PgPool, prefix: &str, node: &str) -> (i64, i64, i64) {
     .unwrap()
 }
 
+/// Adds what `listener` hears to `heard` (per channel, decoded) until it is quiet for `quiet`.
+async fn record(
+    listener: &mut PgListener,
+    heard: &mut HashMap<String, Vec<Value>>,
+    quiet: Duration,
+) {
+    while let Ok(Ok(Some(notification))) = tokio::time::timeout(quiet, listener.try_recv()).await {
+        let payload = oban_core::notifier::decode_payload(notification.payload()).unwrap();
+        heard
+            .entry(notification.channel().to_owned())
+            .or_default()
+            .push(payload);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_prefixed_instance_runs_beside_public_without_crosstalk() {
     let (pool, url) = database().await;
@@ -88,15 +103,7 @@ async fn a_prefixed_instance_runs_beside_public_without_crosstalk() {
             started.elapsed() < Duration::from_secs(120),
             "{eu_done}/300 and {public_done}/200 done"
         );
-        while let Ok(Ok(Some(notification))) =
-            tokio::time::timeout(Duration::from_millis(50), listener.try_recv()).await
-        {
-            let payload = oban_core::notifier::decode_payload(notification.payload()).unwrap();
-            heard
-                .entry(notification.channel().to_owned())
-                .or_default()
-                .push(payload);
-        }
+        record(&mut listener, &mut heard, Duration::from_millis(50)).await;
     }
     let leaders: Vec<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT 'public', node FROM public.oban_peers WHERE name = 'Oban.rust' \
@@ -109,6 +116,8 @@ async fn a_prefixed_instance_runs_beside_public_without_crosstalk() {
     assert!(status.success());
     let (status, _) = eu.terminate(Duration::from_secs(15));
     assert!(status.success());
+    // Each leader resigned on its own instance's leader channel as it stopped.
+    record(&mut listener, &mut heard, Duration::from_secs(1)).await;
 
     assert_eq!(
         tally(&pool, PREFIX, "rust-eu").await,
@@ -152,6 +161,11 @@ async fn a_prefixed_instance_runs_beside_public_without_crosstalk() {
         "gossip on public.oban_gossip"
     );
     for prefix in ["public", PREFIX] {
+        assert_eq!(
+            heard.get(&format!("{prefix}.oban_leader")),
+            Some(&vec![serde_json::json!({"down": "Oban.rust"})]),
+            "the leader of {prefix} resigned on {prefix}.oban_leader, and only it"
+        );
         let inserts = heard
             .get(&format!("{prefix}.oban_insert"))
             .map_or(0, Vec::len);
@@ -176,8 +190,19 @@ async fn a_prefixed_instance_runs_beside_public_without_crosstalk() {
 async fn wake_ups_arrive_on_the_prefixed_insert_channel() {
     let (pool, url) = database().await;
     badge_forge(&url, &["migrate", "--prefix", PREFIX]);
+    // Another node leads this instance for the next hour, so this one runs no stager (whose
+    // announcements would wake it too) ...
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO \"{PREFIX}\".oban_peers (name, node, started_at, expires_at) \
+         VALUES ('Oban.rust', 'elsewhere', timezone('UTC', now()), timezone('UTC', now()) + interval '1 hour')"
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
     let output = output_dir("prefix-wake");
-    let eu = RustNode::start(&url, &output, "rust-eu-wake", &["--prefix", PREFIX]);
+    // ... and its producers poll only every 10 minutes: within the bound below, only the
+    // insert's own notification on the prefixed channel can wake them.
+    let eu = RustNode::start_polling(&url, &output, "rust-eu-wake", 600.0, &["--prefix", PREFIX]);
     let listening = format!(
         "SELECT least(count(*), 1) FROM pg_stat_activity WHERE datname = current_database() \
          AND query LIKE 'LISTEN%{PREFIX}.oban_insert%'"

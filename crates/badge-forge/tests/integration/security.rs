@@ -200,6 +200,31 @@ async fn the_cli_never_prints_a_password() {
         .unwrap();
 }
 
+/// No `--help` prints a password held in a URL of the environment (`DATABASE_URL`,
+/// `OBAN_LISTEN_URL`), though each names the variable it reads.
+#[test]
+fn help_never_prints_a_urls_password() {
+    let url = format!("postgres://badge_forge:{PASSWORD}@db.internal/app");
+    for command in [
+        &["--help"][..],
+        &["migrate", "--help"],
+        &["work", "--help"],
+        &["enqueue", "--help"],
+        &["status", "--help"],
+        &["demo", "--help"],
+    ] {
+        let help = Command::new(BADGE_FORGE)
+            .args(command)
+            .env("DATABASE_URL", &url)
+            .env("OBAN_LISTEN_URL", &url)
+            .output()
+            .unwrap();
+        assert!(help.status.success(), "{command:?}");
+        assert!(text(&help).contains("DATABASE_URL"), "{command:?}");
+        assert_no_secret(&text(&help), &format!("{command:?}"));
+    }
+}
+
 /// The live page's password stays out of `--help` (given in the environment) and out of the
 /// errors about a malformed value, which still say what is wrong.
 #[test]

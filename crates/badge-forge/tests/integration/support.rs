@@ -64,12 +64,26 @@ pub struct RustNode {
 }
 
 impl RustNode {
-    /// Starts `badge-forge work` on `url` writing into `output`, with `extra` flags.
+    /// Starts `badge-forge work` on `url` writing into `output`, with `extra` flags; its
+    /// producers poll every half second.
     pub fn start(url: &str, output: &Path, name: &str, extra: &[&str]) -> Self {
+        Self::start_polling(url, output, name, 0.5, extra)
+    }
+
+    /// [`RustNode::start`] with producers that look for jobs themselves only every
+    /// `poll_seconds`: slower than a test's bound, only a notification wakes them in time.
+    pub fn start_polling(
+        url: &str,
+        output: &Path,
+        name: &str,
+        poll_seconds: f64,
+        extra: &[&str],
+    ) -> Self {
         let child = Command::new(BADGE_FORGE)
             .args(["work", "--database-url", url, "--node", name, "--output"])
             .arg(output)
-            .args(["--poll-interval", "0.5", "--grace-period", "10"])
+            .args(["--poll-interval", &poll_seconds.to_string()])
+            .args(["--grace-period", "10"])
             .args(extra)
             // Discarded bad input logs a warning per job; the tests assert on the rows instead.
             .env("RUST_LOG", "error")

@@ -1,6 +1,6 @@
 //! What the node publishes for Oban Web, as it arrives on a real PostgreSQL: `gossip` checks,
 //! `metrics` reports and the `cronitor` crontab, checked key by key and type by type against
-//! what oban_met 1.3 and Oban Web 2.12 read (the crontab against what real Oban Met sent),
+//! what the real Elixir Oban 2.23.1 with Oban Met 1.3.0 sent (`../shared/oban-recordings/`),
 //! decoded back into their typed forms, and kept within the payload limit.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -68,22 +68,67 @@ fn assert_elixir_time(value: &Value) -> DateTime<Utc> {
         .with_timezone(&Utc)
 }
 
-const CHECK_KEYS: [&str; 10] = [
-    "local_limit",
-    "name",
-    "node",
-    "paused",
-    "queue",
-    "running",
-    "shutdown_started_at",
-    "started_at",
-    "updated_at",
-    "uuid",
-];
+/// The payloads real Elixir Oban 2.23.1 with Oban Met 1.3.0 sent on `public.oban_<channel>`
+/// (`elixir-notifications.jsonl`), decoded.
+fn elixir_sent(channel: &str) -> Vec<Value> {
+    let channel = format!("public.oban_{channel}");
+    recording("elixir-notifications.jsonl")
+        .into_iter()
+        .filter(|line| line["channel"] == channel.as_str())
+        .map(|line| decode_payload(line["payload"].as_str().unwrap()).unwrap())
+        .collect()
+}
+
+/// What a reader pattern-matches on a JSON value: its kind.
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(number) if number.is_i64() || number.is_u64() => "integer",
+        Value::Number(_) => "float",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// Asserts that `ours` has the keys of the real Elixir's `elixir`, each of the same kind where
+/// Elixir's is not null.
+fn assert_same_shape(ours: &Value, elixir: &Value) {
+    assert_eq!(keys(ours), keys(elixir), "ours: {ours}\nElixir's: {elixir}");
+    for (key, theirs) in elixir.as_object().unwrap() {
+        if !theirs.is_null() {
+            assert_eq!(kind(&ours[key]), kind(theirs), "{key} in {ours}");
+        }
+    }
+}
+
+/// The real Elixir's gossip check (recorded) as ours is written: `local_limit` for its `limit`
+/// (oban_met stores it so, and oban-py sends it so) and no optional `refresh_interval`
+/// (protocol §8.2).
+fn elixir_check() -> Value {
+    let mut check = elixir_sent("gossip")[0]["checks"][0].clone();
+    let fields = check.as_object_mut().unwrap();
+    let limit = fields.remove("limit").expect("Elixir's check has a limit");
+    fields.insert("local_limit".into(), limit);
+    fields
+        .remove("refresh_interval")
+        .expect("and a refresh_interval");
+    check
+}
+
+/// The first metric entry of `series` the real Oban Met sent.
+fn elixir_metric(series: &str) -> Value {
+    elixir_sent("metrics")
+        .iter()
+        .flat_map(|message| message["metrics"].as_array().unwrap().clone())
+        .find(|entry| entry["series"] == series)
+        .unwrap_or_else(|| panic!("no {series} in the recording"))
+}
 
 /// Asserts a check's keys and JSON types; returns it decoded.
 fn assert_check_shape(check: &Value) -> Check {
-    assert_eq!(keys(check), CHECK_KEYS.into_iter().collect(), "{check}");
+    assert_same_shape(check, &elixir_check());
     for key in ["node", "name", "queue", "uuid"] {
         assert!(check[key].is_string(), "{key} in {check}");
     }
@@ -251,10 +296,7 @@ async fn shutdown_ends_with_a_terminating_check_per_queue() {
 fn metric_entries(heard: &Heard, node: &str) -> Vec<Value> {
     assert_eq!(heard.channel, "public.oban_metrics");
     assert_encoding(heard);
-    assert_eq!(
-        keys(&heard.json),
-        BTreeSet::from(["metrics", "name", "node", "time"])
-    );
+    assert_same_shape(&heard.json, &elixir_sent("metrics")[0]);
     assert_eq!(heard.json["name"], "Oban");
     assert_eq!(heard.json["node"], node);
     let time = heard.json["time"].as_i64().expect("integer unix seconds");
@@ -266,15 +308,12 @@ fn metric_entries(heard: &Heard, node: &str) -> Vec<Value> {
 
 /// Asserts an exec entry's shape; returns (series, state, queue, worker, value).
 fn assert_exec_shape(entry: &Value) -> (String, String, String, String, MetricValue) {
-    assert_eq!(
-        keys(entry),
-        BTreeSet::from(["queue", "series", "state", "value", "worker"]),
-        "{entry}"
-    );
     let series = entry["series"].as_str().unwrap();
+    let elixir = elixir_metric(series);
+    assert_same_shape(entry, &elixir);
+    assert_same_shape(&entry["value"], &elixir["value"]);
     match series {
         "exec_time" | "wait_time" => {
-            assert_eq!(keys(&entry["value"]), BTreeSet::from(["data", "size"]));
             let data = entry["value"]["data"].as_object().unwrap();
             let mut total = 0;
             for (bin, count) in data {
@@ -284,7 +323,6 @@ fn assert_exec_shape(entry: &Value) -> (String, String, String, String, MetricVa
             assert_eq!(Some(total), entry["value"]["size"].as_u64());
         }
         "exec_count" => {
-            assert_eq!(keys(&entry["value"]), BTreeSet::from(["data"]));
             let data = entry["value"]["data"].as_array().unwrap();
             assert_eq!(data.len(), 1);
             assert!(data[0].as_u64().unwrap() > 0);
@@ -387,12 +425,9 @@ fn full_counts(heard: &Heard, node: &str) -> Option<BTreeMap<(String, String), u
         if entry["series"] != "full_count" {
             continue;
         }
-        assert_eq!(
-            keys(&entry),
-            BTreeSet::from(["queue", "series", "state", "value"]),
-            "{entry}"
-        );
-        assert_eq!(keys(&entry["value"]), BTreeSet::from(["data"]));
+        let elixir = elixir_metric("full_count");
+        assert_same_shape(&entry, &elixir);
+        assert_same_shape(&entry["value"], &elixir["value"]);
         let data = entry["value"]["data"].as_array().unwrap();
         assert_eq!(data.len(), 1);
         let key = (
@@ -563,6 +598,29 @@ async fn many_queues_are_split_within_the_payload_limit() {
     );
     assert!(most_checks > 1, "split further than needed: {most_checks}");
     node.shutdown().await;
+}
+
+/// What real Oban Met sent reads with this crate's types, and its metrics write back as the
+/// same JSON.
+#[test]
+fn real_oban_met_payloads_read_with_these_types() {
+    let messages = elixir_sent("metrics");
+    assert!(
+        messages
+            .iter()
+            .any(|m| !m["metrics"].as_array().unwrap().is_empty())
+    );
+    for message in messages {
+        let decoded: MetricsMessage = serde_json::from_value(message.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&decoded).unwrap(), message);
+    }
+    for message in elixir_sent("gossip") {
+        for check in message["checks"].as_array().unwrap() {
+            let decoded: Check = serde_json::from_value(check.clone()).unwrap();
+            assert_eq!(Some(decoded.local_limit), check["limit"].as_u64());
+            assert_eq!(decoded.uuid.to_string(), check["uuid"].as_str().unwrap());
+        }
+    }
 }
 
 #[tokio::test]

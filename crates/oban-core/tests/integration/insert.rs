@@ -3,52 +3,57 @@
 
 use std::time::Duration;
 
-use crate::support::database;
+use crate::support::{database, recording};
 use oban_core::insert::{self, NewJob};
 use oban_core::{Error, Prefix};
 use serde_json::{Value, json};
 use sqlx::postgres::PgListener;
 
-/// What `Oban.insert_all([Oban.Job.new(args, worker: ..., queue: ...)])` sends (Ecto writes
-/// every non-nil field: these nine columns; the rest are the table's defaults).
-const ELIXIR_INSERT_ALL: &str = "INSERT INTO public.oban_jobs AS o0 \
-    (args, attempt, errors, max_attempts, meta, queue, state, tags, worker) \
-    VALUES ($1, 0, '{}', 20, '{}', $2, 'available', '{}', $3) ON CONFLICT DO NOTHING RETURNING id";
-
+/// The rows of `enqueue_batch(3)` as real `Oban.insert_all` wrote them (recorded), and ours
+/// for the same args, queue and worker: every column equal but the per-run id and timestamps,
+/// which are the database clock's, once per statement, as Elixir's are.
 #[tokio::test]
 async fn rows_are_indistinguishable_from_oban_insert_all() {
     let (pool, _, _) = database().await;
-    let args = json!({"id": "b-1", "name": "Zoë Ω", "company": "Acme", "type": "speaker"});
-    let mut tx = pool.begin().await.unwrap();
-    let elixir_id: i64 = sqlx::query_scalar(ELIXIR_INSERT_ALL)
-        .bind(&args)
-        .bind("badges")
-        .bind("badge_forge.generator.GenerateBadge")
-        .fetch_one(&mut *tx)
+    let elixir = recording("elixir-insert_all-rows.json").remove(0);
+    let elixir = elixir.as_array().expect("an array of rows");
+    assert_eq!(elixir.len(), 3, "the recording holds enqueue_batch(3)");
+    let jobs: Vec<NewJob> = elixir
+        .iter()
+        .map(|row| {
+            NewJob::new(row["worker"].as_str().unwrap(), &row["args"])
+                .unwrap()
+                .queue(row["queue"].as_str().unwrap())
+        })
+        .collect();
+    let mut conn = pool.acquire().await.unwrap();
+    let ours = insert::insert_all(&mut conn, &Prefix::default(), &jobs)
         .await
         .unwrap();
-    let job = NewJob::new("badge_forge.generator.GenerateBadge", &args)
-        .unwrap()
-        .queue("badges");
-    let ours = insert::insert_all(&mut tx, &Prefix::default(), &[job])
-        .await
-        .unwrap();
-    // Same transaction, so the default timestamps are equal too: every column but id matches.
     let rows: Vec<Value> = sqlx::query_scalar(
-        "SELECT to_jsonb(j) - 'id' FROM oban_jobs j WHERE id = ANY($1) ORDER BY id",
+        "SELECT row_to_json(j)::jsonb FROM oban_jobs j WHERE id = ANY($1) ORDER BY id",
     )
-    .bind(vec![elixir_id, ours[0].id])
-    .fetch_all(&mut *tx)
+    .bind(ours.iter().map(|job| job.id).collect::<Vec<_>>())
+    .fetch_all(&pool)
     .await
     .unwrap();
-    tx.commit().await.unwrap();
-    assert_eq!(rows.len(), 2);
-    assert_eq!(
-        rows[0], rows[1],
-        "an oban-core row differs from Oban.insert_all's"
-    );
-    assert_eq!(rows[1]["state"], "available");
-    assert_eq!(rows[1]["attempted_by"], Value::Null);
+    let per_run = ["id", "inserted_at", "scheduled_at"];
+    let without_per_run = |row: &Value| -> Value {
+        let mut row = row.as_object().expect("a row object").clone();
+        for column in per_run {
+            row.remove(column);
+        }
+        Value::Object(row)
+    };
+    for (elixir, ours) in elixir.iter().zip(&rows) {
+        assert_eq!(
+            without_per_run(ours),
+            without_per_run(elixir),
+            "an oban-core row differs from Oban.insert_all's"
+        );
+        let same_instant = |row: &Value| row["inserted_at"] == row["scheduled_at"];
+        assert!(same_instant(elixir) && same_instant(ours), "{ours}");
+    }
 }
 
 #[tokio::test]

@@ -1,10 +1,11 @@
 //! The Oban v14 schema against a real PostgreSQL: what `migrate` creates, what it leaves alone,
 //! and what `check` accepts.
 //!
-//! The expected shape below is Elixir Oban 2.23.1's schema at version 14, as PostgreSQL's
-//! catalog describes it (protocol §1.3–1.4).
+//! The expected shapes are the real installs' catalog facts, recorded in
+//! `../shared/oban-recordings/` from Elixir Oban 2.23.1's `Oban.Migration.up` (v14) and oban-py
+//! 0.7.0's `oban install` with the recording's own query (protocol §1.3–1.4, §1.6).
 
-use crate::support::{eventually, fast_config, start_scripted, wait_for_state};
+use crate::support::{eventually, fast_config, recording_text, start_scripted, wait_for_state};
 use chrono::NaiveDateTime;
 use oban_core::schema::{
     self, ErrorsColumn, LeadershipTable, Migration, SchemaInfo, SchemaVersion,
@@ -13,67 +14,8 @@ use oban_core::temp_postgres::fresh_database;
 use oban_core::{Error, Prefix};
 use serde_json::Value;
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{AssertSqlSafe, PgPool};
+use sqlx::{AssertSqlSafe, Connection, PgPool};
 use std::time::Duration;
-
-/// The catalog of a v14 schema, with `{s}` for the schema name. Read with `search_path` set to
-/// that schema, so types and defaults print unqualified (index definitions always qualify).
-const EXPECTED_V14: &str = "\
-column oban_jobs.id bigint not null default nextval('oban_jobs_id_seq'::regclass)
-column oban_jobs.state oban_job_state not null default 'available'::oban_job_state
-column oban_jobs.queue text not null default 'default'::text
-column oban_jobs.worker text not null
-column oban_jobs.args jsonb not null default '{}'::jsonb
-column oban_jobs.errors jsonb[] not null default ARRAY[]::jsonb[]
-column oban_jobs.attempt integer not null default 0
-column oban_jobs.max_attempts integer not null default 20
-column oban_jobs.inserted_at timestamp without time zone not null default timezone('UTC'::text, now())
-column oban_jobs.scheduled_at timestamp without time zone not null default timezone('UTC'::text, now())
-column oban_jobs.attempted_at timestamp without time zone null
-column oban_jobs.completed_at timestamp without time zone null
-column oban_jobs.attempted_by text[] null
-column oban_jobs.discarded_at timestamp without time zone null
-column oban_jobs.priority integer not null default 0
-column oban_jobs.tags text[] null default ARRAY[]::text[]
-column oban_jobs.meta jsonb null default '{}'::jsonb
-column oban_jobs.cancelled_at timestamp without time zone null
-column oban_peers.name text not null
-column oban_peers.node text not null
-column oban_peers.started_at timestamp without time zone not null
-column oban_peers.expires_at timestamp without time zone not null
-enum available
-enum suspended
-enum scheduled
-enum executing
-enum retryable
-enum completed
-enum discarded
-enum cancelled
-index oban_jobs_args_index: CREATE INDEX oban_jobs_args_index ON {s}.oban_jobs USING gin (args)
-index oban_jobs_meta_index: CREATE INDEX oban_jobs_meta_index ON {s}.oban_jobs USING gin (meta)
-index oban_jobs_pkey: CREATE UNIQUE INDEX oban_jobs_pkey ON {s}.oban_jobs USING btree (id)
-index oban_jobs_state_cancelled_at_index: CREATE INDEX oban_jobs_state_cancelled_at_index ON {s}.oban_jobs USING btree (state, cancelled_at)
-index oban_jobs_state_discarded_at_index: CREATE INDEX oban_jobs_state_discarded_at_index ON {s}.oban_jobs USING btree (state, discarded_at)
-index oban_jobs_state_queue_priority_scheduled_at_id_index: CREATE INDEX oban_jobs_state_queue_priority_scheduled_at_id_index ON {s}.oban_jobs USING btree (state, queue, priority, scheduled_at, id)
-index oban_peers_pkey: CREATE UNIQUE INDEX oban_peers_pkey ON {s}.oban_peers USING btree (name)
-constraint oban_jobs.attempt_range CHECK (((attempt >= 0) AND (attempt <= max_attempts))) validated=true
-constraint oban_jobs.non_negative_priority CHECK ((priority >= 0)) NOT VALID validated=false
-constraint oban_jobs.oban_jobs_pkey PRIMARY KEY (id) validated=true
-constraint oban_jobs.positive_max_attempts CHECK ((max_attempts > 0)) validated=true
-constraint oban_jobs.queue_length CHECK (((char_length(queue) > 0) AND (char_length(queue) < 128))) validated=true
-constraint oban_jobs.worker_length CHECK (((char_length(worker) > 0) AND (char_length(worker) < 128))) validated=true
-constraint oban_peers.oban_peers_pkey PRIMARY KEY (name) validated=true
-relation oban_jobs table permanent comment=14
-relation oban_jobs_args_index index permanent
-relation oban_jobs_id_seq sequence permanent owned-by=oban_jobs.id
-relation oban_jobs_meta_index index permanent
-relation oban_jobs_pkey index permanent
-relation oban_jobs_state_cancelled_at_index index permanent
-relation oban_jobs_state_discarded_at_index index permanent
-relation oban_jobs_state_queue_priority_scheduled_at_id_index index permanent
-relation oban_peers table unlogged
-relation oban_peers_pkey index unlogged
-type oban_job_state enum";
 
 /// Everything the catalog says about the Oban objects in `schema`, one line per fact. Functions
 /// and triggers are listed too: a v14 schema has none.
@@ -134,11 +76,72 @@ UNION ALL
 ) AS facts
 ORDER BY part, k1, k2";
 
-fn expected(schema: &str) -> Vec<String> {
-    EXPECTED_V14
+/// The facts of `catalog-facts.sql`, the query behind the recorded facts of the real installs,
+/// run on `schema` with `leadership` read for `oban_peers` (oban-py's install has
+/// `oban_leaders`), one line per row as `psql -XAt` prints it, in the recording's order.
+async fn facts(pool: &PgPool, schema: &str, leadership: &str) -> Vec<String> {
+    let sql = recording_text("catalog-facts.sql")
+        .replace("'public", &format!("'{schema}"))
+        .replace("'oban_peers'", &format!("'{leadership}'"));
+    let mut lines = Vec::new();
+    // With `schema` first on the search path, as `public` was for the recording: defaults
+    // print their types unqualified.
+    let mut conn = pool.acquire().await.unwrap().detach();
+    sqlx::query("SELECT set_config('search_path', $1, false)")
+        .bind(schema)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    for statement in sql.split(";\n").filter(|s| !s.trim().is_empty()) {
+        let psql_rows = format!(
+            "SELECT (SELECT string_agg(coalesce(value, ''), '|' ORDER BY n) \
+                     FROM json_each_text(row_to_json(f)) WITH ORDINALITY AS e(key, value, n)) \
+             FROM ({statement}) AS f"
+        );
+        let rows: Vec<String> = sqlx::query_scalar(AssertSqlSafe(psql_rows))
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+        lines.extend(rows);
+    }
+    conn.close().await.unwrap();
+    enum_ranks(lines)
+}
+
+/// The recorded catalog facts `name` of a real install, for `schema` instead of `public`.
+fn recorded_facts(name: &str, schema: &str) -> Vec<String> {
+    let lines = recording_text(name)
         .lines()
-        .map(|line| line.replace("{s}", schema))
+        .map(|line| line.replace("public.", &format!("{schema}.")))
+        .collect();
+    enum_ranks(lines)
+}
+
+/// The enum's sort keys as ranks: `ALTER TYPE ... ADD VALUE AFTER` (oban-py's installer) gives
+/// `suspended` the key 2.5, a dump restored in one `CREATE TYPE` gives it 3; the order is the fact.
+fn enum_ranks(lines: Vec<String>) -> Vec<String> {
+    let mut rank = 0;
+    lines
+        .into_iter()
+        .map(|line| match line.strip_prefix("enum|") {
+            Some(rest) => {
+                rank += 1;
+                let label = rest.split_once('|').map_or(rest, |(_, label)| label);
+                format!("enum|{rank}|{label}")
+            }
+            None => line,
+        })
         .collect()
+}
+
+/// Elixir Oban 2.23.1's v14 install as recorded, for `schema`.
+fn elixir_v14(schema: &str) -> Vec<String> {
+    recorded_facts("elixir-v14-catalog-facts.txt", schema)
+}
+
+/// Elixir's v14 facts of `schema` on `pool`.
+async fn v14_facts(pool: &PgPool, schema: &str) -> Vec<String> {
+    facts(pool, schema, "oban_peers").await
 }
 
 /// The catalog lines for `schema` (see [`CATALOG_SQL`]).
@@ -237,8 +240,8 @@ async fn fresh_install_is_elixirs_v14_schema() {
     let outcome = schema::migrate(&pool, &public()).await.unwrap();
     assert_eq!(outcome, Migration::Applied { from: 0 });
     assert_lines(
-        &catalog(&pool, "public").await,
-        &expected("public"),
+        &v14_facts(&pool, "public").await,
+        &elixir_v14("public"),
         "fresh install",
     );
 
@@ -282,8 +285,8 @@ async fn migrating_again_changes_nothing() {
     let outcome = schema::migrate(&pool, &public()).await.unwrap();
     assert_eq!(outcome, Migration::Applied { from: 0 });
     assert_lines(
-        &catalog(&pool, "public").await,
-        &expected("public"),
+        &v14_facts(&pool, "public").await,
+        &elixir_v14("public"),
         "replayed steps",
     );
     let rows: Vec<(String, i32)> = sqlx::query_as("SELECT args::text, priority FROM oban_jobs")
@@ -316,8 +319,8 @@ async fn concurrent_migrations_apply_once() {
         .count();
     assert_eq!((applied, up_to_date), (1, 3), "outcomes: {outcomes:?}");
     assert_lines(
-        &catalog(&pool, "public").await,
-        &expected("public"),
+        &v14_facts(&pool, "public").await,
+        &elixir_v14("public"),
         "concurrent",
     );
 }
@@ -331,8 +334,8 @@ async fn non_public_prefix_gets_its_own_schema() {
         Migration::Applied { from: 0 }
     );
     assert_lines(
-        &catalog(&pool, "tenant_a").await,
-        &expected("tenant_a"),
+        &v14_facts(&pool, "tenant_a").await,
+        &elixir_v14("tenant_a"),
         "tenant_a",
     );
     assert_eq!(
@@ -375,8 +378,8 @@ async fn upgrades_an_older_elixir_schema() {
         Migration::Applied { from: 11 }
     );
     assert_lines(
-        &catalog(&pool, "public").await,
-        &expected("public"),
+        &v14_facts(&pool, "public").await,
+        &elixir_v14("public"),
         "from v11",
     );
     let workers: Vec<String> = sqlx::query_scalar("SELECT worker FROM oban_jobs")
@@ -409,8 +412,8 @@ async fn upgrades_a_v8_schema_with_the_original_enum() {
         Migration::Applied { from: 8 }
     );
     assert_lines(
-        &catalog(&pool, "public").await,
-        &expected("public"),
+        &v14_facts(&pool, "public").await,
+        &elixir_v14("public"),
         "from v8",
     );
     exec(&pool, "UPDATE oban_jobs SET state = 'cancelled'").await;
@@ -457,61 +460,27 @@ async fn version_comments_are_read_like_elixir_reads_them() {
     );
 }
 
-/// oban-py 0.7.0's installer on an empty database (protocol §1.6), in the same shape.
-const OBAN_PY_INSTALL: &str = "
-CREATE TYPE oban_job_state AS ENUM
-  ('available', 'scheduled', 'executing', 'retryable', 'completed', 'discarded', 'cancelled');
-ALTER TYPE oban_job_state ADD VALUE IF NOT EXISTS 'suspended' AFTER 'scheduled';
-CREATE TABLE oban_jobs (
-  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-  state oban_job_state NOT NULL DEFAULT 'available',
-  queue text NOT NULL DEFAULT 'default',
-  worker text NOT NULL,
-  attempt smallint NOT NULL DEFAULT 0,
-  max_attempts smallint NOT NULL DEFAULT 20,
-  priority smallint NOT NULL DEFAULT 0,
-  args jsonb NOT NULL DEFAULT '{}',
-  meta jsonb NOT NULL DEFAULT '{}',
-  tags text[] NOT NULL DEFAULT '{}',
-  errors jsonb NOT NULL DEFAULT '[]',
-  attempted_by text[] NOT NULL DEFAULT '{}',
-  inserted_at timestamp NOT NULL DEFAULT timezone('UTC', now()),
-  scheduled_at timestamp NOT NULL DEFAULT timezone('UTC', now()),
-  attempted_at timestamp,
-  cancelled_at timestamp,
-  completed_at timestamp,
-  discarded_at timestamp,
-  CONSTRAINT attempt_range CHECK (attempt BETWEEN 0 AND max_attempts),
-  CONSTRAINT positive_max_attempts CHECK (max_attempts > 0),
-  CONSTRAINT non_negative_priority CHECK (priority >= 0),
-  CONSTRAINT queue_length CHECK (char_length(queue) > 0),
-  CONSTRAINT worker_length CHECK (char_length(worker) > 0)
-);
-CREATE UNLOGGED TABLE oban_leaders (
-  name text PRIMARY KEY DEFAULT 'oban',
-  node text NOT NULL,
-  elected_at timestamp NOT NULL,
-  expires_at timestamp NOT NULL
-);
-CREATE UNLOGGED TABLE oban_producers (
-  uuid uuid PRIMARY KEY,
-  name text NOT NULL DEFAULT 'oban',
-  node text NOT NULL,
-  queue text NOT NULL,
-  meta jsonb NOT NULL DEFAULT '{}',
-  started_at timestamp NOT NULL DEFAULT timezone('UTC', now()),
-  updated_at timestamp NOT NULL DEFAULT timezone('UTC', now())
-);
-CREATE INDEX oban_jobs_state_queue_priority_scheduled_at_id_index
-  ON oban_jobs (state, queue, priority, scheduled_at, id) WITH (fillfactor = 90);
-CREATE INDEX oban_jobs_staging_index ON oban_jobs (scheduled_at, id) INCLUDE (queue)
-  WHERE state IN ('scheduled', 'retryable');
-";
+/// Installs what oban-py 0.7.0's `oban install` created, replaying its recorded
+/// `pg_dump --schema-only` on a connection of its own (the dump empties that session's
+/// `search_path`).
+async fn install_oban_py(pool: &PgPool) {
+    let mut conn = pool.acquire().await.unwrap().detach();
+    sqlx::raw_sql(AssertSqlSafe(recording_text("oban-py-0.7.0-schema.sql")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+}
 
 #[tokio::test]
 async fn accepts_and_leaves_alone_an_oban_py_install() {
     let pool = pool().await;
-    exec(&pool, OBAN_PY_INSTALL).await;
+    install_oban_py(&pool).await;
+    assert_lines(
+        &facts(&pool, "public", "oban_leaders").await,
+        &recorded_facts("oban-py-0.7.0-catalog-facts.txt", "public"),
+        "oban-py's install, replayed",
+    );
     let before = catalog(&pool, "public").await;
 
     let info = schema::check(&pool, &public()).await.unwrap();
@@ -550,7 +519,7 @@ async fn accepts_and_leaves_alone_an_oban_py_install() {
 #[tokio::test]
 async fn a_node_leads_through_oban_leaders_on_an_oban_py_install() {
     let pool = pool().await;
-    exec(&pool, OBAN_PY_INSTALL).await;
+    install_oban_py(&pool).await;
     exec(
         &pool,
         "INSERT INTO oban_leaders VALUES ('Oban', 'python-1', timezone('UTC', now()), \

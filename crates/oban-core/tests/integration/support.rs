@@ -168,17 +168,22 @@ pub fn with_dispatch<F: Future>(dispatch: Dispatch, test: F) -> F::Output {
 }
 
 /// A file of `../shared/oban-recordings/` (what the real Elixir Oban and oban-py wrote and
-/// sent), read as JSON, or one JSON value per line for `.jsonl`.
-pub fn recording(name: &str) -> Vec<serde_json::Value> {
+/// sent), as text.
+pub fn recording_text(name: &str) -> String {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../../shared/oban-recordings")
         .join(name);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|error| {
+    std::fs::read_to_string(&path).unwrap_or_else(|error| {
         panic!(
             "the recording {} is missing ({error}): the tests need ../shared beside the checkout",
             path.display()
         )
-    });
+    })
+}
+
+/// A recording read as JSON, or one JSON value per line for `.jsonl`.
+pub fn recording(name: &str) -> Vec<serde_json::Value> {
+    let text = recording_text(name);
     if name.ends_with(".jsonl") {
         text.lines()
             .filter(|line| !line.trim().is_empty())

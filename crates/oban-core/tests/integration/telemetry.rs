@@ -49,11 +49,16 @@ fn job_end_events_carry_oban_pys_keys_in_order() {
     with_dispatch(dispatch, async move {
         let (pool, client, _) = database().await;
         let node = start_scripted(&pool, fast_config(&[("default", 2)])).await;
-        let ok = client
-            .insert(&Scripted::new_job(&json!({"do": "ok"})).unwrap())
-            .await
-            .unwrap()
-            .id;
+        // Runs 300 ms, after waiting 3 s since it was due: in milliseconds, neither is within
+        // a factor of 1,000 of the other units' figures.
+        let ok: i64 = sqlx::query_scalar(
+            "INSERT INTO oban_jobs (worker, args, scheduled_at) VALUES \
+             ('Test.Scripted', '{\"do\": \"sleep\", \"ms\": 300}', \
+              timezone('UTC', now()) - interval '3 seconds') RETURNING id",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
         let failing = client
             .insert(&Scripted::new_job(&json!({"do": "error"})).unwrap())
             .await
@@ -107,12 +112,18 @@ fn job_end_events_carry_oban_pys_keys_in_order() {
         assert_eq!(value(stop, "state"), "completed");
         assert_eq!(
             serde_json::from_str::<serde_json::Value>(&value(stop, "args")).unwrap(),
-            json!({"do": "ok"})
+            json!({"do": "sleep", "ms": 300})
         );
-        let duration: f64 = value(stop, "duration").parse().unwrap();
+        let milliseconds = |key: &str| -> f64 { value(stop, key).parse().unwrap() };
+        let duration = milliseconds("duration");
         assert!(
-            (0.0..1000.0).contains(&duration),
+            (300.0..30_000.0).contains(&duration),
             "duration is in milliseconds: {duration}"
+        );
+        let queue_time = milliseconds("queue_time");
+        assert!(
+            (3_000.0..60_000.0).contains(&queue_time),
+            "queue_time is in milliseconds: {queue_time}"
         );
         let exception = find(failing);
         assert_eq!(
