@@ -74,6 +74,7 @@ pub fn render(args: RenderArgs) -> anyhow::Result<()> {
         name: args.name,
         company: args.company,
         badge_type: args.badge_type,
+        fields: Default::default(),
     };
     let pdf = renderer.render(&badge)?;
     write(&args.output, &pdf, args.file_mode)?;
