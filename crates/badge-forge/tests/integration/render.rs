@@ -27,7 +27,7 @@ fn badge(name: &str, company: &str, badge_type: BadgeType) -> Badge {
 
 /// Runs a poppler tool on `pdf` (written to a temporary file) and returns its stdout.
 /// `to_stdout` appends the "-" output argument that pdftotext takes.
-fn run(tool: &str, args: &[&str], pdf: &[u8], to_stdout: bool) -> Vec<u8> {
+pub(super) fn run(tool: &str, args: &[&str], pdf: &[u8], to_stdout: bool) -> Vec<u8> {
     static N: AtomicUsize = AtomicUsize::new(0);
     let path: PathBuf = std::env::temp_dir().join(format!(
         "badge-forge-render-{}-{}.pdf",
@@ -58,12 +58,12 @@ fn run(tool: &str, args: &[&str], pdf: &[u8], to_stdout: bool) -> Vec<u8> {
     output.stdout
 }
 
-fn poppler(tool: &str, args: &[&str], pdf: &[u8]) -> String {
+pub(super) fn poppler(tool: &str, args: &[&str], pdf: &[u8]) -> String {
     String::from_utf8(run(tool, args, pdf, true)).expect("poppler prints UTF-8")
 }
 
 /// `pdfinfo` and `pdffonts`, which print to stdout on their own.
-fn poppler_info(tool: &str, pdf: &[u8]) -> String {
+pub(super) fn poppler_info(tool: &str, pdf: &[u8]) -> String {
     String::from_utf8(run(tool, &[], pdf, false)).expect("poppler prints UTF-8")
 }
 
@@ -80,7 +80,7 @@ fn squash(text: &str) -> String {
 /// Asserts pdftotext finds each of `expected` in `pdf`. Its default (layout) mode puts
 /// right-to-left text in logical order, but joins a line ending in a hyphen with the
 /// next one; `-raw` keeps such hyphens, so a string is also accepted from raw mode.
-fn assert_text_contains(pdf: &[u8], expected: &[&str]) {
+pub(super) fn assert_text_contains(pdf: &[u8], expected: &[&str]) {
     let layout = poppler("pdftotext", &[], pdf);
     let raw = poppler("pdftotext", &["-raw"], pdf);
     for e in expected {

@@ -39,10 +39,11 @@ pub(super) fn page(
     );
     page.media_box = media.clone();
     page.crop_box = media;
+    // printpdf writes a page box's `width` and `height` as its upper-right corner.
     page.trim_box = Rect {
         x: Pt(bleed),
         y: Pt(bleed),
-        ..Rect::from_wh(Pt(sheet.width), Pt(sheet.height))
+        ..Rect::from_wh(Pt(bleed + sheet.width), Pt(bleed + sheet.height))
     };
     page
 }
