@@ -8,7 +8,7 @@ use std::process::Command;
 
 use badge_forge::render::{Badge, Design, EventInfo, RenderError, Renderer};
 
-use super::render::{assert_text_contains, poppler, poppler_info, run};
+use super::render::{assert_text_contains, poppler, poppler_info, run, words};
 use crate::support::{BADGE_FORGE, output_dir};
 
 /// The repository's `templates/layouts/NAME`.
@@ -34,29 +34,6 @@ fn badge(name: &str, kind: &str, fields: &[(&str, &str)]) -> Badge {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
     }
-}
-
-/// Every word pdftotext finds with its box `[xMin, yMin, xMax, yMax]` (points, y down).
-fn words(pdf: &[u8]) -> Vec<(String, [f64; 4])> {
-    // Lossy: poppler writes an emoji in the <title> as UTF-16 surrogates.
-    let html = String::from_utf8_lossy(&run("pdftotext", &["-bbox"], pdf, true)).into_owned();
-    html.lines()
-        .filter_map(|line| {
-            let rest = line.trim().strip_prefix("<word ")?;
-            let attr = |name: &str| -> f64 {
-                let start = rest.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
-                let end = start + rest[start..].find('"').unwrap();
-                rest[start..end].parse().unwrap()
-            };
-            let text = rest[rest.find('>')? + 1..].strip_suffix("</word>")?;
-            Some((
-                text.replace("&amp;", "&")
-                    .replace("&lt;", "<")
-                    .replace("&gt;", ">"),
-                [attr("xMin"), attr("yMin"), attr("xMax"), attr("yMax")],
-            ))
-        })
-        .collect()
 }
 
 /// The colour of the pixel at (`x`, `y`) points, rasterised by poppler at 72 dpi.

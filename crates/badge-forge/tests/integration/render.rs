@@ -92,6 +92,29 @@ pub(super) fn assert_text_contains(pdf: &[u8], expected: &[&str]) {
     }
 }
 
+/// Every word pdftotext finds with its box `[xMin, yMin, xMax, yMax]` (points, y down).
+pub(super) fn words(pdf: &[u8]) -> Vec<(String, [f64; 4])> {
+    // Lossy: poppler writes an emoji in the <title> as UTF-16 surrogates.
+    let html = String::from_utf8_lossy(&run("pdftotext", &["-bbox"], pdf, true)).into_owned();
+    html.lines()
+        .filter_map(|line| {
+            let rest = line.trim().strip_prefix("<word ")?;
+            let attr = |name: &str| -> f64 {
+                let start = rest.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+                let end = start + rest[start..].find('"').unwrap();
+                rest[start..end].parse().unwrap()
+            };
+            let text = rest[rest.find('>')? + 1..].strip_suffix("</word>")?;
+            Some((
+                text.replace("&amp;", "&")
+                    .replace("&lt;", "<")
+                    .replace("&gt;", ">"),
+                [attr("xMin"), attr("yMin"), attr("xMax"), attr("yMax")],
+            ))
+        })
+        .collect()
+}
+
 /// Names in every script the badge must print, with companies in the same script.
 const SCRIPTS: &[(&str, &str, &str)] = &[
     ("Latin with diacritics", "José Núñez-García", "Telefónica"),
@@ -652,5 +675,27 @@ fn every_glyph_is_drawn_inside_the_badge() {
                 "{name}: glyph at [{x0}, {y0}, {x1}, {y1}]"
             );
         }
+    }
+}
+
+#[test]
+fn a_space_after_an_emoji_is_as_wide_as_a_space() {
+    for (name, emoji, next) in [
+        ("Ana 🎉 Lee", "🎉", "Lee"),
+        ("Zoë 🚀 Ångström", "🚀", "Ångström"),
+    ] {
+        let pdf = RENDERER
+            .render(&badge(name, "", BadgeType::ATTENDEE))
+            .unwrap();
+        let found = words(&pdf);
+        let find = |w: &str| found.iter().find(|(t, _)| t == w).expect(w).1;
+        let (before, after) = (find(emoji), find(next));
+        let gap = after[0] - before[2];
+        let line = after[3] - after[1];
+        // A space is about a quarter of the line; the bug made it twice the line.
+        assert!(
+            gap > 0.0 && gap < 0.5 * line,
+            "{name}: gap {gap} on a {line} pt line"
+        );
     }
 }
