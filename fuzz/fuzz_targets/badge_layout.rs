@@ -45,7 +45,8 @@ fuzz_target!(|data: &[u8]| {
         id: "fuzz-1".into(),
         name: name.into(),
         company: company.into(),
-        badge_type: BadgeType::ALL[data.len() % BadgeType::ALL.len()],
+        badge_type: BadgeType::ALL[data.len() % BadgeType::ALL.len()].clone(),
+        fields: Default::default(),
     };
 
     let boxes = match RENDERER.ink_boxes(&badge) {

@@ -27,7 +27,7 @@ fuzz_target!(|data: &[u8]| {
     // The generic way a worker reads its args from a claimed row.
     let _ = job(args.clone()).args_as::<Badge>();
 
-    match badge_from_args(&args) {
+    match badge_from_args(&args, &["pronouns".to_string()]) {
         Ok(badge) => {
             let path = OUTPUT.badge_path(&badge.id);
             assert_eq!(path.parent(), Some(OUTPUT.path()), "{:?}", badge.id);

@@ -41,7 +41,8 @@ fn badge(i: usize, name: &str, company: &str) -> Badge {
         id: format!("4f0c2b1e-9d7a-4c55-8e21-{i:012x}"),
         name: name.to_string(),
         company: company.to_string(),
-        badge_type: BadgeType::ALL[i % 4],
+        badge_type: BadgeType::ALL[i % 4].clone(),
+        fields: Default::default(),
     }
 }
 

@@ -2,8 +2,9 @@
 //! up as `badge-forge work` sets itself up: queue limit 128, 50 ms ack linger) drain one queue
 //! on a private PostgreSQL, for two workloads:
 //!
-//! - `no-op`: jobs whose args GenerateBadge rejects at once (type "vip"), so each costs a claim
-//!   and a discarding ack and nothing else: the database's cost per job, undiluted;
+//! - `no-op`: jobs whose args GenerateBadge rejects at once (type "v/ip" is no type name), so
+//!   each costs a claim and a discarding ack and nothing else: the database's cost per job,
+//!   undiluted;
 //! - `badges`: real badges, rendered to PDF, each confirmed with a PrintCenter job.
 //!
 //! For each run it prints jobs/s, duplicates (attempts past the first, or extra confirmations:
@@ -169,7 +170,7 @@ async fn run(
             sqlx::query(
                 "INSERT INTO oban_jobs (worker, queue, args, max_attempts) \
                  SELECT 'badge_forge.generator.GenerateBadge', 'badges', \
-                        jsonb_build_object('id', g::text, 'name', 'N', 'company', 'C', 'type', 'vip'), 1 \
+                        jsonb_build_object('id', g::text, 'name', 'N', 'company', 'C', 'type', 'v/ip'), 1 \
                  FROM generate_series(1, $1) AS g",
             )
             .bind(jobs)

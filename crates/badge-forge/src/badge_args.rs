@@ -2,7 +2,9 @@
 
 use serde_json::{Map, Value};
 
-use crate::render::{Badge, BadgeType};
+use std::collections::BTreeMap;
+
+use crate::render::{Badge, BadgeType, MAX_TYPE_CHARS};
 
 /// Longest id accepted; ids become file names.
 const MAX_ID_LEN: usize = 128;
@@ -13,8 +15,10 @@ const MAX_ID_LEN: usize = 128;
 pub struct InvalidArgs(pub String);
 
 /// Reads `{id, name, company, type}` (`badge_id` accepted for `id`, as the article's Python
-/// worker reads it; unknown keys ignored). Text is checked further by the renderer.
-pub fn badge_from_args(args: &Value) -> Result<Badge, InvalidArgs> {
+/// worker reads it) and the `fields` a layout prints (`pronouns`: absent is fine, anything
+/// but a string is not); other keys are ignored. Any type name is read: whether the layout
+/// takes it is the renderer's call. Text is checked further by the renderer.
+pub fn badge_from_args(args: &Value, fields: &[String]) -> Result<Badge, InvalidArgs> {
     let args = args
         .as_object()
         .ok_or_else(|| InvalidArgs(format!("args must be a JSON object, got {}", kind(args))))?;
@@ -27,14 +31,22 @@ pub fn badge_from_args(args: &Value) -> Result<Badge, InvalidArgs> {
     let badge_type = string(args, "type")?;
     let badge_type = badge_type.parse::<BadgeType>().map_err(|_| {
         InvalidArgs(format!(
-            "unknown badge type {badge_type:?}; expected one of attendee, speaker, sponsor, organizer"
+            "badge type {:?} must be 1 to {MAX_TYPE_CHARS} letters, digits, '-' or '_'",
+            truncate(&badge_type)
         ))
     })?;
+    let mut extra = BTreeMap::new();
+    for key in fields {
+        if args.contains_key(key) {
+            extra.insert(key.clone(), string(args, key)?);
+        }
+    }
     Ok(Badge {
         id,
         name,
         company,
         badge_type,
+        fields: extra,
     })
 }
 
@@ -111,7 +123,7 @@ mod tests {
 
     #[test]
     fn reads_elixirs_args_and_ignores_unknown_keys() {
-        let badge = badge_from_args(&args()).unwrap();
+        let badge = badge_from_args(&args(), &[]).unwrap();
         assert_eq!(
             (
                 badge.id.as_str(),
@@ -120,7 +132,27 @@ mod tests {
             ),
             ("0b8f-1", "Zoë", "Acme")
         );
-        assert_eq!(badge.badge_type, BadgeType::Speaker);
+        assert_eq!(badge.badge_type, BadgeType::SPEAKER);
+    }
+
+    #[test]
+    fn reads_the_fields_a_layout_prints_and_any_type() {
+        let mut args = args();
+        args["type"] = json!("Press");
+        let fields = ["pronouns".to_string(), "team".to_string()];
+        let badge = badge_from_args(&args, &fields).unwrap();
+        assert_eq!(badge.badge_type.as_str(), "press");
+        assert!(badge.fields.is_empty(), "absent fields are not made up");
+        args["pronouns"] = json!("she/her");
+        let badge = badge_from_args(&args, &fields).unwrap();
+        assert_eq!(
+            badge.fields.get("pronouns").map(String::as_str),
+            Some("she/her")
+        );
+        assert!(
+            !badge.fields.contains_key("extra"),
+            "unused keys are not kept"
+        );
     }
 
     #[test]
@@ -128,7 +160,7 @@ mod tests {
         let mut args = args();
         args.as_object_mut().unwrap().remove("id");
         args["badge_id"] = json!(42);
-        assert_eq!(badge_from_args(&args).unwrap().id, "42");
+        assert_eq!(badge_from_args(&args, &[]).unwrap().id, "42");
     }
 
     #[test]
@@ -148,8 +180,12 @@ mod tests {
                 "\"name\" must be a string, got a number",
             ),
             (
-                json!({"id": "1", "name": "a", "company": "b", "type": "vip"}),
-                "unknown badge type \"vip\"",
+                json!({"id": "1", "name": "a", "company": "b", "type": "v i p"}),
+                "badge type \"v i p\" must be 1 to 32 letters",
+            ),
+            (
+                json!({"id": "1", "name": "a", "company": "b", "type": "x", "pronouns": 3}),
+                "\"pronouns\" must be a string, got a number",
             ),
             (
                 json!({"id": "../../etc/passwd", "name": "a", "company": "b", "type": "attendee"}),
@@ -161,7 +197,9 @@ mod tests {
             ),
         ];
         for (args, expected) in cases {
-            let error = badge_from_args(&args).unwrap_err().to_string();
+            let error = badge_from_args(&args, &["pronouns".to_string()])
+                .unwrap_err()
+                .to_string();
             assert!(error.contains(expected), "{args}: {error}");
         }
     }

@@ -45,7 +45,7 @@ pub fn fake_badges(count: usize, seed: u64) -> Vec<Badge> {
                     CompanyName(EN).fake_with_rng(&mut rng),
                 ),
             };
-            let badge_type = BadgeType::ALL[rng.random_range(0..BadgeType::ALL.len())];
+            let badge_type = BadgeType::ALL[rng.random_range(0..BadgeType::ALL.len())].clone();
             let id = uuid::Builder::from_random_bytes(rng.random())
                 .into_uuid()
                 .to_string();
@@ -54,6 +54,7 @@ pub fn fake_badges(count: usize, seed: u64) -> Vec<Badge> {
                 name,
                 company,
                 badge_type,
+                fields: Default::default(),
             }
         })
         .collect()

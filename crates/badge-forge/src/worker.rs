@@ -85,7 +85,7 @@ impl Worker for GenerateBadge {
     };
 
     async fn process(&self, job: &Job) -> WorkResult {
-        let badge = match badge_from_args(&job.args) {
+        let badge = match badge_from_args(&job.args, self.renderer.design().fields()) {
             Ok(badge) => badge,
             Err(invalid) => return Ok(Outcome::Discard(invalid.to_string())),
         };

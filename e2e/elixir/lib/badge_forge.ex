@@ -79,7 +79,7 @@ defmodule BadgeForge do
       {"missing_name", Map.delete(good.(), "name")},
       {"name_not_string", Map.put(good.(), "name", 42)},
       {"missing_type", Map.delete(good.(), "type")},
-      {"unknown_type", Map.put(good.(), "type", "vip")},
+      {"unknown_type", Map.put(good.(), "type", "v/ip")},
       {"name_10kb", Map.put(good.(), "name", String.duplicate("Long Name ", 1024))},
       {"empty_name", Map.put(good.(), "name", "")},
       {"missing_id", Map.delete(good.(), "id")},

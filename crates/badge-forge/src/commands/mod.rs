@@ -8,11 +8,12 @@ pub mod status;
 pub mod work;
 
 use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use badge_forge::render::EventInfo;
+use badge_forge::render::{Design, EventInfo, Renderer};
 use oban_core::{Prefix, schema};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
@@ -154,6 +155,9 @@ pub struct EventArgs {
     /// City printed after the conference name.
     #[arg(long, env = "BADGE_FORGE_CITY", default_value = "Edinburgh")]
     pub city: String,
+    /// Layout file (TOML, docs/layouts.md); the default is today's 4x3 in badge.
+    #[arg(long, env = "BADGE_FORGE_LAYOUT")]
+    pub layout: Option<PathBuf>,
 }
 
 impl EventArgs {
@@ -162,6 +166,16 @@ impl EventArgs {
             title: self.event.clone(),
             city: self.city.clone(),
         }
+    }
+
+    /// The renderer of the chosen layout, loaded and validated here, once: a bad layout file
+    /// stops the command before it does anything else.
+    pub fn renderer(&self) -> anyhow::Result<Renderer> {
+        let design = match &self.layout {
+            Some(path) => Design::load(path)?,
+            None => Design::default_badge(),
+        };
+        Ok(Renderer::with_layout(self.event_info(), design)?)
     }
 }
 

@@ -3,17 +3,23 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use badge_forge::badge_args::badge_from_args;
 use badge_forge::fake_badges::fake_badges;
 use badge_forge::output::{FileMode, OutputDir};
-use badge_forge::render::{Badge, BadgeType, Paper, Renderer};
+use badge_forge::render::{Badge, BadgeType, Paper};
 
 use super::EventArgs;
 
 #[derive(clap::Args, Debug)]
 pub struct RenderArgs {
+    /// The whole job args as JSON, read as the worker reads them (any field the layout
+    /// prints, e.g. `{"id":"a1","name":"Ada","company":"","type":"press","pronouns":"she/her"}`),
+    /// instead of --name, --company, --type and --id.
+    #[arg(long, conflicts_with_all = ["name", "company", "badge_type", "id"])]
+    pub args: Option<String>,
     /// The attendee's name.
-    #[arg(long)]
-    pub name: String,
+    #[arg(long, required_unless_present = "args")]
+    pub name: Option<String>,
     /// The attendee's company.
     #[arg(long, default_value = "")]
     pub company: String,
@@ -68,12 +74,20 @@ fn parse_paper(text: &str) -> Result<Paper, String> {
 }
 
 pub fn render(args: RenderArgs) -> anyhow::Result<()> {
-    let renderer = Renderer::new(args.event.event_info())?;
-    let badge = Badge {
-        id: args.id,
-        name: args.name,
-        company: args.company,
-        badge_type: args.badge_type,
+    let renderer = args.event.renderer()?;
+    let badge = match &args.args {
+        Some(json) => {
+            let value: serde_json::Value =
+                serde_json::from_str(json).context("--args is not JSON")?;
+            badge_from_args(&value, renderer.design().fields())?
+        }
+        None => Badge {
+            id: args.id,
+            name: args.name.unwrap_or_default(),
+            company: args.company,
+            badge_type: args.badge_type,
+            fields: Default::default(),
+        },
     };
     let pdf = renderer.render(&badge)?;
     write(&args.output, &pdf, args.file_mode)?;
@@ -82,7 +96,7 @@ pub fn render(args: RenderArgs) -> anyhow::Result<()> {
 }
 
 pub fn sheet(args: SheetArgs) -> anyhow::Result<()> {
-    let renderer = Renderer::new(args.event.event_info())?;
+    let renderer = args.event.renderer()?;
     let pdf = renderer.render_sheet(&fake_badges(args.count, args.seed), args.paper)?;
     write(&args.output, &pdf, args.file_mode)?;
     println!(

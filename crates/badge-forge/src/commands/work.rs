@@ -8,7 +8,6 @@ use std::time::Duration;
 use anyhow::Context;
 use badge_forge::http::{self, Credentials, Dashboard};
 use badge_forge::output::{FileMode, OutputDir};
-use badge_forge::render::Renderer;
 use badge_forge::retention::{self, Retain};
 use badge_forge::worker::{
     ACK_LINGER, GenerateBadge, PRINT_CENTER, PRINT_QUEUE, QUEUE_LIMIT, RenderStats,
@@ -235,7 +234,7 @@ pub async fn start_node(
     let mut config = args.config()?;
     config.prefix = database.prefix.clone();
     config.behind_pooler = !database.statement_cache;
-    let renderer = Arc::new(Renderer::new(args.event.event_info())?);
+    let renderer = Arc::new(args.event.renderer()?);
     let output = OutputDir::create_with_mode(&args.output, args.fsync, args.file_mode)
         .with_context(|| {
             format!(
@@ -274,7 +273,7 @@ pub async fn run(database: &Database, command: WorkCommand) -> anyhow::Result<()
                 node.config().node.clone(),
                 node.client().clone(),
                 stats,
-                Arc::new(Renderer::new(args.event.event_info())?),
+                Arc::new(args.event.renderer()?),
                 seconds("--health-threshold", http.health_threshold)?,
             );
             Some(start_http(address, dashboard, http.auth).await?)

@@ -260,7 +260,7 @@ async fn latest_badges(dashboard: &Dashboard) -> sqlx::Result<Vec<BadgeCard>> {
     Ok(rows
         .into_iter()
         .filter_map(|(job, args, completed_at)| {
-            let badge = badge_from_args(&args).ok()?;
+            let badge = badge_from_args(&args, &[]).ok()?;
             Some(BadgeCard {
                 job,
                 id: badge.id,
@@ -372,7 +372,7 @@ pub(super) async fn preview(dashboard: &Dashboard, badge: &str) -> anyhow::Resul
     let Some(args) = args else {
         return Ok(Preview::NotFound);
     };
-    let badge = match badge_from_args(&args) {
+    let badge = match badge_from_args(&args, dashboard.renderer.design().fields()) {
         Ok(badge) => badge,
         Err(invalid) => return Ok(Preview::Invalid(invalid.to_string())),
     };

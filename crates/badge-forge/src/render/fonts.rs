@@ -214,8 +214,11 @@ impl FontSet {
         {
             return Ok(id);
         }
+        // Not after an emoji face, though: its spaces and punctuation are emoji-wide (a
+        // space after "🚀" would print as a hole two letters wide).
         if !cluster.chars().any(char::is_alphabetic)
             && let Some(prev) = previous
+            && !self.face(prev).emoji
             && covers(prev)
         {
             return Ok(prev);

@@ -43,6 +43,7 @@
 mod fonts;
 mod impose;
 mod layout;
+mod layout_file;
 mod model;
 mod pdf;
 mod qr;
@@ -50,8 +51,9 @@ mod renderer;
 mod svg;
 mod text;
 
+pub use layout_file::{DEFAULT_LAYOUT, Design, LayoutError};
 pub use model::{
-    Badge, BadgeType, EventInfo, Field, MAX_ID_CHARS, MAX_MARKS, MAX_TEXT_CHARS, Paper,
-    RenderError, UnknownBadgeType,
+    Badge, BadgeType, EventInfo, Field, MAX_ID_CHARS, MAX_MARKS, MAX_TEXT_CHARS, MAX_TYPE_CHARS,
+    Paper, RenderError, UnknownBadgeType,
 };
 pub use renderer::Renderer;

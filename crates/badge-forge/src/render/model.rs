@@ -1,6 +1,8 @@
 //! What a badge is and what can go wrong: the inputs ([`Badge`], [`BadgeType`], [`EventInfo`],
 //! [`Paper`]), the limits they are validated against, and [`RenderError`].
 
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -20,42 +22,37 @@ pub const MAX_ID_CHARS: usize = 128;
 /// above and below the line until it leaves the badge.
 pub const MAX_MARKS: usize = 6;
 
-/// The kind of badge, shown as the coloured band.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BadgeType {
-    /// A conference attendee.
-    Attendee,
-    /// A speaker.
-    Speaker,
-    /// A sponsor's representative.
-    Sponsor,
-    /// A member of the organising team.
-    Organizer,
-}
+/// The kind of badge (`"type"` in job args), shown as the coloured band: a lowercase name of
+/// 1 to [`MAX_TYPE_CHARS`] ASCII letters, digits, `-` or `_`. Any such name is a type; which
+/// ones get their own colour and label is the layout's business.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct BadgeType(Cow<'static, str>);
+
+/// The longest badge type name accepted, in characters.
+pub const MAX_TYPE_CHARS: usize = 32;
 
 impl BadgeType {
-    /// Every badge type, in band-colour order.
+    /// A conference attendee.
+    pub const ATTENDEE: BadgeType = BadgeType(Cow::Borrowed("attendee"));
+    /// A speaker.
+    pub const SPEAKER: BadgeType = BadgeType(Cow::Borrowed("speaker"));
+    /// A sponsor's representative.
+    pub const SPONSOR: BadgeType = BadgeType(Cow::Borrowed("sponsor"));
+    /// A member of the organising team.
+    pub const ORGANIZER: BadgeType = BadgeType(Cow::Borrowed("organizer"));
+
+    /// The four types of the default layout, in band-colour order.
     pub const ALL: [BadgeType; 4] = [
-        BadgeType::Attendee,
-        BadgeType::Speaker,
-        BadgeType::Sponsor,
-        BadgeType::Organizer,
+        BadgeType::ATTENDEE,
+        BadgeType::SPEAKER,
+        BadgeType::SPONSOR,
+        BadgeType::ORGANIZER,
     ];
 
     /// The lowercase name used in job args (`"speaker"`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BadgeType::Attendee => "attendee",
-            BadgeType::Speaker => "speaker",
-            BadgeType::Sponsor => "sponsor",
-            BadgeType::Organizer => "organizer",
-        }
-    }
-
-    /// Position in [`BadgeType::ALL`], for per-type tables.
-    pub(crate) fn index(self) -> usize {
-        self as usize
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
@@ -65,21 +62,42 @@ impl fmt::Display for BadgeType {
     }
 }
 
-/// An unknown badge type name.
+/// A string that is not a badge type name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown badge type {0:?} (expected attendee, speaker, sponsor or organizer)")]
+#[error("badge type {0:?} must be 1 to {MAX_TYPE_CHARS} letters, digits, '-' or '_'")]
 pub struct UnknownBadgeType(pub String);
 
 impl FromStr for BadgeType {
     type Err = UnknownBadgeType;
 
-    /// Parses the lowercase name, ignoring ASCII case and surrounding whitespace.
+    /// Reads a type name, ignoring ASCII case and surrounding whitespace.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let wanted = s.trim();
-        BadgeType::ALL
+        let name = s.trim().to_ascii_lowercase();
+        let valid = (1..=MAX_TYPE_CHARS).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !valid {
+            return Err(UnknownBadgeType(s.to_string()));
+        }
+        Ok(BadgeType::ALL
             .into_iter()
-            .find(|t| t.as_str().eq_ignore_ascii_case(wanted))
-            .ok_or_else(|| UnknownBadgeType(s.to_string()))
+            .find(|t| t.as_str() == name)
+            .unwrap_or(BadgeType(Cow::Owned(name))))
+    }
+}
+
+impl TryFrom<String> for BadgeType {
+    type Error = UnknownBadgeType;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<BadgeType> for String {
+    fn from(t: BadgeType) -> String {
+        t.0.into_owned()
     }
 }
 
@@ -97,6 +115,9 @@ pub struct Badge {
     /// Kind of badge (`"type"` in job args).
     #[serde(rename = "type")]
     pub badge_type: BadgeType,
+    /// Any other text fields of the job args a layout prints (`args.pronouns`), by key.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<String, String>,
 }
 
 /// The event printed at the top of every badge.
@@ -152,6 +173,8 @@ pub enum Field {
     EventTitle,
     /// [`EventInfo::city`].
     EventCity,
+    /// A layout's text filled from job args or the badge type.
+    Text,
 }
 
 impl fmt::Display for Field {
@@ -162,6 +185,7 @@ impl fmt::Display for Field {
             Field::Company => "company",
             Field::EventTitle => "event title",
             Field::EventCity => "event city",
+            Field::Text => "layout text",
         })
     }
 }
@@ -213,6 +237,28 @@ pub enum RenderError {
         /// The character.
         ch: char,
     },
+    /// The job args lack a field the layout requires.
+    #[error("args lack {key:?}, which the layout requires")]
+    MissingField {
+        /// The args key.
+        key: String,
+    },
+    /// One of the job args' fields the layout prints cannot be printed.
+    #[error("args {key:?}: {source}")]
+    InField {
+        /// The args key.
+        key: String,
+        /// What is wrong with its text.
+        source: Box<RenderError>,
+    },
+    /// The layout's types are closed and do not include this one.
+    #[error("badge type {kind:?} is not one of this layout's types ({known})")]
+    UnknownType {
+        /// The type of the badge.
+        kind: String,
+        /// The layout's types, comma-separated.
+        known: String,
+    },
     /// The id cannot be encoded as a QR code.
     #[error("badge id cannot be encoded as a QR code: {0}")]
     QrCode(String),
@@ -254,8 +300,12 @@ impl RenderError {
             | RenderError::TooManyMarks { .. }
             | RenderError::MissingGlyph { .. }
             | RenderError::QrCode(_)
+            | RenderError::MissingField { .. }
+            | RenderError::UnknownType { .. }
             | RenderError::NoBadges => true,
-            RenderError::InSheet { source, .. } => source.is_permanent(),
+            RenderError::InSheet { source, .. } | RenderError::InField { source, .. } => {
+                source.is_permanent()
+            }
             RenderError::Font(_)
             | RenderError::Subset(_)
             | RenderError::Pdf(_)
@@ -271,12 +321,15 @@ mod tests {
     #[test]
     fn badge_type_round_trips() {
         for t in BadgeType::ALL {
-            assert_eq!(t.to_string().parse::<BadgeType>(), Ok(t));
+            assert_eq!(t.to_string().parse::<BadgeType>(), Ok(t.clone()));
             let json = serde_json::to_string(&t).unwrap();
             assert_eq!(json, format!("\"{t}\""));
         }
-        assert_eq!(" Speaker ".parse::<BadgeType>(), Ok(BadgeType::Speaker));
-        assert!("vip".parse::<BadgeType>().is_err());
+        assert_eq!(" Speaker ".parse::<BadgeType>(), Ok(BadgeType::SPEAKER));
+        assert_eq!("VIP".parse::<BadgeType>().unwrap().as_str(), "vip");
+        for bad in ["", "v i p", "../x", &"x".repeat(MAX_TYPE_CHARS + 1)] {
+            assert!(bad.parse::<BadgeType>().is_err(), "{bad:?}");
+        }
     }
 
     #[test]
@@ -287,7 +340,7 @@ mod tests {
         .unwrap();
         assert_eq!(badge.id, "b-1");
         assert_eq!(badge.company, "");
-        assert_eq!(badge.badge_type, BadgeType::Sponsor);
+        assert_eq!(badge.badge_type, BadgeType::SPONSOR);
     }
 
     #[test]

@@ -1,21 +1,21 @@
 //! [`Renderer`]: validates a badge, lays it out and hands the layout to the PDF or SVG writer.
 
-use super::fonts::{FontSet, Style};
+use std::collections::BTreeMap;
+
+use super::fonts::FontSet;
 use super::layout::{self, Content, Fixed};
+use super::layout_file::Design;
 use super::model::{
     Badge, BadgeType, EventInfo, Field, MAX_ID_CHARS, MAX_MARKS, MAX_TEXT_CHARS, Paper, RenderError,
 };
 use super::{impose, pdf, svg, text};
-
-/// The size of a single badge: 4 in × 3 in, landscape.
-const BADGE_WIDTH: f32 = 288.0;
-const BADGE_HEIGHT: f32 = 216.0;
 
 /// Renders badges. Build one per process (fonts are parsed and the fixed text shaped
 /// once) and share it (`Arc<Renderer>`); it is `Send + Sync` and rendering takes `&self`.
 pub struct Renderer {
     event: EventInfo,
     fonts: &'static FontSet,
+    design: Design,
     fixed: Fixed,
 }
 
@@ -25,46 +25,39 @@ struct Valid {
     name: String,
     company: String,
     kind: BadgeType,
+    /// The args fields the layout prints, cleaned.
+    fields: BTreeMap<String, String>,
 }
 
 impl Renderer {
-    /// Parses the bundled fonts (once per process) and shapes the event line and labels.
+    /// A renderer of the default badge ([`Design::default_badge`]).
     ///
     /// Fails if the event title or city does not validate like a name does.
     pub fn new(event: EventInfo) -> Result<Self, RenderError> {
+        Self::with_layout(event, Design::default_badge())
+    }
+
+    /// Parses the bundled fonts (once per process) and shapes what `design` prints the same
+    /// on many badges (the event line, the type labels).
+    ///
+    /// Fails if the event title or city does not validate like a name does.
+    pub fn with_layout(event: EventInfo, design: Design) -> Result<Self, RenderError> {
         let fonts = FontSet::get().map_err(RenderError::Font)?;
         let title = text::clean(Field::EventTitle, &event.title, MAX_TEXT_CHARS, true)?;
         let city = text::clean(Field::EventCity, &event.city, MAX_TEXT_CHARS, false)?;
-        let city_line = if city.is_empty() {
-            String::new()
-        } else {
-            format!(" \u{00B7} {city}")
-        };
-        let label = |kind: BadgeType| {
-            let upper = kind.as_str().to_ascii_uppercase();
-            text::shape_line(
-                fonts,
-                &upper,
-                Style::Bold,
-                layout::LABEL_TRACKING,
-                Field::EventTitle,
-            )
-        };
-        let fixed = Fixed {
-            title: text::shape_line(fonts, &title, Style::Bold, 0.0, Field::EventTitle)?,
-            city: text::shape_line(fonts, &city_line, Style::Regular, 0.0, Field::EventCity)?,
-            labels: [
-                label(BadgeType::Attendee)?,
-                label(BadgeType::Speaker)?,
-                label(BadgeType::Sponsor)?,
-                label(BadgeType::Organizer)?,
-            ],
-        };
+        let event = EventInfo { title, city };
+        let fixed = Fixed::new(fonts, &design, &event)?;
         Ok(Renderer {
-            event: EventInfo { title, city },
+            event,
             fonts,
+            design,
             fixed,
         })
+    }
+
+    /// The layout this renderer draws.
+    pub fn design(&self) -> &Design {
+        &self.design
     }
 
     /// The event this renderer prints (normalised).
@@ -72,7 +65,7 @@ impl Renderer {
         &self.event
     }
 
-    fn validate(badge: &Badge) -> Result<Valid, RenderError> {
+    fn validate(&self, badge: &Badge) -> Result<Valid, RenderError> {
         let id = &badge.id;
         if let Some(ch) = id.chars().find(|c| c.is_control()) {
             return Err(RenderError::ControlCharacter {
@@ -95,11 +88,25 @@ impl Renderer {
         let company = text::clean(Field::Company, &badge.company, MAX_TEXT_CHARS, false)?;
         check_marks(Field::Name, &name)?;
         check_marks(Field::Company, &company)?;
+        let mut fields = BTreeMap::new();
+        for key in self.design.fields() {
+            let Some(raw) = badge.fields.get(key) else {
+                continue;
+            };
+            let in_field = |source| RenderError::InField {
+                key: key.clone(),
+                source: Box::new(source),
+            };
+            let value = text::clean(Field::Text, raw, MAX_TEXT_CHARS, false).map_err(in_field)?;
+            check_marks(Field::Text, &value).map_err(in_field)?;
+            fields.insert(key.clone(), value);
+        }
         Ok(Valid {
             id: id.clone(),
             name,
             company,
-            kind: badge.badge_type,
+            kind: badge.badge_type.clone(),
+            fields,
         })
     }
 
@@ -113,22 +120,34 @@ impl Renderer {
             id: &valid.id,
             name: &valid.name,
             company: &valid.company,
-            kind: valid.kind,
+            kind: &valid.kind,
+            fields: &valid.fields,
         };
-        layout::compose(self.fonts, &self.fixed, &content, width, height)
+        layout::compose(
+            self.fonts,
+            &self.design,
+            &self.event,
+            &self.fixed,
+            &content,
+            width,
+            height,
+        )
     }
 
-    /// Renders one badge as a single-page 4 in × 3 in PDF.
+    /// Renders one badge as a single-page PDF of the layout's page size.
     pub fn render(&self, badge: &Badge) -> Result<Vec<u8>, RenderError> {
-        let valid = Self::validate(badge)?;
-        let layout = self.compose(&valid, BADGE_WIDTH, BADGE_HEIGHT)?;
+        let valid = self.validate(badge)?;
+        let (width, height) = self.design.size();
+        let layout = self.compose(&valid, width, height)?;
+        let bleed = self.design.bleed;
         let sheet = pdf::Sheet {
-            width: BADGE_WIDTH,
-            height: BADGE_HEIGHT,
+            width,
+            height,
+            bleed,
             badges: vec![pdf::Placement {
                 layout,
-                x: 0.0,
-                y: 0.0,
+                x: bleed,
+                y: bleed,
             }],
             cut_marks: Vec::new(),
         };
@@ -148,7 +167,7 @@ impl Renderer {
             .iter()
             .enumerate()
             .map(|(index, badge)| {
-                Self::validate(badge).map_err(|e| RenderError::InSheet {
+                self.validate(badge).map_err(|e| RenderError::InSheet {
                     index,
                     id: badge.id.clone(),
                     source: Box::new(e),
@@ -156,23 +175,33 @@ impl Renderer {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let cut_marks = imposition.cut_marks();
+        // The badge scaled to fit its cell; a cell wider than the scaled badge widens it
+        // (edges given from the right follow the cell's right side).
+        let (width, height) = self.design.size();
+        let s = (imposition.cell_height / height).min(imposition.cell_width / width);
+        let (cell_width, cell_height) = if imposition.cell_height / height <= s {
+            (imposition.cell_width, imposition.cell_height)
+        } else {
+            (width * s, height * s)
+        };
         let mut sheets = Vec::new();
         for (page, chunk) in valid.chunks(imposition.per_page()).enumerate() {
             let mut placements = Vec::with_capacity(chunk.len());
             for (slot, v) in chunk.iter().enumerate() {
                 let (x, y) = imposition.cell(slot);
-                let layout = self
-                    .compose(v, imposition.cell_width, imposition.cell_height)
-                    .map_err(|e| RenderError::InSheet {
-                        index: page * imposition.per_page() + slot,
-                        id: v.id.clone(),
-                        source: Box::new(e),
-                    })?;
+                let layout =
+                    self.compose(v, cell_width, cell_height)
+                        .map_err(|e| RenderError::InSheet {
+                            index: page * imposition.per_page() + slot,
+                            id: v.id.clone(),
+                            source: Box::new(e),
+                        })?;
                 placements.push(pdf::Placement { layout, x, y });
             }
             sheets.push(pdf::Sheet {
                 width: imposition.page_width,
                 height: imposition.page_height,
+                bleed: 0.0,
                 badges: placements,
                 cut_marks: cut_marks.clone(),
             });
@@ -184,8 +213,9 @@ impl Renderer {
     /// Renders one badge as a standalone SVG document (the web preview), from the same
     /// layout as [`Renderer::render`]. Text is escaped; glyphs are outlines.
     pub fn render_svg(&self, badge: &Badge) -> Result<String, RenderError> {
-        let valid = Self::validate(badge)?;
-        let layout = self.compose(&valid, BADGE_WIDTH, BADGE_HEIGHT)?;
+        let valid = self.validate(badge)?;
+        let (width, height) = self.design.size();
+        let layout = self.compose(&valid, width, height)?;
         let mut title = valid.name.clone();
         if !valid.company.is_empty() {
             title.push_str(", ");
@@ -199,12 +229,13 @@ impl Renderer {
     }
 
     /// The ink box `[x0, y0, x1, y1]` of every glyph [`Renderer::render`] draws for `badge`,
-    /// in points on the 288 × 216 pt badge (origin top-left, y down); glyphs without an
+    /// in points on the layout's page (origin top-left, y down); glyphs without an
     /// outline (spaces, bitmap emoji) have none. Lets tests and the `badge_layout` fuzz target
     /// check that no name or company draws outside the badge.
     pub fn ink_boxes(&self, badge: &Badge) -> Result<Vec<[f32; 4]>, RenderError> {
-        let valid = Self::validate(badge)?;
-        let layout = self.compose(&valid, BADGE_WIDTH, BADGE_HEIGHT)?;
+        let valid = self.validate(badge)?;
+        let (width, height) = self.design.size();
+        let layout = self.compose(&valid, width, height)?;
         let mut boxes = Vec::new();
         for run in &layout.runs {
             for glyph in &run.line.glyphs {

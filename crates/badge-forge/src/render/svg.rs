@@ -26,7 +26,7 @@ struct BadgeSvg {
     title: String,
     glyphs: Vec<GlyphDef>,
     blocks: Vec<SvgRect>,
-    qr: SvgQr,
+    qrs: Vec<SvgQr>,
     runs: Vec<SvgRun>,
 }
 
@@ -163,10 +163,23 @@ pub(crate) fn write(
         }
     }
 
-    let mut qr_d = String::new();
-    for [x, y, w, h] in qr::rects(&layout.qr.rows) {
-        let _ = write!(qr_d, "M{x} {y}h{w}v{h}h-{w}z");
-    }
+    let qrs = layout
+        .qrs
+        .iter()
+        .map(|qr| {
+            let mut d = String::new();
+            for [x, y, w, h] in qr::rects(&qr.rows) {
+                let _ = write!(d, "M{x} {y}h{w}v{h}h-{w}z");
+            }
+            SvgQr {
+                x: num(qr.x, 2),
+                y: num(qr.y, 2),
+                module: num(qr.size / qr.modules as f32, 4),
+                fill: qr.colour.hex(),
+                d,
+            }
+        })
+        .collect();
 
     let svg = BadgeSvg {
         width: num(layout.width, 2),
@@ -186,13 +199,7 @@ pub(crate) fn write(
                 fill: b.colour.hex(),
             })
             .collect(),
-        qr: SvgQr {
-            x: num(layout.qr.x, 2),
-            y: num(layout.qr.y, 2),
-            module: num(layout.qr.size / layout.qr.modules as f32, 4),
-            fill: layout.qr.colour.hex(),
-            d: qr_d,
-        },
+        qrs,
         runs,
     };
     svg.render().map_err(|e| RenderError::Svg(e.to_string()))

@@ -244,7 +244,7 @@ async fn bad_input_from_elixir_is_discarded_and_the_rest_of_the_batch_prints() {
         "missing_name" => "missing key \"name\"",
         "name_not_string" => "\"name\" must be a string",
         "missing_type" => "missing key \"type\"",
-        "unknown_type" => "unknown badge type \"vip\"",
+        "unknown_type" => "badge type \"v/ip\" must be",
         "name_10kb" => "long",
         "empty_name" => "name",
         "missing_id" => "missing key \"id\"",

@@ -657,7 +657,7 @@ fn number_by_id(dom: &str, id: &str) -> u64 {
 async fn the_live_page_shows_numbers_that_move_in_chromium() {
     let server = Server::start("30").await;
     server
-        .enqueue(json!({"id": "broken", "name": "Nobody", "company": "", "type": "alien"}))
+        .enqueue(json!({"id": "broken", "name": "Nobody", "company": "", "type": "al/ien"}))
         .await;
     // Jobs keep arriving while the page is looked at.
     let feeder = {
@@ -694,7 +694,7 @@ async fn the_live_page_shows_numbers_that_move_in_chromium() {
         );
         assert!(dom.contains("src=\"/badges/"), "badge previews");
         assert!(
-            dom.contains("invalid badge args: unknown badge type"),
+            dom.contains("invalid badge args: badge type \"al/ien\" must be"),
             "error message"
         );
     }

@@ -14,6 +14,7 @@ mod deploy_python;
 mod deploy_rolling;
 mod e2e_elixir;
 mod http;
+mod layouts;
 mod personal_data;
 mod render;
 mod render_rtl;

@@ -21,12 +21,13 @@ fn badge(name: &str, company: &str, badge_type: BadgeType) -> Badge {
         name: name.to_string(),
         company: company.to_string(),
         badge_type,
+        fields: Default::default(),
     }
 }
 
 /// Runs a poppler tool on `pdf` (written to a temporary file) and returns its stdout.
 /// `to_stdout` appends the "-" output argument that pdftotext takes.
-fn run(tool: &str, args: &[&str], pdf: &[u8], to_stdout: bool) -> Vec<u8> {
+pub(super) fn run(tool: &str, args: &[&str], pdf: &[u8], to_stdout: bool) -> Vec<u8> {
     static N: AtomicUsize = AtomicUsize::new(0);
     let path: PathBuf = std::env::temp_dir().join(format!(
         "badge-forge-render-{}-{}.pdf",
@@ -57,12 +58,12 @@ fn run(tool: &str, args: &[&str], pdf: &[u8], to_stdout: bool) -> Vec<u8> {
     output.stdout
 }
 
-fn poppler(tool: &str, args: &[&str], pdf: &[u8]) -> String {
+pub(super) fn poppler(tool: &str, args: &[&str], pdf: &[u8]) -> String {
     String::from_utf8(run(tool, args, pdf, true)).expect("poppler prints UTF-8")
 }
 
 /// `pdfinfo` and `pdffonts`, which print to stdout on their own.
-fn poppler_info(tool: &str, pdf: &[u8]) -> String {
+pub(super) fn poppler_info(tool: &str, pdf: &[u8]) -> String {
     String::from_utf8(run(tool, &[], pdf, false)).expect("poppler prints UTF-8")
 }
 
@@ -79,7 +80,7 @@ fn squash(text: &str) -> String {
 /// Asserts pdftotext finds each of `expected` in `pdf`. Its default (layout) mode puts
 /// right-to-left text in logical order, but joins a line ending in a hyphen with the
 /// next one; `-raw` keeps such hyphens, so a string is also accepted from raw mode.
-fn assert_text_contains(pdf: &[u8], expected: &[&str]) {
+pub(super) fn assert_text_contains(pdf: &[u8], expected: &[&str]) {
     let layout = poppler("pdftotext", &[], pdf);
     let raw = poppler("pdftotext", &["-raw"], pdf);
     for e in expected {
@@ -89,6 +90,29 @@ fn assert_text_contains(pdf: &[u8], expected: &[&str]) {
             "pdftotext output lacks {e:?}:\n{layout}\n-raw:\n{raw}"
         );
     }
+}
+
+/// Every word pdftotext finds with its box `[xMin, yMin, xMax, yMax]` (points, y down).
+pub(super) fn words(pdf: &[u8]) -> Vec<(String, [f64; 4])> {
+    // Lossy: poppler writes an emoji in the <title> as UTF-16 surrogates.
+    let html = String::from_utf8_lossy(&run("pdftotext", &["-bbox"], pdf, true)).into_owned();
+    html.lines()
+        .filter_map(|line| {
+            let rest = line.trim().strip_prefix("<word ")?;
+            let attr = |name: &str| -> f64 {
+                let start = rest.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+                let end = start + rest[start..].find('"').unwrap();
+                rest[start..end].parse().unwrap()
+            };
+            let text = rest[rest.find('>')? + 1..].strip_suffix("</word>")?;
+            Some((
+                text.replace("&amp;", "&")
+                    .replace("&lt;", "<")
+                    .replace("&gt;", ">"),
+                [attr("xMin"), attr("yMin"), attr("xMax"), attr("yMax")],
+            ))
+        })
+        .collect()
 }
 
 /// Names in every script the badge must print, with companies in the same script.
@@ -114,7 +138,7 @@ const SCRIPTS: &[(&str, &str, &str)] = &[
 fn every_script_prints_its_name_and_company() {
     for (script, name, company) in SCRIPTS {
         let pdf = RENDERER
-            .render(&badge(name, company, BadgeType::Speaker))
+            .render(&badge(name, company, BadgeType::SPEAKER))
             .unwrap_or_else(|e| panic!("{script}: {e}"));
         assert_text_contains(
             &pdf,
@@ -127,7 +151,7 @@ fn every_script_prints_its_name_and_company() {
 fn fonts_are_embedded_as_subsets() {
     for (script, name, company) in SCRIPTS {
         let pdf = RENDERER
-            .render(&badge(name, company, BadgeType::Attendee))
+            .render(&badge(name, company, BadgeType::ATTENDEE))
             .unwrap();
         let fonts = poppler_info("pdffonts", &pdf);
         let rows: Vec<&str> = fonts.lines().skip(2).collect();
@@ -158,7 +182,7 @@ fn page_is_four_by_three_inches() {
         .render(&badge(
             "Ada Lovelace",
             "Analytical Engines",
-            BadgeType::Organizer,
+            BadgeType::ORGANIZER,
         ))
         .unwrap();
     let info = poppler_info("pdfinfo", &pdf);
@@ -173,7 +197,7 @@ fn a_latin_badge_is_smaller_than_weasyprints() {
         .render(&badge(
             "Ada Lovelace",
             "Analytical Engines Ltd",
-            BadgeType::Speaker,
+            BadgeType::SPEAKER,
         ))
         .unwrap();
     assert!(pdf.len() <= 6_800, "{} bytes", pdf.len());
@@ -181,7 +205,7 @@ fn a_latin_badge_is_smaller_than_weasyprints() {
 
 #[test]
 fn rendering_is_deterministic() {
-    let b = badge("Ярослава Ковальчук", "山田 🎉", BadgeType::Sponsor);
+    let b = badge("Ярослава Ковальчук", "山田 🎉", BadgeType::SPONSOR);
     assert_eq!(RENDERER.render(&b).unwrap(), RENDERER.render(&b).unwrap());
 }
 
@@ -203,7 +227,7 @@ fn tricky_names_render_verbatim() {
         &no_spaces,
     ] {
         let pdf = RENDERER
-            .render(&badge(name, "AC/DC", BadgeType::Attendee))
+            .render(&badge(name, "AC/DC", BadgeType::ATTENDEE))
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_text_contains(&pdf, &[name, "AC/DC"]);
     }
@@ -218,7 +242,7 @@ fn long_names_fit_on_the_badge() {
     let cjk: String = "山田太郎".repeat(40);
     for name in [long_words, many_words.trim(), &cjk, &"W".repeat(200)] {
         let pdf = RENDERER
-            .render(&badge(name, &"Company ".repeat(30), BadgeType::Speaker))
+            .render(&badge(name, &"Company ".repeat(30), BadgeType::SPEAKER))
             .unwrap();
         let html = poppler("pdftotext", &["-bbox"], &pdf);
         let mut words = 0;
@@ -247,7 +271,7 @@ fn qr_code_scans_back_to_the_id() {
         "4f0c2b1e-9d7a-4c55-8e21-0b6f3a9d2c10",
         "https://oban.example/badges/000123?type=speaker",
     ] {
-        let mut b = badge("Ada Lovelace", "Analytical Engines", BadgeType::Speaker);
+        let mut b = badge("Ada Lovelace", "Analytical Engines", BadgeType::SPEAKER);
         b.id = id.to_string();
         let pgm = run(
             "pdftoppm",
@@ -284,7 +308,7 @@ fn the_event_line_is_configurable() {
     })
     .unwrap();
     let pdf = renderer
-        .render(&badge("Ada", "", BadgeType::Attendee))
+        .render(&badge("Ada", "", BadgeType::ATTENDEE))
         .unwrap();
     assert_text_contains(&pdf, &["RustConf 2027 · Zürich", "Ada", "ATTENDEE"]);
     let no_city = Renderer::new(EventInfo {
@@ -296,7 +320,7 @@ fn the_event_line_is_configurable() {
         "pdftotext",
         &[],
         &no_city
-            .render(&badge("Ada", "", BadgeType::Attendee))
+            .render(&badge("Ada", "", BadgeType::ATTENDEE))
             .unwrap(),
     );
     assert!(text.contains("RustConf") && !text.contains('·'), "{text}");
@@ -316,7 +340,7 @@ fn the_event_line_is_configurable() {
 fn every_type_has_its_own_label_and_colour() {
     let mut colours = std::collections::BTreeSet::new();
     for t in BadgeType::ALL {
-        let b = badge("Ada Lovelace", "", t);
+        let b = badge("Ada Lovelace", "", t.clone());
         assert_text_contains(
             &RENDERER.render(&b).unwrap(),
             &[&t.to_string().to_uppercase()],
@@ -345,34 +369,34 @@ fn permanent(badge: &Badge) -> RenderError {
 
 #[test]
 fn validation_errors_are_permanent_and_clear() {
-    let t = BadgeType::Attendee;
+    let t = BadgeType::ATTENDEE;
     assert_eq!(
-        permanent(&badge("", "Acme", t)),
+        permanent(&badge("", "Acme", t.clone())),
         RenderError::Empty { field: Field::Name }
     );
     assert_eq!(
-        permanent(&badge(" \t ", "Acme", t)).to_string(),
+        permanent(&badge(" \t ", "Acme", t.clone())).to_string(),
         "name contains control character U+0009"
     );
     assert_eq!(
-        permanent(&badge(" \u{3000} ", "Acme", t)).to_string(),
+        permanent(&badge(" \u{3000} ", "Acme", t.clone())).to_string(),
         "name is empty"
     );
     assert_eq!(
-        permanent(&badge("Ada\u{7}", "Acme", t)).to_string(),
+        permanent(&badge("Ada\u{7}", "Acme", t.clone())).to_string(),
         "name contains control character U+0007"
     );
     assert_eq!(
-        permanent(&badge("Ada\nLovelace", "Acme", t)).to_string(),
+        permanent(&badge("Ada\nLovelace", "Acme", t.clone())).to_string(),
         "name contains control character U+000A"
     );
     assert_eq!(
-        permanent(&badge("Ada", "Acme\u{0}", t)).to_string(),
+        permanent(&badge("Ada", "Acme\u{0}", t.clone())).to_string(),
         "company contains control character U+0000"
     );
     let too_long = "a".repeat(MAX_TEXT_CHARS + 1);
     assert_eq!(
-        permanent(&badge(&too_long, "Acme", t)).to_string(),
+        permanent(&badge(&too_long, "Acme", t.clone())).to_string(),
         format!(
             "name is {} characters long; at most {MAX_TEXT_CHARS} can be printed",
             MAX_TEXT_CHARS + 1
@@ -380,28 +404,28 @@ fn validation_errors_are_permanent_and_clear() {
     );
     // Tamil and a private-use character are in no bundled font: reported, never boxed.
     assert_eq!(
-        permanent(&badge("தமிழ்", "Acme", t)).to_string(),
+        permanent(&badge("தமிழ்", "Acme", t.clone())).to_string(),
         "no bundled font can draw 'த' (U+0BA4) in the name"
     );
     assert_eq!(
-        permanent(&badge("Ada", "Acme \u{E000}", t)),
+        permanent(&badge("Ada", "Acme \u{E000}", t.clone())),
         RenderError::MissingGlyph {
             field: Field::Company,
             ch: '\u{E000}'
         }
     );
-    let mut no_id = badge("Ada", "Acme", t);
+    let mut no_id = badge("Ada", "Acme", t.clone());
     no_id.id = "  ".into();
     assert_eq!(permanent(&no_id).to_string(), "badge id is empty");
-    let mut bad_id = badge("Ada", "Acme", t);
+    let mut bad_id = badge("Ada", "Acme", t.clone());
     bad_id.id = "a\rb".into();
     assert_eq!(
         permanent(&bad_id).to_string(),
         "badge id contains control character U+000D"
     );
     assert_eq!(
-        "vip".parse::<BadgeType>().unwrap_err().to_string(),
-        "unknown badge type \"vip\" (expected attendee, speaker, sponsor or organizer)"
+        "v/ip".parse::<BadgeType>().unwrap_err().to_string(),
+        "badge type \"v/ip\" must be 1 to 32 letters, digits, '-' or '_'"
     );
 }
 
@@ -409,7 +433,7 @@ fn validation_errors_are_permanent_and_clear() {
 fn text_is_nfc_normalised() {
     // "José" with a combining acute accent prints as the precomposed é.
     let pdf = RENDERER
-        .render(&badge("Jose\u{301}", "", BadgeType::Attendee))
+        .render(&badge("Jose\u{301}", "", BadgeType::ATTENDEE))
         .unwrap();
     let text = poppler("pdftotext", &[], &pdf);
     assert!(text.contains("Jos\u{e9}"), "{text:?}");
@@ -422,7 +446,7 @@ fn svg_preview_escapes_markup() {
         .render_svg(&badge(
             "<script>alert('x')</script>",
             "Tom & \"Jerry\"",
-            BadgeType::Speaker,
+            BadgeType::SPEAKER,
         ))
         .unwrap();
     // Escaped, however askama spells the entities; the title reads back verbatim below.
@@ -450,7 +474,7 @@ fn svg_preview_escapes_markup() {
 fn svg_and_pdf_share_the_layout() {
     // The same shaped glyphs are drawn in both: the SVG's glyph count equals the number
     // of non-space characters pdftotext extracts for a Latin badge (one glyph each).
-    let b = badge("Ada Lovelace", "Analytical Engines", BadgeType::Sponsor);
+    let b = badge("Ada Lovelace", "Analytical Engines", BadgeType::SPONSOR);
     let svg = RENDERER.render_svg(&b).unwrap();
     let text = poppler("pdftotext", &[], &RENDERER.render(&b).unwrap());
     let lines = [
@@ -471,7 +495,8 @@ fn sheets_impose_six_up_on_letter_and_four_up_on_a4() {
             id: format!("badge-{i}"),
             name: SCRIPTS[i % SCRIPTS.len()].1.to_string(),
             company: SCRIPTS[i % SCRIPTS.len()].2.to_string(),
-            badge_type: BadgeType::ALL[i % 4],
+            badge_type: BadgeType::ALL[i % 4].clone(),
+            fields: Default::default(),
         })
         .collect();
 
@@ -500,7 +525,7 @@ fn sheets_impose_six_up_on_letter_and_four_up_on_a4() {
 
 #[test]
 fn sheets_carry_cut_marks() {
-    let badges = vec![badge("Ada", "", BadgeType::Attendee)];
+    let badges = vec![badge("Ada", "", BadgeType::ATTENDEE)];
     for (paper, marks) in [(Paper::Letter, 14), (Paper::A4, 4)] {
         let pdf = RENDERER.render_sheet(&badges, paper).unwrap();
         let doc = lopdf::Document::load_mem(&pdf).unwrap();
@@ -521,7 +546,7 @@ fn sheet_errors_name_the_badge() {
         RENDERER.render_sheet(&[], Paper::Letter),
         Err(RenderError::NoBadges)
     );
-    let mut badges = vec![badge("Ada", "", BadgeType::Attendee); 3];
+    let mut badges = vec![badge("Ada", "", BadgeType::ATTENDEE); 3];
     badges[2].id = "third".into();
     badges[2].name = "\u{E000}".into();
     let err = RENDERER.render_sheet(&badges, Paper::A4).unwrap_err();
@@ -539,7 +564,7 @@ fn one_renderer_serves_many_threads() {
         .iter()
         .map(|(_, name, company)| {
             let renderer = Arc::clone(&renderer);
-            let b = badge(name, company, BadgeType::Speaker);
+            let b = badge(name, company, BadgeType::SPEAKER);
             std::thread::spawn(move || (renderer.render(&b).unwrap(), b))
         })
         .collect();
@@ -590,7 +615,7 @@ fn svg_preview_cannot_be_broken_out_of() {
     ];
     for (name, company) in cases {
         let svg = RENDERER
-            .render_svg(&badge(name, company, BadgeType::Speaker))
+            .render_svg(&badge(name, company, BadgeType::SPEAKER))
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         let doc = roxmltree::Document::parse(&svg)
             .unwrap_or_else(|e| panic!("{name}: not well-formed ({e}):\n{svg}"));
@@ -639,7 +664,7 @@ fn every_glyph_is_drawn_inside_the_badge() {
         "Ｗ".repeat(3),
     ];
     for name in &names {
-        let badge = badge(name, &"Company ".repeat(30), BadgeType::Organizer);
+        let badge = badge(name, &"Company ".repeat(30), BadgeType::ORGANIZER);
         let boxes = RENDERER
             .ink_boxes(&badge)
             .unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -650,5 +675,27 @@ fn every_glyph_is_drawn_inside_the_badge() {
                 "{name}: glyph at [{x0}, {y0}, {x1}, {y1}]"
             );
         }
+    }
+}
+
+#[test]
+fn a_space_after_an_emoji_is_as_wide_as_a_space() {
+    for (name, emoji, next) in [
+        ("Ana 🎉 Lee", "🎉", "Lee"),
+        ("Zoë 🚀 Ångström", "🚀", "Ångström"),
+    ] {
+        let pdf = RENDERER
+            .render(&badge(name, "", BadgeType::ATTENDEE))
+            .unwrap();
+        let found = words(&pdf);
+        let find = |w: &str| found.iter().find(|(t, _)| t == w).expect(w).1;
+        let (before, after) = (find(emoji), find(next));
+        let gap = after[0] - before[2];
+        let line = after[3] - after[1];
+        // A space is about a quarter of the line; the bug made it twice the line.
+        assert!(
+            gap > 0.0 && gap < 0.5 * line,
+            "{name}: gap {gap} on a {line} pt line"
+        );
     }
 }

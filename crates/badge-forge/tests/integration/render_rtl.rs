@@ -11,7 +11,8 @@ fn arabic_ligatures_read_back_as_typed() {
             id: "rtl".into(),
             name: name.into(),
             company: String::new(),
-            badge_type: BadgeType::Speaker,
+            badge_type: BadgeType::SPEAKER,
+            fields: Default::default(),
         };
         let path = std::env::temp_dir().join(format!("bf-rtl-{}.pdf", rand::random::<u32>()));
         std::fs::write(&path, renderer.render(&badge).unwrap()).unwrap();

@@ -169,8 +169,8 @@ async fn bad_input_is_discarded_at_once_with_a_clear_error_and_blocks_nothing() 
             "\"name\" must be a string",
         ),
         (
-            json!({"id": "b3", "name": "x", "company": "x", "type": "vip"}),
-            "unknown badge type \"vip\"",
+            json!({"id": "b3", "name": "x", "company": "x", "type": "v/ip"}),
+            "badge type \"v/ip\" must be 1 to 32 letters",
         ),
         (
             json!({"id": "b4", "name": "   ", "company": "x", "type": "attendee"}),

@@ -22,14 +22,29 @@ pub(super) fn page(
 ) -> PdfPage {
     let mut ops = Vec::with_capacity(64 * sheet.badges.len());
     for placed in &sheet.badges {
-        draw_badge(&mut ops, xobjects, placed, sheet.height, embedded);
+        draw_badge(
+            &mut ops,
+            xobjects,
+            placed,
+            sheet.height + 2.0 * sheet.bleed,
+            embedded,
+        );
     }
     draw_cut_marks(&mut ops, &sheet.cut_marks, sheet.height);
     let mut page = PdfPage::new(printpdf::Mm(0.0), printpdf::Mm(0.0), ops);
-    let rect = Rect::from_wh(Pt(sheet.width), Pt(sheet.height));
-    page.media_box = rect.clone();
-    page.trim_box = rect.clone();
-    page.crop_box = rect;
+    let bleed = sheet.bleed;
+    let media = Rect::from_wh(
+        Pt(sheet.width + 2.0 * bleed),
+        Pt(sheet.height + 2.0 * bleed),
+    );
+    page.media_box = media.clone();
+    page.crop_box = media;
+    // printpdf writes a page box's `width` and `height` as its upper-right corner.
+    page.trim_box = Rect {
+        x: Pt(bleed),
+        y: Pt(bleed),
+        ..Rect::from_wh(Pt(bleed + sheet.width), Pt(bleed + sheet.height))
+    };
     page
 }
 
@@ -82,22 +97,23 @@ fn draw_badge(
     // A tenth of the bytes of the same symbol as rectangles (about 120 B against 550 B
     // compressed), and exact: masks are not interpolated, so module edges stay sharp at
     // any scale.
-    let qr = &layout.qr;
-    let id = XObjectId(format!("Q{}", xobjects.len()));
-    xobjects.push((id.clone(), XObject::External(qr_image(qr))));
-    ops.push(Op::SetFillColor {
-        col: colour(qr.colour),
-    });
-    ops.push(Op::UseXobject {
-        id,
-        transform: XObjectTransform {
-            translate_x: Some(Pt(px(qr.x))),
-            translate_y: Some(Pt(py(qr.y + qr.size))),
-            scale_x: Some(round2(qr.size)),
-            scale_y: Some(round2(qr.size)),
-            ..XObjectTransform::default()
-        },
-    });
+    for qr in &layout.qrs {
+        let id = XObjectId(format!("Q{}", xobjects.len()));
+        xobjects.push((id.clone(), XObject::External(qr_image(qr))));
+        ops.push(Op::SetFillColor {
+            col: colour(qr.colour),
+        });
+        ops.push(Op::UseXobject {
+            id,
+            transform: XObjectTransform {
+                translate_x: Some(Pt(px(qr.x))),
+                translate_y: Some(Pt(py(qr.y + qr.size))),
+                scale_x: Some(round2(qr.size)),
+                scale_y: Some(round2(qr.size)),
+                ..XObjectTransform::default()
+            },
+        });
+    }
 
     ops.push(Op::StartTextSection);
     let mut current_colour = None;

@@ -29,8 +29,10 @@ pub(crate) struct Placement<'a> {
 
 /// One page: its size, its badges and any cut marks (line segments, top-left origin).
 pub(crate) struct Sheet<'a> {
+    /// The trimmed page's size; the paper is `bleed` larger on every side.
     pub(crate) width: f32,
     pub(crate) height: f32,
+    pub(crate) bleed: f32,
     pub(crate) badges: Vec<Placement<'a>>,
     pub(crate) cut_marks: Vec<[f32; 4]>,
 }

@@ -98,6 +98,12 @@ fn tidy(doc: &mut lopdf::Document, cmaps: &BTreeMap<Vec<u8>, Vec<u8>>) {
                             dict.remove(key);
                         }
                     }
+                    // A page larger than its trim carries bleed: the whole paper is it.
+                    if dict.has(b"TrimBox")
+                        && let Some(media) = media
+                    {
+                        dict.set("BleedBox", media);
+                    }
                 }
                 if dict.has_type(b"Catalog") {
                     dict.remove(b"PageLayout");
