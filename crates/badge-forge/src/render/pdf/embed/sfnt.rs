@@ -1,5 +1,8 @@
 //! Minimal sfnt (TrueType) table surgery for embedded subsets.
 //!
+//! Hand-written because `subsetter` keeps a `name` table that makes a badge PDF about a sixth
+//! larger (docs/benchmarks.md, "the hand-written PDF parts against the libraries").
+//!
 //! `subsetter` keeps most of the `name` table, whose licence and description strings are
 //! about 1.5 KB per face: a fifth of a badge PDF. A font program embedded in a PDF needs
 //! no `name` table at all (PDF names the font in its own dictionaries); we keep a minimal
