@@ -164,11 +164,15 @@ async fn badges_keep_memory_fds_and_connections_flat() {
         "RSS peaked at {} kB, over 64 MiB",
         flat.rss_peak
     );
-    // Flat: from mid-run to the end, at most 4 MiB more. The heap grows during the first
-    // ~40,000 badges and then stays level (docs/reliability.md), so at the full size this
-    // catches a leak of ~100 bytes per badge; at the CI size, still in that warm-up, ~2 KB.
+    // Flat: from mid-run to the end, at most 4 MiB more at the full size, where the heap has
+    // levelled off (it grows during the first ~40,000 badges, docs/reliability.md): that
+    // catches a leak of ~100 bytes per badge. A CI-sized run is still in that warm-up, and how
+    // far the heap grows there depends on how many badges the load leaves in flight (beside
+    // the whole suite it grew 5.6 MiB where alone it grows ~1), so it allows 8 MiB: a leak of
+    // ~3 KB per badge, less than one badge's PDF, still fails it.
+    let allowed_kb = if badges >= 40_000 { 4 * 1024 } else { 8 * 1024 };
     assert!(
-        flat.rss_end <= flat.rss_mid + 4 * 1024,
+        flat.rss_end <= flat.rss_mid + allowed_kb,
         "RSS grew from {} kB mid-run to {} kB at the end",
         flat.rss_mid,
         flat.rss_end
