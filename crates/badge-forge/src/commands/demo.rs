@@ -118,7 +118,8 @@ pub async fn run(database: Database, args: DemoArgs) -> anyhow::Result<()> {
         printed: printed.clone(),
         progress: progress.clone(),
     };
-    let node = start_node(&database, &work, stats.clone(), |node| {
+    let renderer = Arc::new(work.event.renderer()?);
+    let node = start_node(&database, &work, renderer, stats.clone(), |node| {
         node.worker(stand_in)
     })
     .await?;

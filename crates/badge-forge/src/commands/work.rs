@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use badge_forge::http::{self, Credentials, Dashboard};
 use badge_forge::output::{FileMode, OutputDir};
+use badge_forge::render::Renderer;
 use badge_forge::retention::{self, Retain};
 use badge_forge::worker::{
     ACK_LINGER, GenerateBadge, PRINT_CENTER, PRINT_QUEUE, QUEUE_LIMIT, RenderStats,
@@ -223,18 +224,19 @@ fn seconds(flag: &str, value: f64) -> anyhow::Result<Duration> {
         .map_err(|_| anyhow::anyhow!("{flag} must be a non-negative number of seconds"))
 }
 
-/// Starts a node running GenerateBadge with these flags on `database`; `more_workers` may
-/// register other workers on the same node.
+/// Starts a node running GenerateBadge with these flags and `renderer` (built once by the
+/// caller, which may share it) on `database`; `more_workers` may register other workers on the
+/// same node.
 pub async fn start_node(
     database: &Database,
     args: &WorkArgs,
+    renderer: Arc<Renderer>,
     stats: Arc<RenderStats>,
     more_workers: impl FnOnce(NodeBuilder) -> oban_core::Result<NodeBuilder>,
 ) -> anyhow::Result<NodeHandle> {
     let mut config = args.config()?;
     config.prefix = database.prefix.clone();
     config.behind_pooler = !database.statement_cache;
-    let renderer = Arc::new(args.event.renderer()?);
     let output = OutputDir::create_with_mode(&args.output, args.fsync, args.file_mode)
         .with_context(|| {
             format!(
@@ -262,7 +264,9 @@ pub async fn run(database: &Database, command: WorkCommand) -> anyhow::Result<()
     } = command;
     http.check_exposure()?;
     let stats = Arc::new(RenderStats::default());
-    let node = start_node(database, &args, stats.clone(), |node| {
+    // One renderer (and one read of the layout file) for the worker and the live page.
+    let renderer = Arc::new(args.event.renderer()?);
+    let node = start_node(database, &args, renderer.clone(), stats.clone(), |node| {
         Ok(node.configure(|config| config.full_counts = full_counts))
     })
     .await?;
@@ -273,7 +277,7 @@ pub async fn run(database: &Database, command: WorkCommand) -> anyhow::Result<()
                 node.config().node.clone(),
                 node.client().clone(),
                 stats,
-                Arc::new(args.event.renderer()?),
+                renderer,
                 seconds("--health-threshold", http.health_threshold)?,
             );
             Some(start_http(address, dashboard, http.auth).await?)
