@@ -42,6 +42,8 @@
 //! # Ok(()) }
 //! ```
 
+#![warn(missing_docs)]
+
 mod ack;
 pub mod backoff;
 pub mod client;

@@ -10,6 +10,7 @@
 mod cron;
 mod dashboard;
 mod drain;
+mod examples;
 mod faults;
 mod insert;
 mod job_api;
