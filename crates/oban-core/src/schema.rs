@@ -1,7 +1,7 @@
 //! Installing and checking the Oban schema (version 14).
 //!
 //! [`migrate`] brings a database to the schema Elixir Oban 2.23 creates at version 14, applying
-//! the same steps Elixir applies (`migrations/v01.sql` … `v14.sql` at the workspace root, one
+//! the same steps Elixir applies (`migrations/v01.sql` … `v14.sql` in this crate, one
 //! per Elixir version) and recording the version as the comment on `oban_jobs`, where Elixir
 //! reads it. [`check`] is what a node runs at start: it refuses a missing or outdated schema
 //! with one message that says how to fix it, and reports the facts that differ between the
@@ -16,20 +16,20 @@ pub const CURRENT_VERSION: u32 = 14;
 
 /// `migrations/vNN.sql`, in order: index 0 is version 1.
 const STEPS: [&str; CURRENT_VERSION as usize] = [
-    include_str!("../../../migrations/v01.sql"),
-    include_str!("../../../migrations/v02.sql"),
-    include_str!("../../../migrations/v03.sql"),
-    include_str!("../../../migrations/v04.sql"),
-    include_str!("../../../migrations/v05.sql"),
-    include_str!("../../../migrations/v06.sql"),
-    include_str!("../../../migrations/v07.sql"),
-    include_str!("../../../migrations/v08.sql"),
-    include_str!("../../../migrations/v09.sql"),
-    include_str!("../../../migrations/v10.sql"),
-    include_str!("../../../migrations/v11.sql"),
-    include_str!("../../../migrations/v12.sql"),
-    include_str!("../../../migrations/v13.sql"),
-    include_str!("../../../migrations/v14.sql"),
+    include_str!("../migrations/v01.sql"),
+    include_str!("../migrations/v02.sql"),
+    include_str!("../migrations/v03.sql"),
+    include_str!("../migrations/v04.sql"),
+    include_str!("../migrations/v05.sql"),
+    include_str!("../migrations/v06.sql"),
+    include_str!("../migrations/v07.sql"),
+    include_str!("../migrations/v08.sql"),
+    include_str!("../migrations/v09.sql"),
+    include_str!("../migrations/v10.sql"),
+    include_str!("../migrations/v11.sql"),
+    include_str!("../migrations/v12.sql"),
+    include_str!("../migrations/v13.sql"),
+    include_str!("../migrations/v14.sql"),
 ];
 
 /// The first key of the advisory lock that serialises [`migrate`] calls (the second is a hash

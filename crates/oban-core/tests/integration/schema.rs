@@ -202,20 +202,20 @@ async fn exec(pool: &PgPool, sql: &str) {
 /// application that stopped upgrading at that version.
 async fn install_up_to(pool: &PgPool, prefix: &Prefix, version: usize) {
     const FILES: [&str; 14] = [
-        include_str!("../../../../migrations/v01.sql"),
-        include_str!("../../../../migrations/v02.sql"),
-        include_str!("../../../../migrations/v03.sql"),
-        include_str!("../../../../migrations/v04.sql"),
-        include_str!("../../../../migrations/v05.sql"),
-        include_str!("../../../../migrations/v06.sql"),
-        include_str!("../../../../migrations/v07.sql"),
-        include_str!("../../../../migrations/v08.sql"),
-        include_str!("../../../../migrations/v09.sql"),
-        include_str!("../../../../migrations/v10.sql"),
-        include_str!("../../../../migrations/v11.sql"),
-        include_str!("../../../../migrations/v12.sql"),
-        include_str!("../../../../migrations/v13.sql"),
-        include_str!("../../../../migrations/v14.sql"),
+        include_str!("../../migrations/v01.sql"),
+        include_str!("../../migrations/v02.sql"),
+        include_str!("../../migrations/v03.sql"),
+        include_str!("../../migrations/v04.sql"),
+        include_str!("../../migrations/v05.sql"),
+        include_str!("../../migrations/v06.sql"),
+        include_str!("../../migrations/v07.sql"),
+        include_str!("../../migrations/v08.sql"),
+        include_str!("../../migrations/v09.sql"),
+        include_str!("../../migrations/v10.sql"),
+        include_str!("../../migrations/v11.sql"),
+        include_str!("../../migrations/v12.sql"),
+        include_str!("../../migrations/v13.sql"),
+        include_str!("../../migrations/v14.sql"),
     ];
     for file in &FILES[..version] {
         exec(pool, prefix.render(file).as_str()).await;

@@ -487,7 +487,7 @@ fn every_rendered_template_is_a_constant() {
         .filter(|item| !item.is_empty())
     {
         let is_migration =
-            item.starts_with("include_str!(\"../../../migrations/v") && item.ends_with(".sql\")");
+            item.starts_with("include_str!(\"../migrations/v") && item.ends_with(".sql\")");
         assert!(is_migration, "STEPS holds {item:?}");
     }
     assert!(schema.code.contains("for step in &STEPS["));
@@ -504,7 +504,7 @@ fn templates_have_no_placeholder_but_the_prefix() {
     let root = root();
     let mut files: Vec<PathBuf> = std::fs::read_dir(root.join("crates/oban-core/src/sql"))
         .unwrap()
-        .chain(std::fs::read_dir(root.join("migrations")).unwrap())
+        .chain(std::fs::read_dir(root.join("crates/oban-core/migrations")).unwrap())
         .map(|entry| entry.unwrap().path())
         .filter(|path| path.extension().is_some_and(|e| e == "sql"))
         .collect();
