@@ -103,6 +103,7 @@ pub async fn run(database: Database, args: DemoArgs) -> anyhow::Result<()> {
         node: None,
         grace_period: 15.0,
         rescue_after: 300.0,
+        rescue_silence: 5.0,
         poll_interval: 1.0,
         ack_linger: ACK_LINGER.as_secs_f64(),
         listen_url: None,
