@@ -49,8 +49,9 @@ impl Worker for NoOpConfirm {
         queue: "noop",
         ..WorkerOptions::DEFAULT
     };
+    type Args = serde_json::Value;
 
-    async fn process(&self, job: &Job) -> WorkResult {
+    async fn process(&self, _args: serde_json::Value, job: &Job) -> WorkResult {
         let confirm =
             NewJob::new("BadgeForge.PrintCenter", &json!({"id": job.id}))?.queue(PRINT_QUEUE);
         Ok(Outcome::complete_and_insert(vec![confirm]))

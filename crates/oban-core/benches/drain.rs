@@ -52,14 +52,21 @@ const PINGS: usize = 5_000;
 /// Completes every job at once.
 struct Noop;
 
+/// A bench job's args: its number, decoded as every typed worker's args are.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct NoopArgs {
+    i: usize,
+}
+
 impl Worker for Noop {
     const NAME: &'static str = "Bench.Noop";
     const OPTIONS: WorkerOptions = WorkerOptions {
         queue: QUEUE,
         ..WorkerOptions::DEFAULT
     };
+    type Args = NoopArgs;
 
-    async fn process(&self, _job: &Job) -> WorkResult {
+    async fn process(&self, _args: NoopArgs, _job: &Job) -> WorkResult {
         Ok(Outcome::complete())
     }
 }
@@ -377,7 +384,7 @@ async fn fill(pool: &PgPool, client: &Client, jobs: usize) -> f64 {
         .await
         .expect("truncate");
     let batch: Vec<NewJob> = (0..jobs)
-        .map(|i| Noop::new_job(&serde_json::json!({ "i": i })).expect("a valid job"))
+        .map(|i| Noop::new_job(&NoopArgs { i }).expect("a valid job"))
         .collect();
     let started = Instant::now();
     for chunk in batch.chunks(INSERT_CHUNK) {

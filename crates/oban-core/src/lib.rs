@@ -24,8 +24,11 @@
 //!
 //! impl Worker for Echo {
 //!     const NAME: &'static str = "MyApp.Echo";
-//!     async fn process(&self, job: &Job) -> WorkResult {
-//!         println!("{}", job.args);
+//!     // The args as they are; a struct deriving `Deserialize` makes the worker typed.
+//!     type Args = serde_json::Value;
+//!
+//!     async fn process(&self, args: serde_json::Value, _job: &Job) -> WorkResult {
+//!         println!("{args}");
 //!         Ok(Outcome::complete())
 //!     }
 //! }

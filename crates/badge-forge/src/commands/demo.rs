@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use badge_forge::output::FileMode;
-use badge_forge::worker::{ACK_LINGER, PRINT_CENTER, PRINT_QUEUE, QUEUE_LIMIT, RenderStats};
+use badge_forge::worker::{
+    ACK_LINGER, Confirmation, PRINT_CENTER, PRINT_QUEUE, QUEUE_LIMIT, RenderStats,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 use oban_core::config::QueueConfig;
 use oban_core::job::Job;
@@ -52,15 +54,12 @@ impl Worker for PrintCenterStandIn {
         ..WorkerOptions::DEFAULT
     };
 
-    async fn process(&self, job: &Job) -> WorkResult {
-        let (Some(name), Some(path)) = (job.args["name"].as_str(), job.args["path"].as_str())
-        else {
-            return Ok(Outcome::Discard(format!(
-                "confirmation without name and path: {}",
-                job.args
-            )));
-        };
+    // A confirmation without its name and path is discarded by the node, naming the field.
+    type Args = Confirmation;
+
+    async fn process(&self, confirmation: Confirmation, _job: &Job) -> WorkResult {
         if self.printed.fetch_add(1, Ordering::Relaxed) < 10 {
+            let Confirmation { name, path, .. } = confirmation;
             self.progress
                 .println(format!("  printed {name}  →  {path}"));
         }

@@ -20,3 +20,4 @@ mod sql_audit;
 mod support;
 mod telemetry;
 mod unique;
+mod worker;

@@ -74,11 +74,13 @@ impl Worker for Scripted {
         priority: 0,
         timeout: Some(Duration::from_millis(1500)),
     };
+    // Raw JSON: tests hand it any args, including ones no struct would accept.
+    type Args = Value;
 
-    async fn process(&self, job: &Job) -> WorkResult {
-        let ms = job.args["ms"].as_u64().unwrap_or(0);
-        match job.args["do"].as_str().unwrap_or("ok") {
-            "ok" if job.args["follow_up"] == true => Ok(Outcome::complete_and_insert(vec![
+    async fn process(&self, args: Value, job: &Job) -> WorkResult {
+        let ms = args["ms"].as_u64().unwrap_or(0);
+        match args["do"].as_str().unwrap_or("ok") {
+            "ok" if args["follow_up"] == true => Ok(Outcome::complete_and_insert(vec![
                 oban_core::insert::NewJob::new(
                     "Elixir.Test.FollowUp",
                     &serde_json::json!({"parent": job.id}),
