@@ -67,10 +67,8 @@ pub mod signal;
 pub mod sketch;
 mod stager;
 pub mod telemetry;
-#[cfg(feature = "temp-postgres")]
-pub mod temp_pgbouncer;
-#[cfg(feature = "temp-postgres")]
-pub mod temp_postgres;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod unique;
 pub mod worker;
 
