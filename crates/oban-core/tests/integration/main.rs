@@ -19,4 +19,5 @@ mod security;
 mod sql_audit;
 mod support;
 mod telemetry;
+mod testing;
 mod unique;
