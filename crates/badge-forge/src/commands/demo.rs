@@ -17,7 +17,7 @@ use oban_core::config::QueueConfig;
 use oban_core::job::Job;
 use oban_core::schema;
 use oban_core::telemetry::LogArgs;
-use oban_core::temp_postgres::TempPostgres;
+use oban_core::testing::TempPostgres;
 use oban_core::worker::{Outcome, WorkResult, Worker, WorkerOptions};
 
 use super::work::{WorkArgs, start_node};

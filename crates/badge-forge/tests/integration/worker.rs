@@ -13,7 +13,7 @@ use badge_forge::render::{EventInfo, Renderer};
 use badge_forge::worker::GenerateBadge;
 use oban_core::config::{Config, QueueConfig};
 use oban_core::node::{Node, NodeHandle};
-use oban_core::temp_postgres::fresh_database;
+use oban_core::testing::fresh_database;
 use oban_core::{Prefix, schema};
 use serde_json::{Value, json};
 use sqlx::PgPool;
