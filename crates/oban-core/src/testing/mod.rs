@@ -41,23 +41,30 @@
 //! use oban_core::testing::{assert_enqueued, perform_job};
 //! use oban_core::worker::{Outcome, WorkResult, Worker};
 //!
+//! #[derive(serde::Serialize, serde::Deserialize)]
+//! struct Signup {
+//!     user: i64,
+//! }
+//!
 //! struct Welcome;
 //!
 //! impl Worker for Welcome {
 //!     const NAME: &'static str = "MyApp.Welcome";
-//!     async fn process(&self, job: &Job) -> WorkResult {
-//!         let mail = Mail::new_job(&serde_json::json!({"to": job.args["user"]}))?;
+//!     type Args = Signup;
+//!     async fn process(&self, args: Signup, _job: &Job) -> WorkResult {
+//!         let mail = Mail::new_job(&serde_json::json!({"to": args.user}))?;
 //!         Ok(Outcome::complete_and_insert(vec![mail]))
 //!     }
 //! }
 //! # struct Mail;
 //! # impl Worker for Mail {
 //! #     const NAME: &'static str = "MyApp.Mail";
-//! #     async fn process(&self, _: &Job) -> WorkResult { Ok(Outcome::complete()) }
+//! #     type Args = serde_json::Value;
+//! #     async fn process(&self, _: serde_json::Value, _: &Job) -> WorkResult { Ok(Outcome::complete()) }
 //! # }
 //!
 //! # async fn test(client: Client) -> oban_core::Result<()> {
-//! let performed = perform_job(&Welcome, &Welcome::new_job(&serde_json::json!({"user": 7}))?).await;
+//! let performed = perform_job(&Welcome, &Welcome::new_job(&Signup { user: 7 })?).await;
 //! assert_eq!(performed.state, JobState::Completed);
 //! assert_eq!(performed.then_insert[0].worker_name(), "MyApp.Mail");
 //!
