@@ -94,17 +94,12 @@ async fn renders_writes_and_confirms_to_print_center_in_one_step() {
     .await;
     let mut registry = Registry::default();
     registry.register(generate_badge(&dir)).unwrap();
-    let counts = client
-        .drain_queue("badges", &registry, DrainOptions::default())
-        .await
-        .unwrap();
-    assert_eq!(
-        counts,
-        DrainCounts {
-            success: 2,
-            ..DrainCounts::default()
-        }
-    );
+    let both_completed = DrainCounts {
+        success: 2,
+        ..DrainCounts::default()
+    };
+    let drained = client.drain_queue("badges", &registry, DrainOptions::default());
+    assert_eq!(drained.await.unwrap(), both_completed);
 
     for id in [id, legacy] {
         let state = client.get_job(id).await.unwrap().unwrap().state.0;
