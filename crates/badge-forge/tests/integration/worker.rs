@@ -40,9 +40,15 @@ fn generate_badge(dir: &Path) -> GenerateBadge {
     GenerateBadge::new(renderer, output, Arc::default())
 }
 
-/// A badge job with `args` as given, however wrong.
+/// A badge job with `args` as given, however wrong (`new_job` takes only args that decode),
+/// with the worker's options.
 fn badge_job(args: &Value) -> NewJob {
-    GenerateBadge::new_job(args).unwrap()
+    let options = GenerateBadge::OPTIONS;
+    NewJob::new(GenerateBadge::NAME, args)
+        .unwrap()
+        .queue(options.queue)
+        .max_attempts(options.max_attempts)
+        .priority(options.priority)
 }
 
 /// The PrintCenter confirmations waiting to run.
