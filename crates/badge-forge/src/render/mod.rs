@@ -41,6 +41,7 @@
 //! the point: fonts are part of the design. No fontconfig, no network, no file access.
 
 mod fonts;
+mod image;
 mod impose;
 mod layout;
 mod layout_file;
