@@ -105,7 +105,7 @@ pub(crate) fn load(path: &Path, fit: Fit, (w, h): (f32, f32)) -> Result<Image, S
     } else if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
         ("image/jpeg", jpeg(&bytes))
     } else if looks_like_svg(&bytes) {
-        ("image/svg+xml", svg(&bytes, path, fit, (w, h)))
+        ("image/svg+xml", svg(&bytes, fit, (w, h)))
     } else {
         return Err(format!(
             "{} is not a PNG, JPEG or SVG image",
@@ -283,12 +283,10 @@ fn jpeg(bytes: &[u8]) -> Result<Image, String> {
     }
 }
 
-/// Rasterises an SVG at [`SVG_DPI`] for the size it is drawn at.
-fn svg(bytes: &[u8], path: &Path, fit: Fit, (w, h): (f32, f32)) -> Result<Image, String> {
-    let options = resvg::usvg::Options {
-        resources_dir: path.parent().map(Path::to_path_buf),
-        ..resvg::usvg::Options::default()
-    };
+/// Rasterises an SVG at [`SVG_DPI`] for the size it is drawn at. Its shapes only: resvg is
+/// built without text and raster-image support, and reads no other file.
+fn svg(bytes: &[u8], fit: Fit, (w, h): (f32, f32)) -> Result<Image, String> {
+    let options = resvg::usvg::Options::default();
     let tree = resvg::usvg::Tree::from_data(bytes, &options)
         .map_err(|e| format!("not a readable SVG: {e}"))?;
     let natural = (tree.size().width(), tree.size().height());
@@ -344,7 +342,7 @@ mod tests {
         let image = super::jpeg(&jpeg).unwrap();
         assert_eq!((image.width, image.height), (40, 30));
         assert_eq!(image.colour_space, "DeviceRGB");
-        jpeg[18] = 4;
+        jpeg[17] = 4;
         assert!(super::jpeg(&jpeg).unwrap_err().contains("CMYK"));
         assert!(super::jpeg(&jpeg[..6]).is_err());
     }

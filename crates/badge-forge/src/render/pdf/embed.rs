@@ -167,7 +167,7 @@ impl Prepared {
                 .and_then(CidCff::parse),
         };
         let mut map = PREPARED.write().unwrap_or_else(|e| e.into_inner());
-        *map.entry(key)
+        map.entry(key)
             .or_insert_with(|| Box::leak(Box::new(prepared)))
     }
 }
