@@ -592,6 +592,7 @@ fn every_bad_image_or_font_is_one_error_naming_file_line_and_key() {
             1,
         )
     };
+    let beside = |file: &str| dir.join(file).display().to_string();
     let last = base.matches("[[element]]").count();
     let cases = [
         (
@@ -602,15 +603,15 @@ fn every_bad_image_or_font_is_one_error_naming_file_line_and_key() {
         ),
         (
             "image-not-an-image",
-            image(&format!("file = \"{}/notes.txt\"", dir.display())),
+            image(&format!("file = \"{}\"", beside("notes.txt"))),
             "file = ",
-            format!("element[{last}].file: {}/notes.txt is not a PNG, JPEG or SVG image", dir.display()),
+            format!("element[{last}].file: {} is not a PNG, JPEG or SVG image", beside("notes.txt")),
         ),
         (
             "image-broken-png",
-            image(&format!("file = \"{}/broken.png\"", dir.display())),
+            image(&format!("file = \"{}\"", beside("broken.png"))),
             "file = ",
-            format!("element[{last}].file: {}/broken.png: not a readable PNG", dir.display()),
+            format!("element[{last}].file: {}: not a readable PNG", beside("broken.png")),
         ),
         (
             "image-without-file",
@@ -620,13 +621,13 @@ fn every_bad_image_or_font_is_one_error_naming_file_line_and_key() {
         ),
         (
             "image-with-colour",
-            image(&format!("file = \"{}/notes.txt\"\ncolour = \"#ffffff\"", dir.display())),
+            image(&format!("file = \"{}\"\ncolour = \"#ffffff\"", beside("notes.txt"))),
             "colour = \"#ffffff\"",
             format!("element[{last}].colour: an image element has no colour"),
         ),
         (
             "image-bad-fit",
-            image(&format!("file = \"{}/notes.txt\"\nfit = \"fill\"", dir.display())),
+            image(&format!("file = \"{}\"\nfit = \"fill\"", beside("notes.txt"))),
             "fit = ",
             "unknown variant `fill`".to_string(),
         ),
@@ -638,15 +639,15 @@ fn every_bad_image_or_font_is_one_error_naming_file_line_and_key() {
         ),
         (
             "font-not-a-font",
-            font(&format!("{}/notes.txt", dir.display())),
+            font(&beside("notes.txt")),
             "brand = ",
-            format!("fonts.brand: {}/notes.txt: not a TrueType or OpenType font", dir.display()),
+            format!("fonts.brand: {}: not a TrueType or OpenType font", beside("notes.txt")),
         ),
         (
             "font-broken",
-            font(&format!("{}/broken.otf", dir.display())),
+            font(&beside("broken.otf")),
             "brand = ",
-            format!("fonts.brand: {}/broken.otf: not a TrueType or OpenType font", dir.display()),
+            format!("fonts.brand: {}: not a TrueType or OpenType font", beside("broken.otf")),
         ),
         (
             "font-unknown-name",
