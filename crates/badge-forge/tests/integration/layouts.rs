@@ -668,3 +668,44 @@ fn every_bad_image_or_font_is_one_error_naming_file_line_and_key() {
         assert!(err.contains(&message), "{name}: {err}\nwanted {message}");
     }
 }
+
+#[test]
+fn a_jpeg_is_embedded_as_it_is() {
+    // A 40 × 30 px JPEG of one orange, beside a layout that stretches it over the badge's top
+    // half.
+    let dir = output_dir("layout-jpeg");
+    let photo = dir.join("photo.jpg");
+    let orange = [0xe0u8, 0x7a, 0x10];
+    let pixels: Vec<u8> = orange.iter().copied().cycle().take(40 * 30 * 3).collect();
+    jpeg_encoder::Encoder::new_file(&photo, 90)
+        .unwrap()
+        .encode(&pixels, 40, 30, jpeg_encoder::ColorType::Rgb)
+        .unwrap();
+    let source = std::fs::read_to_string(layout_path("default.toml")).unwrap()
+        + "\n[[element]]\nkind = \"image\"\nfile = \"photo.jpg\"\nfit = \"stretch\"\n\
+           left = 0\nright = 0\ntop = 0\nheight = 108\n";
+    let design = Design::parse("photo.toml", &source, &dir).unwrap();
+    let pdf = Renderer::with_layout(EventInfo::default(), design)
+        .unwrap()
+        .render(&badge("Ada Lovelace", "attendee", &[]))
+        .unwrap();
+    let list = String::from_utf8(run("pdfimages", &["-list"], &pdf, false)).unwrap();
+    let row = list
+        .lines()
+        .find(|l| l.contains(" image "))
+        .unwrap_or_else(|| panic!("no image:\n{list}"));
+    // The file's own DCT data (`enc` jpeg), not samples decoded and compressed again.
+    let c: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(
+        (c[3], c[4], c[5], c[8]),
+        ("40", "30", "rgb", "jpeg"),
+        "{row}"
+    );
+    assert!(pdf.windows(9).any(|w| w == b"DCTDecode"));
+    assert!(
+        near(pixel(&pdf, 144, 54), orange, 6),
+        "{:?}",
+        pixel(&pdf, 144, 54)
+    );
+    assert_eq!(pixel(&pdf, 284, 112), [255, 255, 255]);
+}
