@@ -10,7 +10,7 @@
 //! to compare them against the same baselines.
 //!
 //! Uses the server at `DATABASE_URL` when set (its settings are reported and left alone),
-//! otherwise a throwaway cluster from `oban_core::temp_postgres`. That cluster runs with `fsync`,
+//! otherwise a throwaway cluster from `oban_core::testing::TempPostgres`. That cluster runs with `fsync`,
 //! `synchronous_commit` and `full_page_writes` off; the headline drain is repeated after turning
 //! them on (`ALTER SYSTEM` + reload), as a normal server runs.
 //!
@@ -31,7 +31,7 @@ use oban_core::config::{Config, QueueConfig};
 use oban_core::insert::NewJob;
 use oban_core::job::Job;
 use oban_core::node::Node;
-use oban_core::temp_postgres::TempPostgres;
+use oban_core::testing::TempPostgres;
 use oban_core::worker::{Outcome, WorkResult, Worker, WorkerOptions};
 use oban_core::{Client, Prefix, schema};
 use sqlx::postgres::PgPoolOptions;
@@ -657,7 +657,7 @@ async fn print_header(pool: &PgPool, throwaway: bool, postmaster: Option<u32>) {
         "{} × {cpu}; PostgreSQL {version} on {}; PostgreSQL CPU {}",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         if throwaway {
-            "a throwaway local cluster (temp_postgres)"
+            "a throwaway local cluster (oban_core::testing::TempPostgres)"
         } else {
             "DATABASE_URL"
         },

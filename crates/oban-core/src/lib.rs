@@ -10,7 +10,8 @@
 //! runs the maintenance loops (`stager`, `lifeline`, `pruner`) and the [`cron`] scheduler
 //! (`liveness` tells the lifeline which producers are alive); [`node`] wires them together,
 //! and [`client`] enqueues (with [`unique`] jobs), signals and manages jobs ([`jobs`], and
-//! [`drain`] for tests) without running queues. [`gossip`] and [`met`] publish
+//! [`drain`] for tests) without running queues; `testing` (cargo feature `testing`) helps an
+//! application's tests as `Oban.Testing` does. [`gossip`] and [`met`] publish
 //! the queue status and job metrics that Oban Web shows. Every statement lives in `src/sql/`
 //! with a comment saying what it guarantees.
 //!
@@ -72,10 +73,8 @@ pub mod signal;
 pub mod sketch;
 mod stager;
 pub mod telemetry;
-#[cfg(feature = "temp-postgres")]
-pub mod temp_pgbouncer;
-#[cfg(feature = "temp-postgres")]
-pub mod temp_postgres;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod unique;
 pub mod worker;
 

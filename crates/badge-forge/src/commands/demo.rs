@@ -17,7 +17,7 @@ use oban_core::config::QueueConfig;
 use oban_core::job::Job;
 use oban_core::schema;
 use oban_core::telemetry::LogArgs;
-use oban_core::temp_postgres::TempPostgres;
+use oban_core::testing::TempPostgres;
 use oban_core::worker::{Outcome, WorkResult, Worker, WorkerOptions};
 
 use super::work::{WorkArgs, start_node};
@@ -102,6 +102,7 @@ pub async fn run(database: Database, args: DemoArgs) -> anyhow::Result<()> {
         node: None,
         grace_period: 15.0,
         rescue_after: 300.0,
+        rescue_silence: 5.0,
         poll_interval: 1.0,
         ack_linger: ACK_LINGER.as_secs_f64(),
         listen_url: None,

@@ -11,7 +11,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use badge_forge::worker::QUEUE_LIMIT;
-use oban_core::temp_postgres::fresh_database;
+use oban_core::testing::fresh_database;
 use oban_core::{Prefix, schema};
 use serde_json::{Value, json};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

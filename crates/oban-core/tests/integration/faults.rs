@@ -22,7 +22,7 @@ use oban_core::config::{Config, QueueConfig};
 use oban_core::job::Job;
 use oban_core::node::{Node, NodeHandle};
 use oban_core::notifier::ListenerHealth;
-use oban_core::temp_postgres::{StopMode, TempPostgres, TempPostgresBuilder};
+use oban_core::testing::{StopMode, TempPostgres, TempPostgresBuilder};
 use oban_core::worker::{Outcome, WorkResult, Worker, WorkerOptions};
 use oban_core::{Prefix, schema};
 use serde_json::{Value, json};
