@@ -1,12 +1,11 @@
-//! `badge-forge render` and `badge-forge sheet`: badges to files, no database.
+//! `badge-forge render`: one badge to a file, no database.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use badge_forge::badge_args::badge_from_args;
-use badge_forge::fake_badges::fake_badges;
 use badge_forge::output::{FileMode, OutputDir};
-use badge_forge::render::{Badge, BadgeType, Paper};
+use badge_forge::render::{Badge, BadgeType};
 
 use super::EventArgs;
 
@@ -39,38 +38,9 @@ pub struct RenderArgs {
     pub event: EventArgs,
 }
 
-#[derive(clap::Args, Debug)]
-pub struct SheetArgs {
-    /// How many fake badges to impose.
-    #[arg(long, short = 'n', default_value_t = 12)]
-    pub count: usize,
-    /// Seed for the fake names.
-    #[arg(long, default_value_t = 2026)]
-    pub seed: u64,
-    /// Paper: letter (6-up 4x3 in) or a4 (4-up A6).
-    #[arg(long, value_parser = parse_paper, default_value = "letter")]
-    pub paper: Paper,
-    /// Where to write the PDF.
-    #[arg(long, short)]
-    pub output: PathBuf,
-    /// Permission bits of the PDF, in octal (0640: owner and group may read it).
-    #[arg(long, env = "BADGE_FORGE_FILE_MODE", default_value_t = FileMode::DEFAULT)]
-    pub file_mode: FileMode,
-    #[command(flatten)]
-    pub event: EventArgs,
-}
-
 fn parse_type(text: &str) -> Result<BadgeType, String> {
     text.parse()
         .map_err(|_| format!("{text:?} is not one of attendee, speaker, sponsor, organizer"))
-}
-
-fn parse_paper(text: &str) -> Result<Paper, String> {
-    match text.to_ascii_lowercase().as_str() {
-        "letter" => Ok(Paper::Letter),
-        "a4" => Ok(Paper::A4),
-        _ => Err(format!("{text:?} is not letter or a4")),
-    }
 }
 
 pub fn render(args: RenderArgs) -> anyhow::Result<()> {
@@ -95,22 +65,9 @@ pub fn render(args: RenderArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn sheet(args: SheetArgs) -> anyhow::Result<()> {
-    let renderer = args.event.renderer()?;
-    let pdf = renderer.render_sheet(&fake_badges(args.count, args.seed), args.paper)?;
-    write(&args.output, &pdf, args.file_mode)?;
-    println!(
-        "wrote {} badges to {} ({} bytes)",
-        args.count,
-        args.output.display(),
-        pdf.len()
-    );
-    Ok(())
-}
-
 /// Writes `pdf` to `path` as the worker writes badges: whole or not at all, with `mode`
 /// exactly, creating its directory (with [`FileMode::directory_bits`]) if needed.
-fn write(path: &Path, pdf: &[u8], mode: FileMode) -> anyhow::Result<()> {
+pub(super) fn write(path: &Path, pdf: &[u8], mode: FileMode) -> anyhow::Result<()> {
     let write = || {
         let name = path.file_name().ok_or_else(|| {
             std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name")

@@ -368,6 +368,27 @@ impl Design {
     pub fn fields(&self) -> &[String] {
         &self.fields
     }
+
+    /// The `args.KEY` fields of the layout's `required` texts: a badge without one of them
+    /// cannot print, so an attendee list must have their columns.
+    pub fn required_fields(&self) -> Vec<String> {
+        let all = self.types.iter().flat_map(|t| &t.elements);
+        let required = self
+            .elements
+            .iter()
+            .chain(all)
+            .filter_map(|e| match &e.kind {
+                Kind::Text(text) if text.required => Some(text),
+                _ => None,
+            });
+        let mut keys: Vec<String> = required
+            .flat_map(|text| text.spans.iter().flat_map(|s| s.template.args()))
+            .map(str::to_string)
+            .collect();
+        keys.sort();
+        keys.dedup();
+        keys
+    }
 }
 
 /// A length in points, or a string with a unit: `4in`, `101.6mm`, `288pt`.

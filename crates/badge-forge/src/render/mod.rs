@@ -56,4 +56,4 @@ pub use model::{
     Badge, BadgeType, EventInfo, Field, MAX_ID_CHARS, MAX_MARKS, MAX_TEXT_CHARS, MAX_TYPE_CHARS,
     Paper, RenderError, UnknownBadgeType,
 };
-pub use renderer::Renderer;
+pub use renderer::{Imposed, Renderer};

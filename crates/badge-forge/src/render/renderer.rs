@@ -19,6 +19,17 @@ pub struct Renderer {
     fixed: Fixed,
 }
 
+/// A sheet PDF of the badges that could render, and those that could not.
+#[derive(Debug)]
+pub struct Imposed {
+    /// The PDF; `None` when no badge could render.
+    pub pdf: Option<Vec<u8>>,
+    /// How many badges it holds.
+    pub printed: usize,
+    /// Each badge left out, by its index in the input, with why.
+    pub rejected: Vec<(usize, RenderError)>,
+}
+
 /// A badge's inputs after validation.
 struct Valid {
     id: String,
@@ -159,45 +170,59 @@ impl Renderer {
     ///
     /// Fails on the first badge that cannot render ([`RenderError::InSheet`] says which).
     pub fn render_sheet(&self, badges: &[Badge], paper: Paper) -> Result<Vec<u8>, RenderError> {
+        let imposed = self.impose(badges, paper)?;
+        match imposed.rejected.into_iter().next() {
+            Some((index, error)) => Err(RenderError::InSheet {
+                index,
+                id: badges[index].id.clone(),
+                source: Box::new(error),
+            }),
+            None => imposed.pdf.ok_or(RenderError::NoBadges),
+        }
+    }
+
+    /// Imposes every badge of `badges` that can render, in order, as [`render_sheet`] does,
+    /// and leaves out the others, saying why: a print run goes on past a bad row.
+    ///
+    /// [`render_sheet`]: Renderer::render_sheet
+    pub fn impose(&self, badges: &[Badge], paper: Paper) -> Result<Imposed, RenderError> {
         if badges.is_empty() {
             return Err(RenderError::NoBadges);
         }
         let imposition = impose::Imposition::for_paper(paper);
-        let valid = badges
-            .iter()
-            .enumerate()
-            .map(|(index, badge)| {
-                self.validate(badge).map_err(|e| RenderError::InSheet {
-                    index,
-                    id: badge.id.clone(),
-                    source: Box::new(e),
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let cut_marks = imposition.cut_marks();
-        // The badge scaled to fit its cell; a cell wider than the scaled badge widens it
-        // (edges given from the right follow the cell's right side).
-        let (width, height) = self.design.size();
-        let s = (imposition.cell_height / height).min(imposition.cell_width / width);
-        let (cell_width, cell_height) = if imposition.cell_height / height <= s {
-            (imposition.cell_width, imposition.cell_height)
-        } else {
-            (width * s, height * s)
-        };
-        let mut sheets = Vec::new();
-        for (page, chunk) in valid.chunks(imposition.per_page()).enumerate() {
-            let mut placements = Vec::with_capacity(chunk.len());
-            for (slot, v) in chunk.iter().enumerate() {
-                let (x, y) = imposition.cell(slot);
-                let layout =
-                    self.compose(v, cell_width, cell_height)
-                        .map_err(|e| RenderError::InSheet {
-                            index: page * imposition.per_page() + slot,
-                            id: v.id.clone(),
-                            source: Box::new(e),
-                        })?;
-                placements.push(pdf::Placement { layout, x, y });
+        let (cell_width, cell_height) = self.cell_size(&imposition);
+        let mut rejected = Vec::new();
+        let mut layouts = Vec::with_capacity(badges.len());
+        for (index, badge) in badges.iter().enumerate() {
+            match self
+                .validate(badge)
+                .and_then(|valid| self.compose(&valid, cell_width, cell_height))
+            {
+                Ok(layout) => layouts.push(layout),
+                Err(error) => rejected.push((index, error)),
             }
+        }
+        if layouts.is_empty() {
+            return Ok(Imposed {
+                pdf: None,
+                printed: 0,
+                rejected,
+            });
+        }
+        let printed = layouts.len();
+        let cut_marks = imposition.cut_marks();
+        let mut sheets = Vec::new();
+        let mut layouts = layouts.into_iter().peekable();
+        while layouts.peek().is_some() {
+            let placements = layouts
+                .by_ref()
+                .take(imposition.per_page())
+                .enumerate()
+                .map(|(slot, layout)| {
+                    let (x, y) = imposition.cell(slot);
+                    pdf::Placement { layout, x, y }
+                })
+                .collect();
             sheets.push(pdf::Sheet {
                 width: imposition.page_width,
                 height: imposition.page_height,
@@ -206,8 +231,25 @@ impl Renderer {
                 cut_marks: cut_marks.clone(),
             });
         }
-        let title = format!("{} badges ({})", self.event.title, badges.len());
-        pdf::write(self.fonts, &title, &sheets)
+        let title = format!("{} badges ({printed})", self.event.title);
+        Ok(Imposed {
+            pdf: Some(pdf::write(self.fonts, &title, &sheets)?),
+            printed,
+            rejected,
+        })
+    }
+
+    /// The size a badge is drawn at in one of `imposition`'s cells: scaled to fit it, and a
+    /// cell wider than the scaled badge widens it (edges given from the right follow the
+    /// cell's right side).
+    fn cell_size(&self, imposition: &impose::Imposition) -> (f32, f32) {
+        let (width, height) = self.design.size();
+        let s = (imposition.cell_height / height).min(imposition.cell_width / width);
+        if imposition.cell_height / height <= s {
+            (imposition.cell_width, imposition.cell_height)
+        } else {
+            (width * s, height * s)
+        }
     }
 
     /// Renders one badge as a standalone SVG document (the web preview), from the same

@@ -1,0 +1,149 @@
+//! `badge-forge sheet`: badges imposed on sheets for a print shop, from an attendee list or
+//! fake attendees, no database.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use badge_forge::badge_args::badge_from_args;
+use badge_forge::fake_badges::fake_badges;
+use badge_forge::output::FileMode;
+use badge_forge::print_run::input::{Format, read_rows};
+use badge_forge::render::{Badge, Paper, Renderer};
+
+use super::EventArgs;
+use super::render::write;
+
+/// The exit code of a run that wrote its sheet but left out rows it could not print.
+pub const ROWS_FAILED: u8 = 3;
+
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Exit status: 0 when every badge printed; 3 when the sheet was written \
+but some rows of --input could not be printed (each is reported on stderr with its line \
+number); 1 when nothing was written (a bad option, layout or header, or no row printable)."
+)]
+pub struct SheetArgs {
+    /// Attendee list to print: CSV with a header row (columns id, name, company, type and any
+    /// field the layout prints) or JSON Lines (one job-args object per line). Rows are read as
+    /// job args are; a bad row is reported with its line number and left out.
+    #[arg(long, short)]
+    pub input: Option<PathBuf>,
+    /// The list's format, when its extension (.csv, .jsonl, .ndjson) does not say.
+    #[arg(long, requires = "input")]
+    pub format: Option<Format>,
+    /// How many fake badges to impose, without --input.
+    #[arg(long, short = 'n', default_value_t = 12, conflicts_with = "input")]
+    pub count: usize,
+    /// Seed for the fake names.
+    #[arg(long, default_value_t = 2026, conflicts_with = "input")]
+    pub seed: u64,
+    /// Paper: letter (6-up 4x3 in) or a4 (4-up A6).
+    #[arg(long, default_value = "letter")]
+    pub paper: Paper,
+    /// Where to write the PDF.
+    #[arg(long, short)]
+    pub output: PathBuf,
+    /// Permission bits of the PDF, in octal (0640: owner and group may read it).
+    #[arg(long, env = "BADGE_FORGE_FILE_MODE", default_value_t = FileMode::DEFAULT)]
+    pub file_mode: FileMode,
+    #[command(flatten)]
+    pub event: EventArgs,
+}
+
+/// A row that cannot be printed: its line in the list and why.
+struct Failed {
+    line: u64,
+    reason: String,
+}
+
+pub fn sheet(args: SheetArgs) -> anyhow::Result<ExitCode> {
+    let renderer = args.event.renderer()?;
+    let (badges, lines, mut failed) = match &args.input {
+        Some(path) => read_badges(path, args.format, &renderer)?,
+        None => (fake_badges(args.count, args.seed), Vec::new(), Vec::new()),
+    };
+    let imposed = if badges.is_empty() {
+        None
+    } else {
+        Some(renderer.impose(&badges, args.paper)?)
+    };
+    let (pdf, printed) = match imposed {
+        Some(imposed) => {
+            failed.extend(imposed.rejected.into_iter().map(|(index, error)| Failed {
+                line: lines[index],
+                reason: error.to_string(),
+            }));
+            (imposed.pdf, imposed.printed)
+        }
+        None => (None, 0),
+    };
+    let source = args.input.as_deref().unwrap_or(Path::new("fake attendees"));
+    failed.sort_by_key(|f| f.line);
+    for f in &failed {
+        eprintln!("{}:{}: {}", source.display(), f.line, f.reason);
+    }
+    let Some(pdf) = pdf else {
+        anyhow::bail!(
+            "no badge written: none of the {} rows of {} can be printed",
+            failed.len(),
+            source.display()
+        );
+    };
+    write(&args.output, &pdf, args.file_mode)?;
+    println!(
+        "wrote {printed} badges to {} ({} bytes)",
+        args.output.display(),
+        pdf.len()
+    );
+    if failed.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!(
+        "{} of {} rows of {} could not be printed (listed above)",
+        failed.len(),
+        printed + failed.len(),
+        source.display()
+    );
+    Ok(ExitCode::from(ROWS_FAILED))
+}
+
+/// The badges of the list at `path` and the line each starts on, and the rows that are not
+/// badges.
+fn read_badges(
+    path: &Path,
+    format: Option<Format>,
+    renderer: &Renderer,
+) -> anyhow::Result<(Vec<Badge>, Vec<u64>, Vec<Failed>)> {
+    let format = format
+        .or_else(|| Format::from_path(path))
+        .with_context(|| {
+            format!(
+                "{}: cannot tell the format from its name; give --format csv or --format jsonl",
+                path.display()
+            )
+        })?;
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let design = renderer.design();
+    let rows = read_rows(BufReader::new(file), format, &design.required_fields())
+        .with_context(|| path.display().to_string())?;
+    let (mut badges, mut lines, mut failed) = (Vec::new(), Vec::new(), Vec::new());
+    for row in rows {
+        let badge = row
+            .args
+            .and_then(|args| badge_from_args(&args, design.fields()).map_err(|e| e.to_string()));
+        match badge {
+            Ok(badge) => {
+                badges.push(badge);
+                lines.push(row.line);
+            }
+            Err(reason) => failed.push(Failed {
+                line: row.line,
+                reason,
+            }),
+        }
+    }
+    Ok((badges, lines, failed))
+}

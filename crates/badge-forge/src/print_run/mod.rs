@@ -1,0 +1,4 @@
+//! Print runs of the real attendees: reading an attendee list ([`input`]) for `badge-forge
+//! sheet --input`, each row read as a GenerateBadge job's args.
+
+pub mod input;
