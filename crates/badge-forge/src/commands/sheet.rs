@@ -11,6 +11,7 @@ use badge_forge::badge_args::badge_from_args;
 use badge_forge::fake_badges::fake_badges;
 use badge_forge::output::FileMode;
 use badge_forge::print_run::input::{Format, read_rows};
+use badge_forge::print_run::order::{Collation, SortKey, groups, order};
 use badge_forge::render::{Badge, Paper, Renderer};
 
 use super::EventArgs;
@@ -40,6 +41,19 @@ pub struct SheetArgs {
     /// Seed for the fake names.
     #[arg(long, default_value_t = 2026, conflicts_with = "input")]
     pub seed: u64,
+    /// The order badges print in: `surname` (the last word of the name; docs/print-runs.md),
+    /// any job-args field (`company`, `id`, a column of the list), or `none` for the list's
+    /// own order.
+    #[arg(long, default_value = "surname")]
+    pub sort: SortKey,
+    /// The collation to sort by, a BCP 47 locale tag (`sv`: Å Ä Ö after Z; `da`: Æ Ø Å after
+    /// Z; `pl`: Ł after L; `de`: Ü with U); without it, CLDR's root collation.
+    #[arg(long)]
+    pub locale: Option<String>,
+    /// A divider page before each new initial letter of the sort key (as the collation files
+    /// letters together), each letter starting a new page.
+    #[arg(long)]
+    pub dividers: bool,
     /// Paper: letter (6-up 4x3 in) or a4 (4-up A6).
     #[arg(long, default_value = "letter")]
     pub paper: Paper,
@@ -61,14 +75,27 @@ struct Failed {
 
 pub fn sheet(args: SheetArgs) -> anyhow::Result<ExitCode> {
     let renderer = args.event.renderer()?;
+    let collation = Collation::new(args.locale.as_deref()).map_err(anyhow::Error::msg)?;
     let (badges, lines, mut failed) = match &args.input {
-        Some(path) => read_badges(path, args.format, &renderer)?,
-        None => (fake_badges(args.count, args.seed), Vec::new(), Vec::new()),
+        Some(path) => read_badges(path, args.format, &renderer, &args.sort)?,
+        None => {
+            let badges = fake_badges(args.count, args.seed);
+            let lines = (1..=badges.len() as u64).collect();
+            (badges, lines, Vec::new())
+        }
+    };
+    let order = order(&badges, &args.sort, &collation);
+    let badges: Vec<Badge> = order.iter().map(|&i| badges[i].clone()).collect();
+    let lines: Vec<u64> = order.iter().map(|&i| lines[i]).collect();
+    let dividers = if args.dividers {
+        groups(&badges, &args.sort, &collation)
+    } else {
+        Vec::new()
     };
     let imposed = if badges.is_empty() {
         None
     } else {
-        Some(renderer.impose(&badges, args.paper)?)
+        Some(renderer.impose(&badges, &dividers, args.paper)?)
     };
     let (pdf, printed) = match imposed {
         Some(imposed) => {
@@ -116,6 +143,7 @@ fn read_badges(
     path: &Path,
     format: Option<Format>,
     renderer: &Renderer,
+    sort: &SortKey,
 ) -> anyhow::Result<(Vec<Badge>, Vec<u64>, Vec<Failed>)> {
     let format = format
         .or_else(|| Format::from_path(path))
@@ -127,13 +155,18 @@ fn read_badges(
         })?;
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let design = renderer.design();
-    let rows = read_rows(BufReader::new(file), format, &design.required_fields())
+    let extra = sort.extra_field().map(str::to_string);
+    let mut columns = design.required_fields();
+    columns.extend(extra.clone());
+    let mut fields = design.fields().to_vec();
+    fields.extend(extra);
+    let rows = read_rows(BufReader::new(file), format, &columns)
         .with_context(|| path.display().to_string())?;
     let (mut badges, mut lines, mut failed) = (Vec::new(), Vec::new(), Vec::new());
     for row in rows {
         let badge = row
             .args
-            .and_then(|args| badge_from_args(&args, design.fields()).map_err(|e| e.to_string()));
+            .and_then(|args| badge_from_args(&args, &fields).map_err(|e| e.to_string()));
         match badge {
             Ok(badge) => {
                 badges.push(badge);

@@ -1,6 +1,8 @@
 //! Sheet imposition: where each badge goes on a Letter or A4 page, and the cut marks.
 
-use super::Paper;
+use std::path::Path;
+
+use super::{Design, Paper};
 
 /// Length of a cut mark, and its distance from the trim line it extends.
 const MARK_LEN: f32 = 12.0;
@@ -113,3 +115,17 @@ fn outward(edge: f32, dir: f32, extent: f32) -> (f32, f32) {
 }
 
 const MM: f32 = 72.0 / 25.4;
+
+/// The layout of a divider page `width` × `height` points: the group's letter, filled in as
+/// the name, large in the middle of the page, so a desk finds where each letter starts.
+pub(crate) fn divider(width: f32, height: f32) -> Design {
+    let source = format!(
+        "[page]\nwidth = {width}\nheight = {height}\n[band]\ncolour = \"#000000\"\n\
+         [[element]]\nkind = \"text\"\ntext = \"{{name}}\"\nfont = \"bold\"\n\
+         left = 36\nright = 36\ntop = 36\nbottom = 36\nalign = \"centre\"\n\
+         valign = \"middle\"\nsize = {size}\nmin_size = 24\n",
+        size = (width.min(height) * 0.6).min(500.0)
+    );
+    Design::parse("divider page", &source, Path::new("."))
+        .expect("the divider layout is valid for any page")
+}

@@ -170,7 +170,7 @@ impl Renderer {
     ///
     /// Fails on the first badge that cannot render ([`RenderError::InSheet`] says which).
     pub fn render_sheet(&self, badges: &[Badge], paper: Paper) -> Result<Vec<u8>, RenderError> {
-        let imposed = self.impose(badges, paper)?;
+        let imposed = self.impose(badges, &[], paper)?;
         match imposed.rejected.into_iter().next() {
             Some((index, error)) => Err(RenderError::InSheet {
                 index,
@@ -185,7 +185,15 @@ impl Renderer {
     /// and leaves out the others, saying why: a print run goes on past a bad row.
     ///
     /// [`render_sheet`]: Renderer::render_sheet
-    pub fn impose(&self, badges: &[Badge], paper: Paper) -> Result<Imposed, RenderError> {
+    ///
+    /// Each of `dividers`, `(i, letter)`, puts a page showing `letter` before badge `i`, which
+    /// starts a new page (unless no badge from `i` to the next divider can render).
+    pub fn impose(
+        &self,
+        badges: &[Badge],
+        dividers: &[(usize, String)],
+        paper: Paper,
+    ) -> Result<Imposed, RenderError> {
         if badges.is_empty() {
             return Err(RenderError::NoBadges);
         }
@@ -198,7 +206,7 @@ impl Renderer {
                 .validate(badge)
                 .and_then(|valid| self.compose(&valid, cell_width, cell_height))
             {
-                Ok(layout) => layouts.push(layout),
+                Ok(layout) => layouts.push((index, layout)),
                 Err(error) => rejected.push((index, error)),
             }
         }
@@ -211,31 +219,76 @@ impl Renderer {
         }
         let printed = layouts.len();
         let cut_marks = imposition.cut_marks();
+        let page = |placements| pdf::Sheet {
+            width: imposition.page_width,
+            height: imposition.page_height,
+            bleed: 0.0,
+            badges: placements,
+            cut_marks: cut_marks.clone(),
+        };
+        let divider = match dividers {
+            [] => None,
+            _ => Some(Renderer::with_layout(
+                self.event.clone(),
+                impose::divider(imposition.page_width, imposition.page_height),
+            )?),
+        };
         let mut sheets = Vec::new();
-        let mut layouts = layouts.into_iter().peekable();
-        while layouts.peek().is_some() {
-            let placements = layouts
-                .by_ref()
-                .take(imposition.per_page())
-                .enumerate()
-                .map(|(slot, layout)| {
-                    let (x, y) = imposition.cell(slot);
-                    pdf::Placement { layout, x, y }
-                })
-                .collect();
-            sheets.push(pdf::Sheet {
-                width: imposition.page_width,
-                height: imposition.page_height,
-                bleed: 0.0,
-                badges: placements,
-                cut_marks: cut_marks.clone(),
-            });
+        let mut placements = Vec::new();
+        let mut next_divider = dividers.iter().peekable();
+        for (index, layout) in layouts {
+            let mut letter = None;
+            while let Some((_, title)) = next_divider.next_if(|(at, _)| *at <= index) {
+                letter = Some(title);
+            }
+            if let (Some(letter), Some(divider)) = (letter, &divider) {
+                if !placements.is_empty() {
+                    sheets.push(page(std::mem::take(&mut placements)));
+                }
+                sheets.push(divider.divider_page(letter, &imposition)?);
+            }
+            let (x, y) = imposition.cell(placements.len());
+            placements.push(pdf::Placement { layout, x, y });
+            if placements.len() == imposition.per_page() {
+                sheets.push(page(std::mem::take(&mut placements)));
+            }
+        }
+        if !placements.is_empty() {
+            sheets.push(page(placements));
         }
         let title = format!("{} badges ({printed})", self.event.title);
         Ok(Imposed {
             pdf: Some(pdf::write(self.fonts, &title, &sheets)?),
             printed,
             rejected,
+        })
+    }
+
+    /// A page of this (divider) renderer's layout with `letter` as the name.
+    fn divider_page(
+        &self,
+        letter: &str,
+        imposition: &impose::Imposition,
+    ) -> Result<pdf::Sheet<'_>, RenderError> {
+        let badge = Badge {
+            id: "divider".into(),
+            name: letter.to_string(),
+            company: String::new(),
+            badge_type: BadgeType::ATTENDEE,
+            fields: Default::default(),
+        };
+        let valid = self.validate(&badge)?;
+        let layout = self.compose(&valid, imposition.page_width, imposition.page_height)?;
+        Ok(pdf::Sheet {
+            width: imposition.page_width,
+            height: imposition.page_height,
+            bleed: 0.0,
+            badges: vec![pdf::Placement {
+                layout,
+                x: 0.0,
+                y: 0.0,
+            }],
+            cut_marks: Vec::new(),
         })
     }
 

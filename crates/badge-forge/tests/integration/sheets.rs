@@ -81,7 +81,7 @@ fn every_bad_row_is_reported_by_line_and_the_rest_print() {
     csv.extend(huge_field());
     csv.extend(b",Big Co,attendee,\n../etc,Mallory,Evil,attendee,\na7,Zo\xc3\xab \xc3\x85ngstr\xc3\xb6m,Acme,press,they/them\n");
     let path = list("attendees.csv", &csv);
-    let run = sheet(&path, &[]);
+    let run = sheet(&path, &["--sort", "none"]);
     assert_eq!(run.code, 3, "{}", run.stderr);
     let file = path.display();
     for (line, reason) in [
@@ -205,4 +205,167 @@ fn a_layout_required_column_must_be_in_the_header() {
         "{}",
         run.stderr
     );
+}
+
+/// Attendees whose names a desk in each country files differently, and names in scripts
+/// without letters' case (Arabic, right to left; Han, without spaces) and with an emoji.
+const HOSTILE: &str = "id,name,company,type
+h1,Zoë Zander,Acme,attendee
+h2,Anders Ångström,KTH,speaker
+h3,Søren Ødegård,DTU,attendee
+h4,Ola Olsen,UiO,attendee
+h5,Uwe Müller,TUM,attendee
+h6,Paul Mann,SAP,attendee
+h7,Jan Łukasz,PW,attendee
+h8,Ida Lund,LU,attendee
+h9,Ana 🎉 Lee,Fun,attendee
+h10,محمد علي,Cairo,attendee
+h11,山田太郎,Tokyo,attendee
+h12,Max Mzyk,PL,attendee
+h13,Ærø Æbelø,DK,attendee
+h14,Ulf Über,X,attendee
+";
+
+/// One word of each hostile name, as pdftotext prints it.
+const SURNAMES: [&str; 14] = [
+    "Zander",
+    "Ångström",
+    "Ødegård",
+    "Olsen",
+    "Müller",
+    "Mann",
+    "Łukasz",
+    "Lund",
+    "Lee",
+    "محمد",
+    "山田太郎",
+    "Mzyk",
+    "Æbelø",
+    "Über",
+];
+
+#[test]
+fn hostile_names_sort_as_each_desk_expects() {
+    let path = list("hostile.csv", HOSTILE.as_bytes());
+    let latin_then_others = ["محمد", "山田太郎"];
+    for (locale, latin) in [
+        // Å Ä Ö after Z (Æ as Ä, Ø as Ö); Ü as Y; Ł as L.
+        (
+            "sv",
+            &[
+                "Lee",
+                "Łukasz",
+                "Lund",
+                "Mann",
+                "Müller",
+                "Mzyk",
+                "Olsen",
+                "Über",
+                "Zander",
+                "Ångström",
+                "Æbelø",
+                "Ødegård",
+            ],
+        ),
+        // Æ Ø Å after Z.
+        (
+            "da",
+            &[
+                "Lee",
+                "Łukasz",
+                "Lund",
+                "Mann",
+                "Müller",
+                "Mzyk",
+                "Olsen",
+                "Über",
+                "Zander",
+                "Æbelø",
+                "Ødegård",
+                "Ångström",
+            ],
+        ),
+        // Ł after L.
+        (
+            "pl",
+            &[
+                "Æbelø",
+                "Ångström",
+                "Lee",
+                "Lund",
+                "Łukasz",
+                "Mann",
+                "Müller",
+                "Mzyk",
+                "Ødegård",
+                "Olsen",
+                "Über",
+                "Zander",
+            ],
+        ),
+        // Ü with U, Å with A, Ø with O.
+        (
+            "de",
+            &[
+                "Æbelø",
+                "Ångström",
+                "Lee",
+                "Łukasz",
+                "Lund",
+                "Mann",
+                "Müller",
+                "Mzyk",
+                "Ødegård",
+                "Olsen",
+                "Über",
+                "Zander",
+            ],
+        ),
+    ] {
+        let run = sheet(&path, &["--locale", locale]);
+        assert_eq!(run.code, 0, "{locale}: {}", run.stderr);
+        let expected: Vec<&str> = latin.iter().chain(&latin_then_others).copied().collect();
+        assert_eq!(
+            printed_order(&run.pdf.unwrap(), &SURNAMES),
+            expected,
+            "{locale}"
+        );
+    }
+}
+
+#[test]
+fn dividers_open_each_letter_on_a_page_of_its_own() {
+    let path = list("hostile.csv", HOSTILE.as_bytes());
+    let run = sheet(&path, &["--locale", "de", "--dividers"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let text = poppler("pdftotext", &["-raw"], &run.pdf.unwrap());
+    let pages: Vec<&str> = text.split('\u{c}').map(str::trim).collect();
+    // A divider page holds its letter alone (pdftotext wraps the Arabic one in bidi marks);
+    // the page after it starts with the group's first badge.
+    let dividers: Vec<(&str, &str)> = pages
+        .windows(2)
+        .filter(|w| w[0].chars().filter(|c| c.is_alphabetic()).count() == 1)
+        .map(|w| {
+            let letter = w[0].trim_matches(|c: char| !c.is_alphabetic());
+            let first_name = w[1].lines().nth(2).unwrap_or("");
+            (letter, first_name)
+        })
+        .collect();
+    assert_eq!(
+        dividers,
+        [
+            ("Æ", "Ærø Æbelø"),
+            ("A", "Anders Ångström"),
+            ("L", "Ana 🎉 Lee"),
+            ("M", "Paul Mann"),
+            ("O", "Søren Ødegård"),
+            ("U", "Ulf Über"),
+            ("Z", "Zoë Zander"),
+            ("ع", "\u{202b}علي\u{202c} \u{202b}محمد\u{202c}"),
+            ("山", "山田太郎"),
+        ]
+    );
+    // Nine dividers and nine groups, each group's badges on pages of their own: three
+    // groups (L, M, O) fill a page each with three badges of 6-up Letter.
+    assert_eq!(pages.iter().filter(|p| !p.is_empty()).count(), 18);
 }
