@@ -11,7 +11,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use badge_forge::render::{Badge, BadgeType, EventInfo, Paper, Renderer};
+use badge_forge::render::{Badge, BadgeType, EventInfo, Renderer, Stock};
 use badge_forge::worker::thread_cpu_time;
 
 /// Names per script, with a company in the same script where that is natural.
@@ -175,16 +175,18 @@ fn main() {
     // 500-badge sheets.
     let sheet: Vec<Badge> = mixed[..500].to_vec();
     println!();
-    for paper in [Paper::Letter, Paper::A4] {
+    for stock in ["avery-5392", "a6-4up-a4"] {
+        let stock: Stock = stock.parse().expect("a stock");
         let mut bytes = 0;
         let rounds = 3;
         let cpu = thread_cpu_time();
         for _ in 0..rounds {
-            bytes = black_box(renderer.render_sheet(&sheet, paper).expect("sheet")).len();
+            bytes = black_box(renderer.render_sheet(&sheet, &stock).expect("sheet")).len();
         }
         let per_badge = (thread_cpu_time() - cpu) / (rounds * sheet.len()) as u32;
         println!(
-            "sheet {paper:?}, 500 badges: {:.3} cpu ms/badge ({:.2}x base), {} B/badge ({:.2}x base single PDF), {} KB total",
+            "sheet {}, 500 badges: {:.3} cpu ms/badge ({:.2}x base), {} B/badge ({:.2}x base single PDF), {} KB total",
+            stock.name(),
             ms(per_badge),
             per_badge.as_secs_f64() / base.per_badge.as_secs_f64(),
             bytes / sheet.len(),

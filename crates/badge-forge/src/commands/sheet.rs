@@ -12,7 +12,7 @@ use badge_forge::fake_badges::fake_badges;
 use badge_forge::output::FileMode;
 use badge_forge::print_run::input::{Format, read_rows};
 use badge_forge::print_run::order::{Collation, SortKey, groups, order};
-use badge_forge::render::{Badge, Paper, Renderer};
+use badge_forge::render::{Badge, Renderer, Stock};
 
 use super::EventArgs;
 use super::render::write;
@@ -54,9 +54,12 @@ pub struct SheetArgs {
     /// letters together), each letter starting a new page.
     #[arg(long)]
     pub dividers: bool,
-    /// Paper: letter (6-up 4x3 in) or a4 (4-up A6).
-    #[arg(long, default_value = "letter")]
-    pub paper: Paper,
+    /// Label stock: avery-5392 (4x3 in, 6-up on Letter), a6-4up-a4, 90x55-10up-a4 (90x55 mm,
+    /// 10-up on A4), or plain a4 or letter (as many badges of the layout's size as fit, with
+    /// its bleed). A preset turns to the badge's orientation; a badge larger than the
+    /// stock's labels is an error.
+    #[arg(long, default_value = "avery-5392")]
+    pub stock: Stock,
     /// Where to write the PDF.
     #[arg(long, short)]
     pub output: PathBuf,
@@ -95,7 +98,7 @@ pub fn sheet(args: SheetArgs) -> anyhow::Result<ExitCode> {
     let imposed = if badges.is_empty() {
         None
     } else {
-        Some(renderer.impose(&badges, &dividers, args.paper)?)
+        Some(renderer.impose(&badges, &dividers, &args.stock)?)
     };
     let (pdf, printed) = match imposed {
         Some(imposed) => {

@@ -318,6 +318,9 @@ pub struct Design {
     pub(crate) elements: Vec<Element>,
     /// Every `args.KEY` the layout prints.
     pub(crate) fields: Vec<String>,
+    /// The badge's back (`[back]`): the same page and types, its own elements; printed
+    /// behind each badge on sheets.
+    pub(crate) back: Option<Box<Design>>,
 }
 
 impl Design {
@@ -357,6 +360,20 @@ impl Design {
             }
         })?;
         checker.design(raw)
+    }
+
+    /// The back side: this page, these types without their own elements, and `elements`.
+    fn back_side(&self, elements: Vec<Element>) -> Design {
+        let types = self.types.iter().map(|t| TypeStyle {
+            elements: Vec::new(),
+            ..t.clone()
+        });
+        Design {
+            types: types.collect(),
+            elements,
+            back: None,
+            ..self.clone()
+        }
     }
 
     /// The page (trim) size in points.
@@ -448,6 +465,15 @@ struct RawLayout {
     band: RawBand,
     #[serde(default)]
     types: Vec<Spanned<RawType>>,
+    #[serde(default, rename = "element")]
+    elements: Vec<Spanned<RawElement>>,
+    back: Option<RawBack>,
+}
+
+/// `[back]`: the elements of the badge's back side.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBack {
     #[serde(default, rename = "element")]
     elements: Vec<Spanned<RawElement>>,
 }
@@ -615,7 +641,11 @@ impl Checker<'_> {
                 message: "a layout with closed types must name at least one [[types]]".into(),
             });
         }
-        Ok(Design {
+        let mut back = Vec::new();
+        for (i, e) in raw.back.iter().flat_map(|b| &b.elements).enumerate() {
+            back.push(self.element(e, &format!("back.element[{i}]"), &page, &mut fields)?);
+        }
+        let design = Design {
             width,
             height,
             bleed,
@@ -624,6 +654,14 @@ impl Checker<'_> {
             types,
             elements,
             fields: fields.into_iter().collect(),
+            back: None,
+        };
+        Ok(match raw.back {
+            Some(_) => Design {
+                back: Some(Box::new(design.back_side(back))),
+                ..design
+            },
+            None => design,
         })
     }
 

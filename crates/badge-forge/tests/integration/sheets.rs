@@ -369,3 +369,274 @@ fn dividers_open_each_letter_on_a_page_of_its_own() {
     // groups (L, M, O) fill a page each with three badges of 6-up Letter.
     assert_eq!(pages.iter().filter(|p| !p.is_empty()).count(), 18);
 }
+
+/// The project's example layout at `name` under templates/layouts/.
+fn example_layout(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../templates/layouts")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// The first `n` rows of the hostile list.
+fn attendees(n: usize) -> PathBuf {
+    let rows: Vec<&str> = HOSTILE.lines().take(n + 1).collect();
+    list("attendees.csv", (rows.join("\n") + "\n").as_bytes())
+}
+
+/// `Page N <name>: llx lly urx ury` of every page, as pdfinfo prints the boxes.
+fn page_boxes(pdf: &[u8], name: &str) -> Vec<[f32; 4]> {
+    let info = String::from_utf8(crate::render::run(
+        "pdfinfo",
+        &["-box", "-f", "1", "-l", "999"],
+        pdf,
+        false,
+    ))
+    .unwrap();
+    info.lines()
+        .filter(|l| l.starts_with("Page ") && l.contains(&format!(" {name}:")))
+        .map(|l| {
+            let v: Vec<f32> = l
+                .rsplit(':')
+                .next()
+                .unwrap()
+                .split_whitespace()
+                .map(|n| n.parse().unwrap())
+                .collect();
+            [v[0], v[1], v[2], v[3]]
+        })
+        .collect()
+}
+
+/// The paths MuPDF draws on page `page`: `(stroked, [x0, y0, x1, y1] of its points)`, in
+/// PDF coordinates.
+fn paths(pdf: &[u8], page: usize) -> Vec<(bool, [f32; 4])> {
+    let trace = String::from_utf8(crate::render::run("mutool", &["trace"], pdf, false)).unwrap();
+    let page = trace
+        .split("<page ")
+        .nth(page)
+        .expect("mutool trace prints the page");
+    let attribute = |line: &str, name: &str| -> f32 {
+        let at = line.find(&format!(" {name}=\"")).unwrap() + name.len() + 3;
+        line[at..line[at..].find('"').unwrap() + at]
+            .parse()
+            .unwrap()
+    };
+    let mut paths = Vec::new();
+    for block in page.split("_path ").skip(1) {
+        let stroked = page[..page.find(block).unwrap()].ends_with("<stroke_path ");
+        let mut bounds = [f32::MAX, f32::MAX, f32::MIN, f32::MIN];
+        for line in block
+            .lines()
+            .filter(|l| l.contains("<moveto") || l.contains("<lineto"))
+        {
+            let (x, y) = (attribute(line, "x"), attribute(line, "y"));
+            bounds = [
+                bounds[0].min(x),
+                bounds[1].min(y),
+                bounds[2].max(x),
+                bounds[3].max(y),
+            ];
+        }
+        paths.push((stroked, bounds));
+    }
+    paths
+}
+
+#[test]
+fn stocks_set_each_pages_trim_and_bleed_boxes() {
+    let a6 = example_layout("a6-portrait.toml");
+    for (stock, layout, pages, trim, bleed) in [
+        // 4x3 in, 6-up: the grid of labels, which touch, so nothing bleeds.
+        ("avery-5392", None, 3, [18.0, 72.0, 594.0, 720.0], 0.0),
+        // 90x55 mm cards: the default badge does not fit, so the A6 one cannot either; a
+        // plain A4 takes two A6 badges with their 3 mm bleed, landscape.
+        (
+            "a4",
+            Some(a6.as_str()),
+            7,
+            [114.8, 87.87, 727.09, 507.4],
+            8.5,
+        ),
+        ("letter", None, 3, [18.0, 72.0, 594.0, 720.0], 0.0),
+    ] {
+        let mut args = vec!["--stock", stock];
+        if let Some(layout) = layout {
+            args.extend(["--layout", layout]);
+        }
+        let run = sheet(&attendees(14), &args);
+        assert_eq!(run.code, 0, "{stock}: {}", run.stderr);
+        let pdf = run.pdf.unwrap();
+        let (trims, bleeds) = (page_boxes(&pdf, "TrimBox"), page_boxes(&pdf, "BleedBox"));
+        assert_eq!(trims.len(), pages, "{stock}");
+        for (t, b) in trims.iter().zip(&bleeds) {
+            for i in 0..4 {
+                assert!((t[i] - trim[i]).abs() < 0.02, "{stock}: TrimBox {t:?}");
+                let grown = trim[i] + if i < 2 { -bleed } else { bleed };
+                assert!((b[i] - grown).abs() < 0.02, "{stock}: BleedBox {b:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn crop_marks_lie_outside_the_bleed_on_the_trim_lines() {
+    let a6 = example_layout("a6-portrait.toml");
+    for (stock, layout, marks) in [
+        ("avery-5392", None, 14),
+        ("90x55-10up-a4", None, 0),
+        ("a4", Some(a6.as_str()), 12),
+    ] {
+        let mut args = vec!["--stock", stock];
+        if let Some(layout) = layout {
+            args.extend(["--layout", layout]);
+        }
+        let run = sheet(&attendees(3), &args);
+        if marks == 0 {
+            // The default badge is larger than a 90x55 card: a clear error, no sheet.
+            assert_eq!(run.code, 1);
+            assert!(
+                run.stderr.contains(
+                    "does not fit stock 90x55-10up-a4: its labels are 255.12 x 155.91 pt"
+                ),
+                "{}",
+                run.stderr
+            );
+            continue;
+        }
+        let pdf = run.pdf.expect(stock);
+        let trim = page_boxes(&pdf, "TrimBox")[0];
+        let bleed = page_boxes(&pdf, "BleedBox")[0];
+        let strokes: Vec<[f32; 4]> = paths(&pdf, 1)
+            .into_iter()
+            .filter_map(|(stroked, b)| stroked.then_some(b))
+            .collect();
+        assert_eq!(strokes.len(), marks, "{stock}");
+        for [x0, y0, x1, y1] in strokes {
+            let outside = x1 <= bleed[0] || x0 >= bleed[2] || y1 <= bleed[1] || y0 >= bleed[3];
+            assert!(
+                outside,
+                "{stock}: mark {x0},{y0}-{x1},{y1} inside {bleed:?}"
+            );
+            // Each mark extends a trim line: vertical ones stand on a cut between the trim's
+            // left and right, horizontal ones likewise.
+            let on_line = if x0 == x1 {
+                (trim[0] - 0.02..=trim[2] + 0.02).contains(&x0)
+            } else {
+                (trim[1] - 0.02..=trim[3] + 0.02).contains(&y0)
+            };
+            assert!(
+                on_line,
+                "{stock}: mark {x0},{y0}-{x1},{y1} off the trim {trim:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn bleed_prints_past_the_trim_only_where_the_stock_has_room() {
+    let a6 = example_layout("a6-portrait.toml");
+    // Plain A4: the background runs the layout's 3 mm (8.5 pt) past each badge's trim.
+    let pdf = sheet(&attendees(2), &["--stock", "a4", "--layout", &a6])
+        .pdf
+        .unwrap();
+    let trim = page_boxes(&pdf, "TrimBox")[0];
+    let widest = paths(&pdf, 1)
+        .into_iter()
+        .filter(|(stroked, _)| !stroked)
+        .map(|(_, b)| b)
+        .fold([f32::MAX, f32::MAX, f32::MIN, f32::MIN], |a, b| {
+            [
+                a[0].min(b[0]),
+                a[1].min(b[1]),
+                a[2].max(b[2]),
+                a[3].max(b[3]),
+            ]
+        });
+    for i in 0..4 {
+        let expected = trim[i] + if i < 2 { -8.5 } else { 8.5 };
+        assert!(
+            (widest[i] - expected).abs() < 0.1,
+            "fills reach {widest:?}, trim {trim:?}"
+        );
+    }
+    // Four A6 on A4: the cards touch, so each background stops at its own card's edge.
+    let pdf = sheet(&attendees(4), &["--stock", "a6-4up-a4", "--layout", &a6])
+        .pdf
+        .unwrap();
+    let (half_width, half_height) = (595.276 / 2.0, 841.89 / 2.0);
+    for (_, [x0, y0, x1, y1]) in paths(&pdf, 1).into_iter().filter(|(s, _)| !s) {
+        let crosses = |a: f32, b: f32, line: f32| a < line - 0.05 && b > line + 0.05;
+        assert!(
+            !crosses(x0, x1, half_width) && !crosses(y0, y1, half_height),
+            "a fill {x0},{y0}-{x1},{y1} runs onto the next card"
+        );
+    }
+    // The A6 badge on 4x3 in labels: a clear error naming both sizes.
+    let run = sheet(&attendees(1), &["--stock", "avery-5392", "--layout", &a6]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains(
+            "the layout's badge (297.64 x 419.53 pt) does not fit stock avery-5392: its labels are 288 x 216 pt"
+        ),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn duplex_backs_lie_behind_their_fronts() {
+    let layout = output_dir("sheets-back").join("back.toml");
+    let default = std::fs::read_to_string(example_layout("default.toml")).unwrap();
+    std::fs::write(
+        &layout,
+        format!(
+            "{default}\n[back]\n[[back.element]]\nkind = \"text\"\ntext = \"Back of {{id}}\"\n\
+             left = 18\nright = 18\ntop = 18\nheight = 20\nsize = 12\n"
+        ),
+    )
+    .unwrap();
+    let run = sheet(
+        &attendees(7),
+        &["--sort", "none", "--layout", layout.to_str().unwrap()],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let pdf = run.pdf.unwrap();
+    // Seven badges, 6-up: two sheets, each a front and a back.
+    assert_eq!(page_boxes(&pdf, "TrimBox").len(), 4);
+    // Where pdftotext finds a word first on page `page`: its left edge and top.
+    let word = |page: &str, text: &str| -> (f32, f32) {
+        let bbox = poppler("pdftotext", &["-bbox", "-f", page, "-l", page], &pdf);
+        let line = bbox
+            .lines()
+            .find(|l| l.ends_with(&format!(">{text}</word>")))
+            .unwrap_or_else(|| panic!("no {text:?} on page {page}:\n{bbox}"));
+        let attribute = |name: &str| -> f32 {
+            let at = line.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+            line[at..line[at..].find('"').unwrap() + at]
+                .parse()
+                .unwrap()
+        };
+        (attribute("xMin"), attribute("yMin"))
+    };
+    // h1 is in the top-left cell, h2 top-right: their backs swap columns, rows stay.
+    let (front, back) = (word("1", "Zander"), word("2", "h1"));
+    assert!(
+        front.0 < 306.0 && back.0 > 306.0,
+        "front {front:?}, back {back:?}"
+    );
+    assert!(
+        (back.1 - front.1).abs() < 216.0,
+        "same row: {front:?} {back:?}"
+    );
+    let back_h2 = word("2", "h2");
+    assert!(
+        (back.0 - back_h2.0 - 288.0).abs() < 0.5 && (back.1 - back_h2.1).abs() < 0.5,
+        "h1's back one cell right of h2's: {back:?} {back_h2:?}"
+    );
+    assert!(
+        poppler("pdftotext", &["-f", "3", "-l", "3"], &pdf).contains("Łukasz"),
+        "the second sheet's front is page 3"
+    );
+}
