@@ -28,14 +28,21 @@ pub struct RenderArgs {
     /// Badge id, encoded in the QR code.
     #[arg(long, default_value = "preview")]
     pub id: String,
+    #[command(flatten)]
+    pub pdf: PdfFile,
+    #[command(flatten)]
+    pub event: EventArgs,
+}
+
+/// Where a command writes its PDF, and with which permissions.
+#[derive(clap::Args, Debug)]
+pub struct PdfFile {
     /// Where to write the PDF.
     #[arg(long, short)]
     pub output: PathBuf,
     /// Permission bits of the PDF, in octal (0640: owner and group may read it).
     #[arg(long, env = "BADGE_FORGE_FILE_MODE", default_value_t = FileMode::DEFAULT)]
     pub file_mode: FileMode,
-    #[command(flatten)]
-    pub event: EventArgs,
 }
 
 fn parse_type(text: &str) -> Result<BadgeType, String> {
@@ -60,23 +67,30 @@ pub fn render(args: RenderArgs) -> anyhow::Result<()> {
         },
     };
     let pdf = renderer.render(&badge)?;
-    write(&args.output, &pdf, args.file_mode)?;
-    println!("wrote {} ({} bytes)", args.output.display(), pdf.len());
+    args.pdf.write(&pdf)?;
+    println!("wrote {} ({} bytes)", args.pdf.output.display(), pdf.len());
     Ok(())
 }
 
-/// Writes `pdf` to `path` as the worker writes badges: whole or not at all, with `mode`
-/// exactly, creating its directory (with [`FileMode::directory_bits`]) if needed.
-pub(super) fn write(path: &Path, pdf: &[u8], mode: FileMode) -> anyhow::Result<()> {
-    let write = || {
-        let name = path.file_name().ok_or_else(|| {
-            std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name")
-        })?;
-        let parent = path
-            .parent()
-            .filter(|parent| !parent.as_os_str().is_empty());
-        let dir = OutputDir::create_with_mode(parent.unwrap_or(Path::new(".")), false, mode)?;
-        dir.write_atomically(&dir.path().join(name), pdf)
-    };
-    write().with_context(|| format!("cannot write {}", path.display()))
+impl PdfFile {
+    /// Writes `pdf` as the worker writes badges: whole or not at all, with the mode exactly,
+    /// creating its directory (with [`FileMode::directory_bits`]) if needed.
+    pub fn write(&self, pdf: &[u8]) -> anyhow::Result<()> {
+        let path = &self.output;
+        let write = || {
+            let name = path.file_name().ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name")
+            })?;
+            let parent = path
+                .parent()
+                .filter(|parent| !parent.as_os_str().is_empty());
+            let dir = OutputDir::create_with_mode(
+                parent.unwrap_or(Path::new(".")),
+                false,
+                self.file_mode,
+            )?;
+            dir.write_atomically(&dir.path().join(name), pdf)
+        };
+        write().with_context(|| format!("cannot write {}", path.display()))
+    }
 }

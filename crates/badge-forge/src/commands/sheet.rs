@@ -9,13 +9,12 @@ use std::process::ExitCode;
 use anyhow::Context;
 use badge_forge::badge_args::badge_from_args;
 use badge_forge::fake_badges::fake_badges;
-use badge_forge::output::FileMode;
 use badge_forge::print_run::input::{Format, read_rows};
 use badge_forge::print_run::order::{Collation, SortKey, groups, order};
 use badge_forge::render::{Badge, Renderer, Stock};
 
 use super::EventArgs;
-use super::render::write;
+use super::render::PdfFile;
 
 /// The exit code of a run that wrote its sheet but left out rows it could not print.
 pub const ROWS_FAILED: u8 = 3;
@@ -60,12 +59,8 @@ pub struct SheetArgs {
     /// stock's labels is an error.
     #[arg(long, default_value = "avery-5392")]
     pub stock: Stock,
-    /// Where to write the PDF.
-    #[arg(long, short)]
-    pub output: PathBuf,
-    /// Permission bits of the PDF, in octal (0640: owner and group may read it).
-    #[arg(long, env = "BADGE_FORGE_FILE_MODE", default_value_t = FileMode::DEFAULT)]
-    pub file_mode: FileMode,
+    #[command(flatten)]
+    pub pdf: PdfFile,
     #[command(flatten)]
     pub event: EventArgs,
 }
@@ -122,10 +117,10 @@ pub fn sheet(args: SheetArgs) -> anyhow::Result<ExitCode> {
             source.display()
         );
     };
-    write(&args.output, &pdf, args.file_mode)?;
+    args.pdf.write(&pdf)?;
     println!(
         "wrote {printed} badges to {} ({} bytes)",
-        args.output.display(),
+        args.pdf.output.display(),
         pdf.len()
     );
     if failed.is_empty() {
