@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use badge_forge::render::{Badge, BadgeType, Design, EventInfo, Paper, Renderer};
+use badge_forge::render::{Badge, BadgeType, Design, EventInfo, Renderer, Stock};
 use badge_forge::worker::thread_cpu_time;
 
 /// Names per script, with a company in the same script where that is natural.
@@ -177,10 +177,12 @@ fn main() {
     // 500-badge sheets.
     let sheet: Vec<Badge> = mixed[..500].to_vec();
     println!();
-    for paper in [Paper::Letter, Paper::A4] {
-        let (per_badge, bytes) = sheet_of(&renderer, &sheet, paper);
+    for stock in ["avery-5392", "a6-4up-a4"] {
+        let stock: Stock = stock.parse().expect("a stock");
+        let (per_badge, bytes) = sheet_of(&renderer, &sheet, &stock);
         println!(
-            "sheet {paper:?}, 500 badges: {:.3} cpu ms/badge ({:.2}x base), {} B/badge ({:.2}x base single PDF), {} KB total",
+            "sheet {}, 500 badges: {:.3} cpu ms/badge ({:.2}x base), {} B/badge ({:.2}x base single PDF), {} KB total",
+            stock.name(),
             ms(per_badge),
             per_badge.as_secs_f64() / base.per_badge.as_secs_f64(),
             bytes / sheet.len(),
@@ -193,12 +195,12 @@ fn main() {
 }
 
 /// Renders `badges` as one sheet three times: CPU time per badge, and the PDF's size.
-fn sheet_of(renderer: &Renderer, badges: &[Badge], paper: Paper) -> (Duration, usize) {
+fn sheet_of(renderer: &Renderer, badges: &[Badge], stock: &Stock) -> (Duration, usize) {
     let mut bytes = 0;
     let rounds = 3;
     let cpu = thread_cpu_time();
     for _ in 0..rounds {
-        bytes = black_box(renderer.render_sheet(badges, paper).expect("sheet")).len();
+        bytes = black_box(renderer.render_sheet(badges, stock).expect("sheet")).len();
     }
     (
         (thread_cpu_time() - cpu) / (rounds * badges.len()) as u32,
@@ -226,7 +228,11 @@ fn layouts(default: &Renderer, ascii: &[Badge], mixed: &[Badge]) {
     for (label, renderer) in [("default", default), ("logo", &logo)] {
         let a = single(renderer, ascii, 5);
         let m = single(renderer, mixed, 2);
-        let (sheet, bytes) = sheet_of(renderer, &mixed[..500], Paper::Letter);
+        let (sheet, bytes) = sheet_of(
+            renderer,
+            &mixed[..500],
+            &"avery-5392".parse().expect("a stock"),
+        );
         println!(
             "{:<8} {:>13.3} {:>8} {:>13.3} {:>8} {:>15.3} {:>12}",
             label,

@@ -3,12 +3,13 @@
 //! [`worker::GenerateBadge`] replaces the article's Python worker on queue `badges`;
 //! [`render`] draws the badge PDF; [`badge_args`] reads job args; [`output`] writes files;
 //! [`fake_badges`] makes demo attendees; [`http`] serves metrics, health and a live page;
-//! [`retention`] deletes old badges. The `badge-forge` binary wraps them in a CLI.
+//! [`retention`] deletes old badges; [`print_run`] reads attendee lists for print runs. The `badge-forge` binary wraps them in a CLI.
 
 pub mod badge_args;
 pub mod fake_badges;
 pub mod http;
 pub mod output;
+pub mod print_run;
 pub mod render;
 pub mod retention;
 pub mod worker;

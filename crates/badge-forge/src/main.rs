@@ -45,8 +45,9 @@ enum Command {
     Enqueue(commands::enqueue::EnqueueArgs),
     /// Render one badge to a PDF file, without a database.
     Render(commands::render::RenderArgs),
-    /// Impose badges on Letter or A4 sheets with cut marks, for a print shop.
-    Sheet(commands::render::SheetArgs),
+    /// Impose badges on sheets with cut marks, for a print shop: an attendee list's (CSV or
+    /// JSON Lines) or fake ones.
+    Sheet(commands::sheet::SheetArgs),
     /// Show jobs per queue and state, and the confirmations waiting for PrintCenter.
     Status,
     /// The whole round trip on a private database: enqueue, render, confirm, summarise.
@@ -72,7 +73,7 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) => {
             // Each cause once: sqlx's I/O errors print their source themselves.
             eprintln!("error: {}", oban_core::error::error_chain(error.as_ref()));
@@ -81,19 +82,21 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+/// Runs the command; its exit code is success unless it says otherwise (`sheet`).
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let database = commands::Database {
         url: cli.database_url,
         prefix: oban_core::Prefix::new(cli.prefix)?,
         statement_cache: !cli.no_statement_cache,
     };
-    match cli.command {
+    let done = match cli.command {
         Command::Migrate => commands::migrate::run(&database).await,
         Command::Work(args) => commands::work::run(&database, args).await,
         Command::Enqueue(args) => commands::enqueue::run(&database, args).await,
         Command::Render(args) => commands::render::render(args),
-        Command::Sheet(args) => commands::render::sheet(args),
+        Command::Sheet(args) => return commands::sheet::sheet(args),
         Command::Status => commands::status::run(&database).await,
         Command::Demo(args) => commands::demo::run(database, args).await,
-    }
+    };
+    done.map(|()| ExitCode::SUCCESS)
 }

@@ -4,6 +4,7 @@ pub mod demo;
 pub mod enqueue;
 pub mod migrate;
 pub mod render;
+pub mod sheet;
 pub mod status;
 pub mod work;
 

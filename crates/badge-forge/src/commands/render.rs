@@ -1,12 +1,11 @@
-//! `badge-forge render` and `badge-forge sheet`: badges to files, no database.
+//! `badge-forge render`: one badge to a file, no database.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use badge_forge::badge_args::badge_from_args;
-use badge_forge::fake_badges::fake_badges;
 use badge_forge::output::{FileMode, OutputDir};
-use badge_forge::render::{Badge, BadgeType, Paper};
+use badge_forge::render::{Badge, BadgeType};
 
 use super::EventArgs;
 
@@ -29,48 +28,26 @@ pub struct RenderArgs {
     /// Badge id, encoded in the QR code.
     #[arg(long, default_value = "preview")]
     pub id: String,
-    /// Where to write the PDF.
-    #[arg(long, short)]
-    pub output: PathBuf,
-    /// Permission bits of the PDF, in octal (0640: owner and group may read it).
-    #[arg(long, env = "BADGE_FORGE_FILE_MODE", default_value_t = FileMode::DEFAULT)]
-    pub file_mode: FileMode,
+    #[command(flatten)]
+    pub pdf: PdfFile,
     #[command(flatten)]
     pub event: EventArgs,
 }
 
+/// Where a command writes its PDF, and with which permissions.
 #[derive(clap::Args, Debug)]
-pub struct SheetArgs {
-    /// How many fake badges to impose.
-    #[arg(long, short = 'n', default_value_t = 12)]
-    pub count: usize,
-    /// Seed for the fake names.
-    #[arg(long, default_value_t = 2026)]
-    pub seed: u64,
-    /// Paper: letter (6-up 4x3 in) or a4 (4-up A6).
-    #[arg(long, value_parser = parse_paper, default_value = "letter")]
-    pub paper: Paper,
+pub struct PdfFile {
     /// Where to write the PDF.
     #[arg(long, short)]
     pub output: PathBuf,
     /// Permission bits of the PDF, in octal (0640: owner and group may read it).
     #[arg(long, env = "BADGE_FORGE_FILE_MODE", default_value_t = FileMode::DEFAULT)]
     pub file_mode: FileMode,
-    #[command(flatten)]
-    pub event: EventArgs,
 }
 
 fn parse_type(text: &str) -> Result<BadgeType, String> {
     text.parse()
         .map_err(|_| format!("{text:?} is not one of attendee, speaker, sponsor, organizer"))
-}
-
-fn parse_paper(text: &str) -> Result<Paper, String> {
-    match text.to_ascii_lowercase().as_str() {
-        "letter" => Ok(Paper::Letter),
-        "a4" => Ok(Paper::A4),
-        _ => Err(format!("{text:?} is not letter or a4")),
-    }
 }
 
 pub fn render(args: RenderArgs) -> anyhow::Result<()> {
@@ -90,36 +67,30 @@ pub fn render(args: RenderArgs) -> anyhow::Result<()> {
         },
     };
     let pdf = renderer.render(&badge)?;
-    write(&args.output, &pdf, args.file_mode)?;
-    println!("wrote {} ({} bytes)", args.output.display(), pdf.len());
+    args.pdf.write(&pdf)?;
+    println!("wrote {} ({} bytes)", args.pdf.output.display(), pdf.len());
     Ok(())
 }
 
-pub fn sheet(args: SheetArgs) -> anyhow::Result<()> {
-    let renderer = args.event.renderer()?;
-    let pdf = renderer.render_sheet(&fake_badges(args.count, args.seed), args.paper)?;
-    write(&args.output, &pdf, args.file_mode)?;
-    println!(
-        "wrote {} badges to {} ({} bytes)",
-        args.count,
-        args.output.display(),
-        pdf.len()
-    );
-    Ok(())
-}
-
-/// Writes `pdf` to `path` as the worker writes badges: whole or not at all, with `mode`
-/// exactly, creating its directory (with [`FileMode::directory_bits`]) if needed.
-fn write(path: &Path, pdf: &[u8], mode: FileMode) -> anyhow::Result<()> {
-    let write = || {
-        let name = path.file_name().ok_or_else(|| {
-            std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name")
-        })?;
-        let parent = path
-            .parent()
-            .filter(|parent| !parent.as_os_str().is_empty());
-        let dir = OutputDir::create_with_mode(parent.unwrap_or(Path::new(".")), false, mode)?;
-        dir.write_atomically(&dir.path().join(name), pdf)
-    };
-    write().with_context(|| format!("cannot write {}", path.display()))
+impl PdfFile {
+    /// Writes `pdf` as the worker writes badges: whole or not at all, with the mode exactly,
+    /// creating its directory (with [`FileMode::directory_bits`]) if needed.
+    pub fn write(&self, pdf: &[u8]) -> anyhow::Result<()> {
+        let path = &self.output;
+        let write = || {
+            let name = path.file_name().ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name")
+            })?;
+            let parent = path
+                .parent()
+                .filter(|parent| !parent.as_os_str().is_empty());
+            let dir = OutputDir::create_with_mode(
+                parent.unwrap_or(Path::new(".")),
+                false,
+                self.file_mode,
+            )?;
+            dir.write_atomically(&dir.path().join(name), pdf)
+        };
+        write().with_context(|| format!("cannot write {}", path.display()))
+    }
 }

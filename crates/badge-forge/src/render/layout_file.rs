@@ -332,6 +332,9 @@ pub struct Design {
     pub(crate) fields: Vec<String>,
     /// The fonts the layout names (`[fonts]`), in the order [`Style::Brand`] indexes them.
     pub(crate) fonts: Vec<BrandFont>,
+    /// The badge's back (`[back]`): the same page and types, its own elements; printed
+    /// behind each badge on sheets.
+    pub(crate) back: Option<Box<Design>>,
 }
 
 impl Design {
@@ -379,6 +382,20 @@ impl Design {
         checker.design(raw)
     }
 
+    /// The back side: this page, these types without their own elements, and `elements`.
+    fn back_side(&self, elements: Vec<Element>) -> Design {
+        let types = self.types.iter().map(|t| TypeStyle {
+            elements: Vec::new(),
+            ..t.clone()
+        });
+        Design {
+            types: types.collect(),
+            elements,
+            back: None,
+            ..self.clone()
+        }
+    }
+
     /// The page (trim) size in points.
     pub fn size(&self) -> (f32, f32) {
         (self.width, self.height)
@@ -387,6 +404,27 @@ impl Design {
     /// The `args.KEY` fields the layout prints, which job args are read for.
     pub fn fields(&self) -> &[String] {
         &self.fields
+    }
+
+    /// The `args.KEY` fields of the layout's `required` texts: a badge without one of them
+    /// cannot print, so an attendee list must have their columns.
+    pub fn required_fields(&self) -> Vec<String> {
+        let all = self.types.iter().flat_map(|t| &t.elements);
+        let required = self
+            .elements
+            .iter()
+            .chain(all)
+            .filter_map(|e| match &e.kind {
+                Kind::Text(text) if text.required => Some(text),
+                _ => None,
+            });
+        let mut keys: Vec<String> = required
+            .flat_map(|text| text.spans.iter().flat_map(|s| s.template.args()))
+            .map(str::to_string)
+            .collect();
+        keys.sort();
+        keys.dedup();
+        keys
     }
 }
 
@@ -452,6 +490,15 @@ struct RawLayout {
     /// Font name -> file, relative to the layout.
     #[serde(default)]
     fonts: BTreeMap<String, Spanned<String>>,
+    back: Option<RawBack>,
+}
+
+/// `[back]`: the elements of the badge's back side.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBack {
+    #[serde(default, rename = "element")]
+    elements: Vec<Spanned<RawElement>>,
 }
 
 #[derive(Deserialize)]
@@ -624,7 +671,11 @@ impl Checker<'_> {
                 message: "a layout with closed types must name at least one [[types]]".into(),
             });
         }
-        Ok(Design {
+        let mut back = Vec::new();
+        for (i, e) in raw.back.iter().flat_map(|b| &b.elements).enumerate() {
+            back.push(self.element(e, &format!("back.element[{i}]"), &page, &mut fields)?);
+        }
+        let design = Design {
             width,
             height,
             bleed,
@@ -634,6 +685,14 @@ impl Checker<'_> {
             elements,
             fields: fields.into_iter().collect(),
             fonts: self.fonts.clone(),
+            back: None,
+        };
+        Ok(match raw.back {
+            Some(_) => Design {
+                back: Some(Box::new(design.back_side(back))),
+                ..design
+            },
+            None => design,
         })
     }
 

@@ -57,9 +57,10 @@ mod renderer;
 mod svg;
 mod text;
 
+pub use impose::Stock;
 pub use layout_file::{DEFAULT_LAYOUT, Design, LayoutError};
 pub use model::{
     Badge, BadgeType, EventInfo, Field, MAX_ID_CHARS, MAX_MARKS, MAX_TEXT_CHARS, MAX_TYPE_CHARS,
-    Paper, RenderError, UnknownBadgeType,
+    RenderError, UnknownBadgeType,
 };
-pub use renderer::Renderer;
+pub use renderer::{Imposed, Renderer};

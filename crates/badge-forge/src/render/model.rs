@@ -1,5 +1,5 @@
-//! What a badge is and what can go wrong: the inputs ([`Badge`], [`BadgeType`], [`EventInfo`],
-//! [`Paper`]), the limits they are validated against, and [`RenderError`].
+//! What a badge is and what can go wrong: the inputs ([`Badge`], [`BadgeType`], [`EventInfo`]),
+//! the limits they are validated against, and [`RenderError`].
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -138,28 +138,6 @@ impl Default for EventInfo {
     }
 }
 
-/// Paper for [`Renderer::render_sheet`](super::Renderer::render_sheet).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Paper {
-    /// US Letter portrait, 6-up 4 in × 3 in badges (Avery 5392 layout).
-    Letter,
-    /// A4 landscape, 4-up A6 badges.
-    A4,
-}
-
-impl FromStr for Paper {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "letter" => Ok(Paper::Letter),
-            "a4" => Ok(Paper::A4),
-            _ => Err(format!("unknown paper {s:?} (expected letter or a4)")),
-        }
-    }
-}
-
 /// Which input a validation error is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Field {
@@ -262,6 +240,9 @@ pub enum RenderError {
     /// The id cannot be encoded as a QR code.
     #[error("badge id cannot be encoded as a QR code: {0}")]
     QrCode(String),
+    /// The layout's badge does not fit the label stock.
+    #[error("{0}")]
+    Stock(String),
     /// A sheet was requested with no badges.
     #[error("a sheet needs at least one badge")]
     NoBadges,
@@ -302,6 +283,7 @@ impl RenderError {
             | RenderError::QrCode(_)
             | RenderError::MissingField { .. }
             | RenderError::UnknownType { .. }
+            | RenderError::Stock(_)
             | RenderError::NoBadges => true,
             RenderError::InSheet { source, .. } | RenderError::InField { source, .. } => {
                 source.is_permanent()

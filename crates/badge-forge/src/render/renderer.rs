@@ -4,12 +4,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::fonts::FontSet;
+use super::impose::{self, Stock};
 use super::layout::{self, Content, Fixed};
 use super::layout_file::Design;
 use super::model::{
-    Badge, BadgeType, EventInfo, Field, MAX_ID_CHARS, MAX_MARKS, MAX_TEXT_CHARS, Paper, RenderError,
+    Badge, BadgeType, EventInfo, Field, MAX_ID_CHARS, MAX_MARKS, MAX_TEXT_CHARS, RenderError,
 };
-use super::{impose, pdf, svg, text};
+use super::{pdf, svg, text};
 
 /// Renders badges. Build one per process (fonts are parsed and the fixed text shaped
 /// once) and share it (`Arc<Renderer>`); it is `Send + Sync` and rendering takes `&self`.
@@ -18,6 +19,19 @@ pub struct Renderer {
     fonts: Arc<FontSet>,
     design: Design,
     fixed: Fixed,
+    /// The renderer of the layout's `[back]`, if it has one.
+    back: Option<Box<Renderer>>,
+}
+
+/// A sheet PDF of the badges that could render, and those that could not.
+#[derive(Debug)]
+pub struct Imposed {
+    /// The PDF; `None` when no badge could render.
+    pub pdf: Option<Vec<u8>>,
+    /// How many badges it holds.
+    pub printed: usize,
+    /// Each badge left out, by its index in the input, with why.
+    pub rejected: Vec<(usize, RenderError)>,
 }
 
 /// A badge's inputs after validation.
@@ -48,11 +62,19 @@ impl Renderer {
         let city = text::clean(Field::EventCity, &event.city, MAX_TEXT_CHARS, false)?;
         let event = EventInfo { title, city };
         let fixed = Fixed::new(&fonts, &design, &event)?;
+        let back = match &design.back {
+            Some(back) => Some(Box::new(Renderer::with_layout(
+                event.clone(),
+                (**back).clone(),
+            )?)),
+            None => None,
+        };
         Ok(Renderer {
             event,
             fonts,
             design,
             fixed,
+            back,
         })
     }
 
@@ -142,9 +164,9 @@ impl Renderer {
         let layout = self.compose(&valid, width, height)?;
         let bleed = self.design.bleed;
         let sheet = pdf::Sheet {
-            width,
-            height,
-            bleed,
+            width: width + 2.0 * bleed,
+            height: height + 2.0 * bleed,
+            trim: [bleed, bleed, width, height],
             badges: vec![pdf::Placement {
                 layout,
                 x: bleed,
@@ -152,63 +174,165 @@ impl Renderer {
             }],
             cut_marks: Vec::new(),
         };
-        pdf::write(&self.fonts, &valid.name, &[sheet])
+        pdf::write(&self.fonts, &valid.name, bleed, &[sheet])
     }
 
-    /// Imposes `badges` on as many pages of `paper` as needed (6-up 4 in × 3 in on
-    /// Letter, 4-up A6 on A4), with cut marks, as one PDF.
+    /// Imposes `badges` on as many sheets of `stock` as needed, with cut marks, as one PDF.
     ///
     /// Fails on the first badge that cannot render ([`RenderError::InSheet`] says which).
-    pub fn render_sheet(&self, badges: &[Badge], paper: Paper) -> Result<Vec<u8>, RenderError> {
+    pub fn render_sheet(&self, badges: &[Badge], stock: &Stock) -> Result<Vec<u8>, RenderError> {
+        let imposed = self.impose(badges, &[], stock)?;
+        match imposed.rejected.into_iter().next() {
+            Some((index, error)) => Err(RenderError::InSheet {
+                index,
+                id: badges[index].id.clone(),
+                source: Box::new(error),
+            }),
+            None => imposed.pdf.ok_or(RenderError::NoBadges),
+        }
+    }
+
+    /// Imposes every badge of `badges` that can render, in order, as [`render_sheet`] does,
+    /// and leaves out the others, saying why: a print run goes on past a bad row. Each page
+    /// has its TrimBox (the badges' trims) and BleedBox (with the layout's bleed, where the
+    /// stock has room for it); a layout with a `[back]` gets a back page after each page,
+    /// mirrored so that each back lies behind its front after duplex printing.
+    ///
+    /// Each of `dividers`, `(i, letter)`, puts a page showing `letter` before badge `i`, which
+    /// starts a new page (unless no badge from `i` to the next divider can render).
+    ///
+    /// [`render_sheet`]: Renderer::render_sheet
+    pub fn impose(
+        &self,
+        badges: &[Badge],
+        dividers: &[(usize, String)],
+        stock: &Stock,
+    ) -> Result<Imposed, RenderError> {
         if badges.is_empty() {
             return Err(RenderError::NoBadges);
         }
-        let imposition = impose::Imposition::for_paper(paper);
-        let valid = badges
-            .iter()
-            .enumerate()
-            .map(|(index, badge)| {
-                self.validate(badge).map_err(|e| RenderError::InSheet {
-                    index,
-                    id: badge.id.clone(),
-                    source: Box::new(e),
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let cut_marks = imposition.cut_marks();
-        // The badge scaled to fit its cell; a cell wider than the scaled badge widens it
-        // (edges given from the right follow the cell's right side).
+        let (width, height) = self.design.size();
+        let imposition = impose::Imposition::new(stock, width, height, self.design.bleed)
+            .map_err(RenderError::Stock)?;
+        let (cell_width, cell_height) = self.cell_size(&imposition);
+        let cell = (cell_width, cell_height, imposition.bleed);
+        let back = self.back.as_deref();
+        let mut rejected = Vec::new();
+        let mut layouts = Vec::with_capacity(badges.len());
+        for (index, badge) in badges.iter().enumerate() {
+            let sides = self.validate(badge).and_then(|valid| {
+                let front = self.in_cell(&valid, cell)?;
+                let back = match back {
+                    Some(back) => Some(back.in_cell(&back.validate(badge)?, cell)?),
+                    None => None,
+                };
+                Ok((front, back))
+            });
+            match sides {
+                Ok(sides) => layouts.push((index, sides)),
+                Err(error) => rejected.push((index, error)),
+            }
+        }
+        if layouts.is_empty() {
+            return Ok(Imposed {
+                pdf: None,
+                printed: 0,
+                rejected,
+            });
+        }
+        let printed = layouts.len();
+        let divider = match dividers {
+            [] => None,
+            _ => Some(Renderer::with_layout(
+                self.event.clone(),
+                impose::divider(imposition.page_width, imposition.page_height),
+            )?),
+        };
+        let mut pages = Pages {
+            imposition: &imposition,
+            duplex: back.is_some(),
+            marks: imposition.cut_marks(),
+            sheets: Vec::new(),
+            fronts: Vec::new(),
+            backs: Vec::new(),
+        };
+        let mut next_divider = dividers.iter().peekable();
+        for (index, (front, back)) in layouts {
+            let mut letter = None;
+            while let Some((_, title)) = next_divider.next_if(|(at, _)| *at <= index) {
+                letter = Some(title);
+            }
+            if let (Some(letter), Some(divider)) = (letter, &divider) {
+                pages.finish();
+                pages.single(divider.divider_page(letter, &imposition)?);
+            }
+            pages.add(front, back);
+        }
+        pages.finish();
+        let title = format!("{} badges ({printed})", self.event.title);
+        Ok(Imposed {
+            pdf: Some(pdf::write(
+                &self.fonts,
+                &title,
+                imposition.bleed,
+                &pages.sheets,
+            )?),
+            printed,
+            rejected,
+        })
+    }
+
+    /// `valid` laid out in a cell of `(width, height, bleed)`: its blocks cut at the bleed.
+    fn in_cell(
+        &self,
+        valid: &Valid,
+        (width, height, bleed): (f32, f32, f32),
+    ) -> Result<layout::BadgeLayout<'_>, RenderError> {
+        let mut layout = self.compose(valid, width, height)?;
+        clip_to_bleed(&mut layout, bleed);
+        Ok(layout)
+    }
+
+    /// A page of this (divider) renderer's layout with `letter` as the name.
+    fn divider_page(
+        &self,
+        letter: &str,
+        imposition: &impose::Imposition,
+    ) -> Result<pdf::Sheet<'_>, RenderError> {
+        let badge = Badge {
+            id: "divider".into(),
+            name: letter.to_string(),
+            company: String::new(),
+            badge_type: BadgeType::ATTENDEE,
+            fields: Default::default(),
+        };
+        let valid = self.validate(&badge)?;
+        let (width, height) = (imposition.page_width, imposition.page_height);
+        let layout = self.compose(&valid, width, height)?;
+        Ok(pdf::Sheet {
+            width,
+            height,
+            trim: [0.0, 0.0, width, height],
+            badges: vec![pdf::Placement {
+                layout,
+                x: 0.0,
+                y: 0.0,
+            }],
+            cut_marks: Vec::new(),
+        })
+    }
+
+    /// The size a badge is drawn at in one of `imposition`'s cells: scaled to fit it, and a
+    /// cell wider than the scaled badge widens it (edges given from the right follow the
+    /// cell's right side).
+    fn cell_size(&self, imposition: &impose::Imposition) -> (f32, f32) {
         let (width, height) = self.design.size();
         let s = (imposition.cell_height / height).min(imposition.cell_width / width);
-        let (cell_width, cell_height) = if imposition.cell_height / height <= s {
+        if imposition.cell_height / height <= s {
             (imposition.cell_width, imposition.cell_height)
         } else {
             (width * s, height * s)
-        };
-        let mut sheets = Vec::new();
-        for (page, chunk) in valid.chunks(imposition.per_page()).enumerate() {
-            let mut placements = Vec::with_capacity(chunk.len());
-            for (slot, v) in chunk.iter().enumerate() {
-                let (x, y) = imposition.cell(slot);
-                let layout =
-                    self.compose(v, cell_width, cell_height)
-                        .map_err(|e| RenderError::InSheet {
-                            index: page * imposition.per_page() + slot,
-                            id: v.id.clone(),
-                            source: Box::new(e),
-                        })?;
-                placements.push(pdf::Placement { layout, x, y });
-            }
-            sheets.push(pdf::Sheet {
-                width: imposition.page_width,
-                height: imposition.page_height,
-                bleed: 0.0,
-                badges: placements,
-                cut_marks: cut_marks.clone(),
-            });
         }
-        let title = format!("{} badges ({})", self.event.title, badges.len());
-        pdf::write(&self.fonts, &title, &sheets)
     }
 
     /// Renders one badge as a standalone SVG document (the web preview), from the same
@@ -260,6 +384,98 @@ impl Renderer {
         }
         Ok(boxes)
     }
+}
+
+/// The pages of a sheet as they fill: a front page of badges, and its back when duplex.
+struct Pages<'i, 'a> {
+    imposition: &'i impose::Imposition,
+    duplex: bool,
+    marks: Vec<[f32; 4]>,
+    sheets: Vec<pdf::Sheet<'a>>,
+    fronts: Vec<pdf::Placement<'a>>,
+    backs: Vec<pdf::Placement<'a>>,
+}
+
+impl<'a> Pages<'_, 'a> {
+    /// Puts a badge (and its back) in the next cell, finishing the page when it is full.
+    fn add(&mut self, front: layout::BadgeLayout<'a>, back: Option<layout::BadgeLayout<'a>>) {
+        let slot = self.fronts.len();
+        let (x, y) = self.imposition.cell(slot);
+        self.fronts.push(pdf::Placement {
+            layout: front,
+            x,
+            y,
+        });
+        if let Some(layout) = back {
+            let (x, y) = self.imposition.back_cell(slot);
+            self.backs.push(pdf::Placement { layout, x, y });
+        }
+        if self.fronts.len() == self.imposition.per_page() {
+            self.finish();
+        }
+    }
+
+    /// Ends the page being filled, if it has a badge: the front, then its back when duplex
+    /// (marks and trim mirrored like the badges).
+    fn finish(&mut self) {
+        if self.fronts.is_empty() {
+            return;
+        }
+        let i = self.imposition;
+        let trim = i.trim();
+        self.sheets.push(pdf::Sheet {
+            width: i.page_width,
+            height: i.page_height,
+            trim,
+            badges: std::mem::take(&mut self.fronts),
+            cut_marks: self.marks.clone(),
+        });
+        if self.duplex {
+            let mirror = |x: f32| i.page_width - x;
+            self.sheets.push(pdf::Sheet {
+                width: i.page_width,
+                height: i.page_height,
+                trim: [mirror(trim[0] + trim[2]), trim[1], trim[2], trim[3]],
+                badges: std::mem::take(&mut self.backs),
+                cut_marks: self
+                    .marks
+                    .iter()
+                    .map(|&[x1, y1, x2, y2]| [mirror(x1), y1, mirror(x2), y2])
+                    .collect(),
+            });
+        }
+    }
+
+    /// A page of its own (a divider), followed by a blank back when duplex so that fronts
+    /// stay on the fronts of the paper.
+    fn single(&mut self, sheet: pdf::Sheet<'a>) {
+        let (width, height) = (sheet.width, sheet.height);
+        self.sheets.push(sheet);
+        if self.duplex {
+            self.sheets.push(pdf::Sheet {
+                width,
+                height,
+                trim: [0.0, 0.0, width, height],
+                badges: Vec::new(),
+                cut_marks: Vec::new(),
+            });
+        }
+    }
+}
+
+/// Cuts the layout's blocks (rectangles, which alone may reach into the bleed) at `bleed`
+/// past the badge's edges, so that on a stock without room for the layout's whole bleed no
+/// badge prints on its neighbour.
+fn clip_to_bleed(layout: &mut layout::BadgeLayout<'_>, bleed: f32) {
+    let (right, bottom) = (layout.width + bleed, layout.height + bleed);
+    layout.blocks.retain_mut(|b| {
+        let (x1, y1) = ((b.x + b.w).min(right), (b.y + b.h).min(bottom));
+        b.x = b.x.max(-bleed);
+        b.y = b.y.max(-bleed);
+        b.w = x1 - b.x;
+        b.h = y1 - b.y;
+        b.w > 0.0 && b.h > 0.0
+    });
 }
 
 /// Refuses a grapheme cluster with more than [`MAX_MARKS`] combining marks.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use badge_forge::render::{Badge, Design, EventInfo, Paper, RenderError, Renderer};
+use badge_forge::render::{Badge, Design, EventInfo, RenderError, Renderer, Stock};
 
 use super::render::{assert_text_contains, poppler, poppler_info, run, words};
 use crate::support::{BADGE_FORGE, output_dir};
@@ -448,7 +448,9 @@ fn a_sheet_of_many_badges_holds_the_image_once() {
             ..badge("Ada Lovelace", "attendee", &[])
         })
         .collect();
-    let sheet = renderer.render_sheet(&badges, Paper::Letter).unwrap();
+    let sheet = renderer
+        .render_sheet(&badges, &"avery-5392".parse::<Stock>().unwrap())
+        .unwrap();
     let found = images(&sheet);
     let logos: Vec<_> = found.iter().filter(|i| i.1 == "image").collect();
     // Drawn on every badge of the three pages, from one object.

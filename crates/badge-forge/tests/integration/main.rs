@@ -19,6 +19,7 @@ mod personal_data;
 mod render;
 mod render_rtl;
 mod security;
+mod sheets;
 mod soak;
 mod support;
 mod worker;

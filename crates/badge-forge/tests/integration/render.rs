@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 
 use badge_forge::render::{
-    Badge, BadgeType, EventInfo, Field, MAX_MARKS, MAX_TEXT_CHARS, Paper, RenderError, Renderer,
+    Badge, BadgeType, EventInfo, Field, MAX_MARKS, MAX_TEXT_CHARS, RenderError, Renderer, Stock,
 };
 
 static RENDERER: LazyLock<Renderer> =
@@ -488,6 +488,10 @@ fn svg_and_pdf_share_the_layout() {
     assert_eq!(uses - spaces_in_svg, squash(&text).chars().count());
 }
 
+fn stock(name: &str) -> Stock {
+    name.parse().unwrap()
+}
+
 #[test]
 fn sheets_impose_six_up_on_letter_and_four_up_on_a4() {
     let badges: Vec<Badge> = (0..13)
@@ -500,7 +504,9 @@ fn sheets_impose_six_up_on_letter_and_four_up_on_a4() {
         })
         .collect();
 
-    let letter = RENDERER.render_sheet(&badges, Paper::Letter).unwrap();
+    let letter = RENDERER
+        .render_sheet(&badges, &stock("avery-5392"))
+        .unwrap();
     let info = poppler_info("pdfinfo", &letter);
     assert!(info.contains("Pages:           3"), "{info}");
     assert!(
@@ -513,7 +519,9 @@ fn sheets_impose_six_up_on_letter_and_four_up_on_a4() {
         assert!(row.contains(" yes yes yes "), "{row}");
     }
 
-    let a4 = RENDERER.render_sheet(&badges[..5], Paper::A4).unwrap();
+    let a4 = RENDERER
+        .render_sheet(&badges[..5], &stock("a6-4up-a4"))
+        .unwrap();
     let info = poppler_info("pdfinfo", &a4);
     assert!(info.contains("Pages:           2"), "{info}");
     assert!(
@@ -526,8 +534,8 @@ fn sheets_impose_six_up_on_letter_and_four_up_on_a4() {
 #[test]
 fn sheets_carry_cut_marks() {
     let badges = vec![badge("Ada", "", BadgeType::ATTENDEE)];
-    for (paper, marks) in [(Paper::Letter, 14), (Paper::A4, 4)] {
-        let pdf = RENDERER.render_sheet(&badges, paper).unwrap();
+    for (paper, marks) in [("avery-5392", 14), ("a6-4up-a4", 4)] {
+        let pdf = RENDERER.render_sheet(&badges, &stock(paper)).unwrap();
         let doc = lopdf::Document::load_mem(&pdf).unwrap();
         let page = *doc.get_pages().values().next().unwrap();
         let content = doc.get_and_decode_page_content(page).unwrap();
@@ -543,13 +551,15 @@ fn sheets_carry_cut_marks() {
 #[test]
 fn sheet_errors_name_the_badge() {
     assert_eq!(
-        RENDERER.render_sheet(&[], Paper::Letter),
+        RENDERER.render_sheet(&[], &stock("avery-5392")),
         Err(RenderError::NoBadges)
     );
     let mut badges = vec![badge("Ada", "", BadgeType::ATTENDEE); 3];
     badges[2].id = "third".into();
     badges[2].name = "\u{E000}".into();
-    let err = RENDERER.render_sheet(&badges, Paper::A4).unwrap_err();
+    let err = RENDERER
+        .render_sheet(&badges, &stock("a6-4up-a4"))
+        .unwrap_err();
     assert!(err.is_permanent());
     assert_eq!(
         err.to_string(),

@@ -27,28 +27,20 @@ pub(super) fn page(
 ) -> PdfPage {
     let mut ops = Vec::with_capacity(64 * sheet.badges.len());
     for placed in &sheet.badges {
-        draw_badge(
-            &mut ops,
-            xobjects,
-            placed,
-            sheet.height + 2.0 * sheet.bleed,
-            embedded,
-        );
+        draw_badge(&mut ops, xobjects, placed, sheet.height, embedded);
     }
     draw_cut_marks(&mut ops, &sheet.cut_marks, sheet.height);
     let mut page = PdfPage::new(printpdf::Mm(0.0), printpdf::Mm(0.0), ops);
-    let bleed = sheet.bleed;
-    let media = Rect::from_wh(
-        Pt(sheet.width + 2.0 * bleed),
-        Pt(sheet.height + 2.0 * bleed),
-    );
+    let media = Rect::from_wh(Pt(sheet.width), Pt(sheet.height));
     page.media_box = media.clone();
     page.crop_box = media;
     // printpdf writes a page box's `width` and `height` as its upper-right corner.
+    let [x, y, w, h] = sheet.trim;
+    let bottom = sheet.height - y - h;
     page.trim_box = Rect {
-        x: Pt(bleed),
-        y: Pt(bleed),
-        ..Rect::from_wh(Pt(bleed + sheet.width), Pt(bleed + sheet.height))
+        x: Pt(round2(x)),
+        y: Pt(round2(bottom)),
+        ..Rect::from_wh(Pt(round2(x + w)), Pt(round2(bottom + h)))
     };
     page
 }

@@ -27,20 +27,24 @@ pub(crate) struct Placement<'a> {
     pub(crate) y: f32,
 }
 
-/// One page: its size, its badges and any cut marks (line segments, top-left origin).
+/// One page: its paper, its trimmed area, its badges and any cut marks (all in points,
+/// top-left origin).
 pub(crate) struct Sheet<'a> {
-    /// The trimmed page's size; the paper is `bleed` larger on every side.
+    /// The paper's size (the MediaBox).
     pub(crate) width: f32,
     pub(crate) height: f32,
-    pub(crate) bleed: f32,
+    /// What is left after cutting, `[x, y, width, height]` (the TrimBox); the BleedBox is it
+    /// grown by the document's bleed.
+    pub(crate) trim: [f32; 4],
     pub(crate) badges: Vec<Placement<'a>>,
     pub(crate) cut_marks: Vec<[f32; 4]>,
 }
 
-/// Writes the sheets as one PDF.
+/// Writes the sheets as one PDF; its badges print `bleed` points past their trim.
 pub(crate) fn write(
     fonts: &FontSet,
     title: &str,
+    bleed: f32,
     sheets: &[Sheet<'_>],
 ) -> Result<Vec<u8>, RenderError> {
     let mut doc = PdfDocument::new(title);
@@ -52,7 +56,7 @@ pub(crate) fn write(
         .collect();
     doc.with_pages(pages);
     doc.resources.xobjects.map.extend(xobjects);
-    writer::write(&doc, &embedded.to_unicode)
+    writer::write(&doc, &embedded.to_unicode, bleed)
 }
 
 /// FNV-1a, for deterministic identifiers (not security).

@@ -25,10 +25,11 @@ use super::Fnv;
 use crate::render::RenderError;
 
 /// Writes `doc` as a PDF file, with `to_unicode` (keyed by `/BaseFont`) as the fonts'
-/// ToUnicode streams.
+/// ToUnicode streams; each page with a TrimBox gets a BleedBox `bleed` points larger.
 pub(super) fn write(
     doc: &PdfDocument,
     to_unicode: &BTreeMap<Vec<u8>, Vec<u8>>,
+    bleed: f32,
 ) -> Result<Vec<u8>, RenderError> {
     let options = PdfSaveOptions {
         optimize: true,
@@ -44,9 +45,19 @@ pub(super) fn write(
     {
         return Err(RenderError::Pdf(w.msg.clone()));
     }
-    tidy(&mut lo, to_unicode);
+    tidy(&mut lo, to_unicode, bleed);
     compress_streams(&mut lo);
     Ok(write_file(&lo, deflate))
+}
+
+/// A page box's `[llx, lly, urx, ury]`.
+fn page_box(object: &Object) -> Option<[f32; 4]> {
+    let array = object.as_array().ok()?;
+    let mut corners = [0.0; 4];
+    for (corner, value) in corners.iter_mut().zip(array) {
+        *corner = value.as_float().ok()?;
+    }
+    (array.len() == 4).then_some(corners)
 }
 
 /// Trims what printpdf writes by default and a badge does not need, and makes the output
@@ -54,7 +65,7 @@ pub(super) fn write(
 /// trim boxes equal to the media box, epoch dates and empty fields in `/Info`, and the
 /// random file `/ID` (replaced by a hash of the content). Swaps in `cmaps`, keyed by
 /// `/BaseFont`, as the fonts' ToUnicode streams.
-fn tidy(doc: &mut lopdf::Document, cmaps: &BTreeMap<Vec<u8>, Vec<u8>>) {
+fn tidy(doc: &mut lopdf::Document, cmaps: &BTreeMap<Vec<u8>, Vec<u8>>, bleed: f32) {
     let to_unicode: Vec<(lopdf::ObjectId, &Vec<u8>)> = doc
         .objects
         .values()
@@ -98,11 +109,19 @@ fn tidy(doc: &mut lopdf::Document, cmaps: &BTreeMap<Vec<u8>, Vec<u8>>) {
                             dict.remove(key);
                         }
                     }
-                    // A page larger than its trim carries bleed: the whole paper is it.
-                    if dict.has(b"TrimBox")
-                        && let Some(media) = media
-                    {
-                        dict.set("BleedBox", media);
+                    // A page larger than its trim: what prints past the trim is the bleed.
+                    if let (Some(trim), Some(media)) = (
+                        dict.get(b"TrimBox").ok().and_then(page_box),
+                        media.as_ref().and_then(page_box),
+                    ) {
+                        let grown = [
+                            (trim[0] - bleed).max(media[0]),
+                            (trim[1] - bleed).max(media[1]),
+                            (trim[2] + bleed).min(media[2]),
+                            (trim[3] + bleed).min(media[3]),
+                        ];
+                        let bleed_box = grown.map(|v| Object::Real((v * 100.0).round() / 100.0));
+                        dict.set("BleedBox", Object::Array(bleed_box.to_vec()));
                     }
                 }
                 if dict.has_type(b"Catalog") {
