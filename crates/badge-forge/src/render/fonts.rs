@@ -30,14 +30,15 @@ pub(crate) struct BrandFont {
     pub(crate) name: String,
     pub(crate) data: &'static [u8],
     /// PostScript name for the PDF's `/BaseFont` (letters, digits and `-` only).
-    pub(crate) ps_name: &'static str,
+    pub(crate) ps_name: Arc<str>,
     /// Bold or heavier (`OS/2` weight 600 and up): falls back on the bold chain.
     pub(crate) bold: bool,
 }
 
 /// Font files read so far, by content: a layout loaded again (tests, a reloaded renderer)
-/// reuses the bytes instead of keeping another copy for the process.
-static BRAND_FILES: Mutex<Vec<(&'static [u8], &'static str)>> = Mutex::new(Vec::new());
+/// reuses the bytes instead of keeping another copy for the process. The bytes are leaked on
+/// purpose: shaped faces (`Face<'static>`) borrow them for as long as any renderer lives.
+static BRAND_FILES: Mutex<Vec<&'static [u8]>> = Mutex::new(Vec::new());
 
 impl BrandFont {
     /// Checks that `bytes` is a font the renderer can shape and embed (TrueType or OpenType,
@@ -73,20 +74,17 @@ impl BrandFont {
         let mut files = BRAND_FILES.lock().unwrap_or_else(|e| e.into_inner());
         let kept = files
             .iter()
-            .find(|(data, ps)| *data == bytes.as_slice() && *ps == ps_name)
+            .find(|data| **data == bytes.as_slice())
             .copied();
-        let (data, ps_name) = kept.unwrap_or_else(|| {
-            let kept = (
-                &*Box::leak(bytes.into_boxed_slice()),
-                &*Box::leak(ps_name.into_boxed_str()),
-            );
+        let data = kept.unwrap_or_else(|| {
+            let kept: &'static [u8] = Box::leak(bytes.into_boxed_slice());
             files.push(kept);
             kept
         });
         Ok(BrandFont {
             name: name.to_string(),
             data,
-            ps_name,
+            ps_name: ps_name.into(),
             bold,
         })
     }
@@ -152,7 +150,7 @@ pub(crate) const PRIMARY_BOLD: FaceId = 1;
 
 /// One parsed face.
 pub(crate) struct FontFace {
-    pub(crate) ps_name: &'static str,
+    pub(crate) ps_name: Arc<str>,
     pub(crate) data: &'static [u8],
     pub(crate) face: Face<'static>,
     pub(crate) units_per_em: f32,
@@ -217,11 +215,12 @@ impl FontSet {
     fn parse(brand: &[BrandFont]) -> Result<FontSet, &'static str> {
         let specs = SPECS
             .iter()
-            .map(|spec| (spec.ps_name, spec.data, spec.emoji))
-            .chain(brand.iter().map(|b| (b.ps_name, b.data, false)));
+            .map(|spec| (Arc::from(spec.ps_name), spec.data, spec.emoji))
+            .chain(brand.iter().map(|b| (b.ps_name.clone(), b.data, false)));
         let faces = specs
             .map(|(ps_name, data, emoji)| {
-                let face = Face::from_slice(data, 0).ok_or(ps_name)?;
+                // Bundled faces are compiled in and a layout's were checked when it loaded.
+                let face = Face::from_slice(data, 0).ok_or("a font no longer parses")?;
                 Ok::<_, &'static str>(FontFace {
                     ps_name,
                     data,

@@ -143,7 +143,7 @@ fn json_lines_are_read_as_job_args() {
     let file = path.display();
     assert!(
         run.stderr.contains(&format!(
-            "{file}:2: invalid badge args: missing key \"name\""
+            "{file}:2: invalid badge args: missing field `name`"
         )),
         "{}",
         run.stderr

@@ -60,6 +60,13 @@ const AUDITED_FORMATS: [(&str, &str, &str); 2] = [
     ),
 ];
 
+/// Leaks reviewed as bytes that can never pass as SQL text, with the reason they exist.
+const AUDITED_LEAKS: [(&str, &str, &str); 1] = [(
+    "crates/badge-forge/src/render/fonts.rs",
+    "let kept: &'static [u8] = Box::leak(bytes.into_boxed_slice());",
+    "a layout's font file, once per distinct file: shaped faces borrow it for the process",
+)];
+
 /// Functions that pass a computed template to `Prefix::render`, with the reason it is safe.
 /// Their callers are checked to pass constants.
 const AUDITED_RENDERERS: [(&str, &str, &str); 3] = [
@@ -380,6 +387,13 @@ fn no_runtime_text_becomes_static() {
     for source in &sources() {
         for needle in [".leak()", "Box::leak", "String::leak"] {
             for at in source.find_all(needle) {
+                let line = source.line_text(at);
+                if AUDITED_LEAKS
+                    .iter()
+                    .any(|(path, text, _)| *path == source.path && *text == line)
+                {
+                    continue;
+                }
                 found.push(format!(
                     "{}:{}: {}",
                     source.path,

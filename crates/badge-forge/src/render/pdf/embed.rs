@@ -10,7 +10,7 @@ mod sfnt;
 use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::{LazyLock, RwLock};
+use std::sync::{Arc, LazyLock, RwLock};
 
 use printpdf::{FontId, FontMetrics, FontType, ParsedFont, PdfDocument, PdfFontMetricsStub};
 use rustybuzz::ttf_parser::{Tag, name_id};
@@ -142,13 +142,12 @@ struct Prepared {
 
 /// [`Prepared`] per face, by the address of its bytes (compiled in, or a layout's font kept
 /// for the process): a face is prepared once, whichever font set it is in.
-static PREPARED: LazyLock<RwLock<HashMap<usize, &'static Prepared>>> =
-    LazyLock::new(RwLock::default);
+static PREPARED: LazyLock<RwLock<HashMap<usize, Arc<Prepared>>>> = LazyLock::new(RwLock::default);
 
 impl Prepared {
-    fn get(face: &FontFace) -> &'static Prepared {
+    fn get(face: &FontFace) -> Arc<Prepared> {
         let key = face.data.as_ptr() as usize;
-        if let Some(prepared) = PREPARED.read().ok().and_then(|p| p.get(&key).copied()) {
+        if let Some(prepared) = PREPARED.read().ok().and_then(|p| p.get(&key).cloned()) {
             return prepared;
         }
         let copyright = face
@@ -160,15 +159,14 @@ impl Prepared {
             .unwrap_or_default();
         let data: &'static [u8] = face.data;
         let prepared = Prepared {
-            name_table: sfnt::minimal_name_table(&copyright, face.ps_name),
+            name_table: sfnt::minimal_name_table(&copyright, &face.ps_name),
             cid_cff: rustybuzz::ttf_parser::RawFace::parse(data, 0)
                 .ok()
                 .and_then(|raw| raw.table(Tag::from_bytes(b"CFF ")))
                 .and_then(CidCff::parse),
         };
         let mut map = PREPARED.write().unwrap_or_else(|e| e.into_inner());
-        map.entry(key)
-            .or_insert_with(|| Box::leak(Box::new(prepared)))
+        map.entry(key).or_insert_with(|| Arc::new(prepared)).clone()
     }
 }
 
@@ -192,7 +190,7 @@ fn subset(
     // structure once per process (see `cff`); `subsetter` is the fallback.
     let fast_cff = prepared.cid_cff.as_ref().and_then(|cff| {
         let gids: Vec<u16> = remap.remapped_gids().collect();
-        cff.subset(face.ps_name, &gids)
+        cff.subset(&face.ps_name, &gids)
             .map(|table| sfnt::wrap_cff(&table))
     });
     let mut bytes = match fast_cff {
