@@ -3,6 +3,8 @@
 //! Every test talks to a real PostgreSQL.
 
 use std::future::Future;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use oban_core::config::{Config, QueueConfig};
@@ -16,6 +18,7 @@ use serde_json::Value;
 use sqlx::PgPool;
 use sqlx::postgres::{PgListener, PgPoolOptions};
 use tracing::Dispatch;
+use tracing_subscriber::fmt::MakeWriter;
 
 /// A migrated database of its own, and a client on it.
 pub async fn database() -> (PgPool, Client, String) {
@@ -165,6 +168,36 @@ pub fn with_dispatch<F: Future>(dispatch: Dispatch, test: F) -> F::Output {
         .expect("a test runtime");
     let _default = tracing::dispatcher::set_default(&dispatch);
     runtime.block_on(test)
+}
+
+/// A `tracing` writer that keeps what it is given, for a test to read back.
+#[derive(Clone, Default)]
+pub struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl LogBuffer {
+    /// Everything written so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for LogBuffer {
+    type Writer = LogBuffer;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
 }
 
 /// A file of `../shared/oban-recordings/` (what the real Elixir Oban and oban-py wrote and
