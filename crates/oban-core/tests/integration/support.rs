@@ -66,7 +66,8 @@ pub async fn start_scripted(pool: &PgPool, config: Config) -> NodeHandle {
 }
 
 /// Does what its args say: `{"do": "ok" | "error" | "panic" | "discard" | "cancel" | "snooze" |
-/// "sleep", "ms": N, "follow_up": bool}`.
+/// "sleep", "ms": N, "follow_up": bool, "untimed": bool}`; times out after 1.5 s unless
+/// `untimed`.
 pub struct Scripted;
 
 impl Worker for Scripted {
@@ -77,6 +78,12 @@ impl Worker for Scripted {
         priority: 0,
         timeout: Some(Duration::from_millis(1500)),
     };
+
+    fn timeout(&self, job: &Job) -> Option<Duration> {
+        Self::OPTIONS
+            .timeout
+            .filter(|_| job.args["untimed"] != true)
+    }
 
     async fn process(&self, job: &Job) -> WorkResult {
         let ms = job.args["ms"].as_u64().unwrap_or(0);
