@@ -7,7 +7,7 @@
 //! The badge node is set up as `badge-forge work` sets it up (queue limit [`QUEUE_LIMIT`], ack
 //! linger [`ACK_LINGER`]); `--limit` and `--ack-linger-ms` change that, to compare.
 //!
-//! Uses `DATABASE_URL` when set, else a throwaway cluster (fsync off: see temp_postgres.rs).
+//! Uses `DATABASE_URL` when set, else a throwaway cluster (fsync off: see oban-core's src/testing/temp_postgres.rs).
 //! Printed: badges/s from the end of the enqueue to the last confirmation, render CPU ms per
 //! badge (the render threads' own clocks) and PDF write ms per badge (wall time),
 //! median and p95 PDF bytes, and peak RSS (VmHWM). PDFs go to a fresh directory under the
@@ -33,7 +33,7 @@ use oban_core::config::{Config, QueueConfig};
 use oban_core::insert::NewJob;
 use oban_core::job::Job;
 use oban_core::node::Node;
-use oban_core::temp_postgres::TempPostgres;
+use oban_core::testing::TempPostgres;
 use oban_core::worker::{Outcome, WorkResult, Worker, WorkerOptions};
 use oban_core::{Client, Prefix, schema};
 use serde_json::json;
@@ -49,8 +49,9 @@ impl Worker for NoOpConfirm {
         queue: "noop",
         ..WorkerOptions::DEFAULT
     };
+    type Args = serde_json::Value;
 
-    async fn process(&self, job: &Job) -> WorkResult {
+    async fn process(&self, _args: serde_json::Value, job: &Job) -> WorkResult {
         let confirm =
             NewJob::new("BadgeForge.PrintCenter", &json!({"id": job.id}))?.queue(PRINT_QUEUE);
         Ok(Outcome::complete_and_insert(vec![confirm]))

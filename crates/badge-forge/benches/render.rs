@@ -1,17 +1,19 @@
 //! Render benchmark: `cargo bench -p badge-forge --bench render`.
 //!
 //! Prints time per badge and PDF sizes for single badges per script, for a mixed corpus,
-//! and for 500-badge sheets. Every figure is also given as a ratio to an ASCII-only
+//! for 500-badge sheets, and for the default layout against the example layout with a logo
+//! and a brand font (`templates/layouts/pronouns.toml`). Every figure is also given as a ratio to an ASCII-only
 //! baseline measured in the same run, so results compare across machines.
 //!
 //! Times are the thread's CPU time (what a render costs, even on a busy shared machine);
 //! wall-clock time is shown beside it where the two can differ.
 
 use std::hint::black_box;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use badge_forge::render::{Badge, BadgeType, EventInfo, Paper, Renderer};
+use badge_forge::render::{Badge, BadgeType, Design, EventInfo, Paper, Renderer};
 use badge_forge::worker::thread_cpu_time;
 
 /// Names per script, with a company in the same script where that is natural.
@@ -176,13 +178,7 @@ fn main() {
     let sheet: Vec<Badge> = mixed[..500].to_vec();
     println!();
     for paper in [Paper::Letter, Paper::A4] {
-        let mut bytes = 0;
-        let rounds = 3;
-        let cpu = thread_cpu_time();
-        for _ in 0..rounds {
-            bytes = black_box(renderer.render_sheet(&sheet, paper).expect("sheet")).len();
-        }
-        let per_badge = (thread_cpu_time() - cpu) / (rounds * sheet.len()) as u32;
+        let (per_badge, bytes) = sheet_of(&renderer, &sheet, paper);
         println!(
             "sheet {paper:?}, 500 badges: {:.3} cpu ms/badge ({:.2}x base), {} B/badge ({:.2}x base single PDF), {} KB total",
             ms(per_badge),
@@ -190,6 +186,56 @@ fn main() {
             bytes / sheet.len(),
             (bytes / sheet.len()) as f64 / base.median_bytes as f64,
             bytes / 1024
+        );
+    }
+
+    layouts(&renderer, &ascii, &mixed);
+}
+
+/// Renders `badges` as one sheet three times: CPU time per badge, and the PDF's size.
+fn sheet_of(renderer: &Renderer, badges: &[Badge], paper: Paper) -> (Duration, usize) {
+    let mut bytes = 0;
+    let rounds = 3;
+    let cpu = thread_cpu_time();
+    for _ in 0..rounds {
+        bytes = black_box(renderer.render_sheet(badges, paper).expect("sheet")).len();
+    }
+    (
+        (thread_cpu_time() - cpu) / (rounds * badges.len()) as u32,
+        bytes,
+    )
+}
+
+/// The default layout against the one with a logo (an SVG rasterised at load) and a brand
+/// font: the logo is decoded once per process and embedded once per PDF.
+fn layouts(default: &Renderer, ascii: &[Badge], mixed: &[Badge]) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../templates/layouts");
+    let cpu = thread_cpu_time();
+    let design = Design::load(&dir.join("pronouns.toml")).expect("example layout");
+    let logo = Renderer::with_layout(EventInfo::default(), design).expect("renderer");
+    println!();
+    println!(
+        "pronouns.toml (logo + brand font) loaded and renderer built: {:.2} cpu ms",
+        ms(thread_cpu_time() - cpu)
+    );
+    single(&logo, ascii, 1); // warm up
+    println!(
+        "{:<8} {:>13} {:>8} {:>13} {:>8} {:>15} {:>12}",
+        "layout", "ascii ms", "bytes", "mixed ms", "bytes", "sheet ms/badge", "sheet B/badge"
+    );
+    for (label, renderer) in [("default", default), ("logo", &logo)] {
+        let a = single(renderer, ascii, 5);
+        let m = single(renderer, mixed, 2);
+        let (sheet, bytes) = sheet_of(renderer, &mixed[..500], Paper::Letter);
+        println!(
+            "{:<8} {:>13.3} {:>8} {:>13.3} {:>8} {:>15.3} {:>12}",
+            label,
+            ms(a.per_badge),
+            a.median_bytes,
+            ms(m.per_badge),
+            m.median_bytes,
+            ms(sheet),
+            bytes / 500
         );
     }
 }

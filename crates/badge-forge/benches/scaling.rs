@@ -22,7 +22,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use oban_core::temp_postgres::TempPostgres;
+use oban_core::testing::TempPostgres;
 use sqlx::{Connection, PgConnection, PgPool};
 
 const BADGE_FORGE: &str = env!("CARGO_BIN_EXE_badge-forge");

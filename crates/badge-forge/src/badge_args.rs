@@ -1,8 +1,11 @@
-//! Reading a GenerateBadge job's args, as Elixir's `enqueue_batch` writes them.
-
-use serde_json::{Map, Value};
+//! A GenerateBadge job's args, as Elixir's `enqueue_batch` writes them: the worker's typed
+//! [`BadgeArgs`], and the checks beyond their types that make them a [`Badge`].
 
 use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
 
 use crate::render::{Badge, BadgeType, MAX_TYPE_CHARS};
 
@@ -14,62 +17,142 @@ const MAX_ID_LEN: usize = 128;
 #[error("invalid badge args: {0}")]
 pub struct InvalidArgs(pub String);
 
-/// Reads `{id, name, company, type}` (`badge_id` accepted for `id`, as the article's Python
-/// worker reads it) and the `fields` a layout prints (`pronouns`: absent is fine, anything
-/// but a string is not); other keys are ignored. Any type name is read: whether the layout
-/// takes it is the renderer's call. Text is checked further by the renderer.
-pub fn badge_from_args(args: &Value, fields: &[String]) -> Result<Badge, InvalidArgs> {
-    let args = args
-        .as_object()
-        .ok_or_else(|| InvalidArgs(format!("args must be a JSON object, got {}", kind(args))))?;
-    let id = match (args.get("id"), args.get("badge_id")) {
-        (Some(id), _) | (None, Some(id)) => badge_id(id)?,
-        (None, None) => return Err(InvalidArgs("missing key \"id\" (or \"badge_id\")".into())),
-    };
-    let name = string(args, "name")?;
-    let company = string(args, "company")?;
-    let badge_type = string(args, "type")?;
-    let badge_type = badge_type.parse::<BadgeType>().map_err(|_| {
-        InvalidArgs(format!(
-            "badge type {:?} must be 1 to {MAX_TYPE_CHARS} letters, digits, '-' or '_'",
-            truncate(&badge_type)
-        ))
-    })?;
-    let mut extra = BTreeMap::new();
-    for key in fields {
-        if args.contains_key(key) {
-            extra.insert(key.clone(), string(args, key)?);
-        }
-    }
-    Ok(Badge {
-        id,
-        name,
-        company,
-        badge_type,
-        fields: extra,
-    })
+/// `{id, name, company, type}` and any other keys, among them the `fields` a layout prints.
+/// Decoding checks the types (args that do not decode are discarded by the node, naming the
+/// field); [`BadgeArgs::into_badge`] checks the rest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BadgeArgs {
+    /// The badge id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<BadgeId>,
+    /// The id under the name the article's Python worker reads; `id` wins when both are given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub badge_id: Option<BadgeId>,
+    /// The holder's name.
+    pub name: String,
+    /// The holder's company.
+    pub company: String,
+    /// The badge type's name; whether the layout takes it is the renderer's call.
+    #[serde(rename = "type")]
+    pub badge_type: String,
+    /// Every other key: the layout's fields are read from here, the rest ignored.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
 }
 
-/// The id as a string that is safe as a file name: letters, digits, `-` and `_` only, so no id
-/// can name a path outside the output directory.
-fn badge_id(id: &Value) -> Result<String, InvalidArgs> {
-    let id = match id {
-        Value::String(id) => id.clone(),
-        Value::Number(id) if id.is_i64() || id.is_u64() => id.to_string(),
-        other => {
+/// A badge id as jobs carry it: a string, or an integer (read as its decimal digits).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct BadgeId(pub String);
+
+impl<'de> Deserialize<'de> for BadgeId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct IdVisitor;
+
+        impl serde::de::Visitor<'_> for IdVisitor {
+            type Value = BadgeId;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or an integer")
+            }
+
+            fn visit_str<E>(self, id: &str) -> Result<BadgeId, E> {
+                Ok(BadgeId(id.to_owned()))
+            }
+
+            fn visit_i64<E>(self, id: i64) -> Result<BadgeId, E> {
+                Ok(BadgeId(id.to_string()))
+            }
+
+            fn visit_u64<E>(self, id: u64) -> Result<BadgeId, E> {
+                Ok(BadgeId(id.to_string()))
+            }
+        }
+
+        deserializer.deserialize_any(IdVisitor)
+    }
+}
+
+impl BadgeArgs {
+    /// The args of `badge`'s job, as Elixir writes them.
+    pub fn of(badge: &Badge) -> Self {
+        Self {
+            id: Some(BadgeId(badge.id.clone())),
+            badge_id: None,
+            name: badge.name.clone(),
+            company: badge.company.clone(),
+            badge_type: badge.badge_type.to_string(),
+            other: badge
+                .fields
+                .iter()
+                .map(|(key, text)| (key.clone(), Value::from(text.as_str())))
+                .collect(),
+        }
+    }
+
+    /// The badge these args describe for a layout printing `fields` (`pronouns`: absent is
+    /// fine, anything but a string is not). The id must be safe as a file name and the type a
+    /// type name; text is checked further by the renderer.
+    pub fn into_badge(self, fields: &[String]) -> Result<Badge, InvalidArgs> {
+        let mut extra = BTreeMap::new();
+        for key in fields {
+            if let Some(text) = self.field(key)? {
+                extra.insert(key.clone(), text);
+            }
+        }
+        let id = self
+            .id
+            .or(self.badge_id)
+            .ok_or_else(|| InvalidArgs("missing key \"id\" (or \"badge_id\")".into()))?
+            .0;
+        if !is_badge_id(&id) {
             return Err(InvalidArgs(format!(
-                "\"id\" must be a string or an integer, got {}",
-                kind(other)
+                "\"id\" {:?} must be 1 to {MAX_ID_LEN} letters, digits, '-' or '_'",
+                truncate(&id)
             )));
         }
-    };
-    if !is_badge_id(&id) {
-        return Err(InvalidArgs(format!(
-            "\"id\" {:?} must be 1 to {MAX_ID_LEN} letters, digits, '-' or '_'",
-            truncate(&id)
-        )));
+        let badge_type = self.badge_type.parse::<BadgeType>().map_err(|_| {
+            InvalidArgs(format!(
+                "badge type {:?} must be 1 to {MAX_TYPE_CHARS} letters, digits, '-' or '_'",
+                truncate(&self.badge_type)
+            ))
+        })?;
+        Ok(Badge {
+            id,
+            name: self.name,
+            company: self.company,
+            badge_type,
+            fields: extra,
+        })
     }
-    Ok(id)
+
+    /// The text of the layout field `key`, which may also name one of the decoded keys.
+    fn field(&self, key: &str) -> Result<Option<String>, InvalidArgs> {
+        let known = match key {
+            "name" => &self.name,
+            "company" => &self.company,
+            "type" => &self.badge_type,
+            _ => {
+                return match self.other.get(key) {
+                    None => Ok(None),
+                    Some(Value::String(text)) => Ok(Some(text.clone())),
+                    Some(other) => Err(InvalidArgs(format!(
+                        "\"{key}\" must be a string, got {}",
+                        kind(other)
+                    ))),
+                };
+            }
+        };
+        Ok(Some(known.clone()))
+    }
+}
+
+/// Decodes `args` (a job's, a preview's, `render --args`) and makes them a badge for a layout
+/// printing `fields`; a decoding error names the field, as the node's discards do.
+pub fn badge_from_args(args: &Value, fields: &[String]) -> Result<Badge, InvalidArgs> {
+    let args: BadgeArgs =
+        serde_path_to_error::deserialize(args).map_err(|error| InvalidArgs(error.to_string()))?;
+    args.into_badge(fields)
 }
 
 /// Whether `id` is a badge id this worker accepts: 1 to [`MAX_ID_LEN`] ASCII letters, digits,
@@ -79,17 +162,6 @@ pub fn is_badge_id(id: &str) -> bool {
         && id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
-fn string(args: &Map<String, Value>, key: &str) -> Result<String, InvalidArgs> {
-    match args.get(key) {
-        Some(Value::String(text)) => Ok(text.clone()),
-        Some(other) => Err(InvalidArgs(format!(
-            "\"{key}\" must be a string, got {}",
-            kind(other)
-        ))),
-        None => Err(InvalidArgs(format!("missing key \"{key}\""))),
-    }
 }
 
 fn kind(value: &Value) -> &'static str {
@@ -166,18 +238,18 @@ mod tests {
     #[test]
     fn explains_every_kind_of_bad_input() {
         let cases = [
-            (json!([1]), "args must be a JSON object, got an array"),
+            (json!([1]), "invalid type: sequence"),
             (
                 json!({"name": "a", "company": "b", "type": "attendee"}),
                 "missing key \"id\"",
             ),
             (
                 json!({"id": "1", "company": "b", "type": "attendee"}),
-                "missing key \"name\"",
+                "missing field `name`",
             ),
             (
                 json!({"id": "1", "name": 7, "company": "b", "type": "attendee"}),
-                "\"name\" must be a string, got a number",
+                "name: invalid type: integer `7`, expected a string",
             ),
             (
                 json!({"id": "1", "name": "a", "company": "b", "type": "v i p"}),
@@ -193,7 +265,7 @@ mod tests {
             ),
             (
                 json!({"id": 1.5, "name": "a", "company": "b", "type": "attendee"}),
-                "must be a string or an integer",
+                "id: invalid type: floating point `1.5`, expected a string or an integer",
             ),
         ];
         for (args, expected) in cases {

@@ -12,10 +12,10 @@ use std::time::Duration;
 use oban_core::insert::NewJob;
 use oban_core::job::Job;
 use oban_core::worker::{Outcome, WorkResult, Worker, WorkerOptions};
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
-use crate::badge_args::badge_from_args;
+use crate::badge_args::BadgeArgs;
 use crate::output::OutputDir;
 use crate::render::Renderer;
 
@@ -23,6 +23,17 @@ use crate::render::Renderer;
 pub const PRINT_CENTER: &str = "BadgeForge.PrintCenter";
 /// The queue Elixir runs PrintCenter on.
 pub const PRINT_QUEUE: &str = "printing";
+
+/// The args of a [`PRINT_CENTER`] job: which badge was written where.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    /// The badge id.
+    pub id: String,
+    /// The holder's name.
+    pub name: String,
+    /// The PDF's path.
+    pub path: String,
+}
 
 /// Badge jobs a node holds at once by default. Only one per CPU core renders at a time; the
 /// rest wait their turn in memory, so that claims and acks come in batches (see
@@ -84,8 +95,12 @@ impl Worker for GenerateBadge {
         timeout: Some(Duration::from_secs(60)),
     };
 
-    async fn process(&self, job: &Job) -> WorkResult {
-        let badge = match badge_from_args(&job.args, self.renderer.design().fields()) {
+    // Args that do not decode are discarded by the node, naming the field; `into_badge`
+    // discards what decodes but can never make a badge.
+    type Args = BadgeArgs;
+
+    async fn process(&self, args: BadgeArgs, _job: &Job) -> WorkResult {
+        let badge = match args.into_badge(self.renderer.design().fields()) {
             Ok(badge) => badge,
             Err(invalid) => return Ok(Outcome::Discard(invalid.to_string())),
         };
@@ -128,11 +143,12 @@ impl Worker for GenerateBadge {
         match rendered? {
             Err(reason) => Ok(Outcome::Discard(reason)),
             Ok((badge, path)) => {
-                let confirmation = NewJob::new(
-                    PRINT_CENTER,
-                    &json!({"id": badge.id, "name": badge.name, "path": path.to_string_lossy()}),
-                )?
-                .queue(PRINT_QUEUE);
+                let confirmation = Confirmation {
+                    path: path.to_string_lossy().into_owned(),
+                    id: badge.id,
+                    name: badge.name,
+                };
+                let confirmation = NewJob::new(PRINT_CENTER, &confirmation)?.queue(PRINT_QUEUE);
                 Ok(Outcome::complete_and_insert(vec![confirmation]))
             }
         }

@@ -10,7 +10,7 @@
 //! to compare them against the same baselines.
 //!
 //! Uses the server at `DATABASE_URL` when set (its settings are reported and left alone),
-//! otherwise a throwaway cluster from `oban_core::temp_postgres`. That cluster runs with `fsync`,
+//! otherwise a throwaway cluster from `oban_core::testing::TempPostgres`. That cluster runs with `fsync`,
 //! `synchronous_commit` and `full_page_writes` off; the headline drain is repeated after turning
 //! them on (`ALTER SYSTEM` + reload), as a normal server runs.
 //!
@@ -31,7 +31,7 @@ use oban_core::config::{Config, QueueConfig};
 use oban_core::insert::NewJob;
 use oban_core::job::Job;
 use oban_core::node::Node;
-use oban_core::temp_postgres::TempPostgres;
+use oban_core::testing::TempPostgres;
 use oban_core::worker::{Outcome, WorkResult, Worker, WorkerOptions};
 use oban_core::{Client, Prefix, schema};
 use sqlx::postgres::PgPoolOptions;
@@ -52,14 +52,21 @@ const PINGS: usize = 5_000;
 /// Completes every job at once.
 struct Noop;
 
+/// A bench job's args: its number, decoded as every typed worker's args are.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct NoopArgs {
+    i: usize,
+}
+
 impl Worker for Noop {
     const NAME: &'static str = "Bench.Noop";
     const OPTIONS: WorkerOptions = WorkerOptions {
         queue: QUEUE,
         ..WorkerOptions::DEFAULT
     };
+    type Args = NoopArgs;
 
-    async fn process(&self, _job: &Job) -> WorkResult {
+    async fn process(&self, _args: NoopArgs, _job: &Job) -> WorkResult {
         Ok(Outcome::complete())
     }
 }
@@ -377,7 +384,7 @@ async fn fill(pool: &PgPool, client: &Client, jobs: usize) -> f64 {
         .await
         .expect("truncate");
     let batch: Vec<NewJob> = (0..jobs)
-        .map(|i| Noop::new_job(&serde_json::json!({ "i": i })).expect("a valid job"))
+        .map(|i| Noop::new_job(&NoopArgs { i }).expect("a valid job"))
         .collect();
     let started = Instant::now();
     for chunk in batch.chunks(INSERT_CHUNK) {
@@ -650,7 +657,7 @@ async fn print_header(pool: &PgPool, throwaway: bool, postmaster: Option<u32>) {
         "{} × {cpu}; PostgreSQL {version} on {}; PostgreSQL CPU {}",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         if throwaway {
-            "a throwaway local cluster (temp_postgres)"
+            "a throwaway local cluster (oban_core::testing::TempPostgres)"
         } else {
             "DATABASE_URL"
         },

@@ -235,8 +235,8 @@ mod tests {
     use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
     use super::*;
-    use crate::temp_pgbouncer::TempPgBouncer;
-    use crate::temp_postgres::fresh_database;
+    use crate::testing::TempPgBouncer;
+    use crate::testing::fresh_database;
 
     /// Clients sharing two server connections run two statements with different parameters,
     /// interleaved: `(successes, failures, first error)`.
@@ -301,7 +301,7 @@ mod tests {
     async fn uses_a_released_connection_while_the_server_refuses_new_ones() {
         use sqlx::Connection;
 
-        use crate::temp_postgres::TempPostgres;
+        use crate::testing::TempPostgres;
 
         let cluster = tokio::task::spawn_blocking(|| {
             TempPostgres::builder()

@@ -198,10 +198,30 @@ impl NewJob {
                 "priority must be 0..=9, got {priority}"
             )));
         }
+        for (what, value) in [("args", &self.args), ("meta", &self.meta)] {
+            if holds_nul(value) {
+                return Err(Error::InvalidJob(format!(
+                    "{what} must not contain U+0000, which PostgreSQL's jsonb cannot store"
+                )));
+            }
+        }
         if let Some(unique) = &self.unique {
             unique.validate()?;
         }
         Ok(())
+    }
+}
+
+/// Whether a string or key anywhere in `value` holds U+0000 (jsonb refuses it, so a job
+/// carrying one could be run in memory but never inserted).
+fn holds_nul(value: &Value) -> bool {
+    match value {
+        Value::String(text) => text.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(map) => map
+            .iter()
+            .any(|(key, value)| key.contains('\0') || holds_nul(value)),
+        _ => false,
     }
 }
 
@@ -446,6 +466,15 @@ mod tests {
         assert!(job().max_attempts(0).validate().is_err());
         assert!(job().priority(10).validate().is_err());
         assert!(NewJob::new("W", &[1, 2]).is_err());
+        let nul = serde_json::json!({"deep": [{"name": "a\u{0}b"}]});
+        assert!(NewJob::new("W", &nul).unwrap().validate().is_err());
+        assert!(
+            job()
+                .meta(&serde_json::json!({"a\u{0}": 1}))
+                .unwrap()
+                .validate()
+                .is_err()
+        );
     }
 
     #[test]

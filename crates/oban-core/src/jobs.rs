@@ -100,6 +100,22 @@ impl JobFilter {
         Ok(self)
     }
 
+    /// The jobs a failed assertion about this filter lists, to show what was there instead:
+    /// those of the filter's workers if it names any, else of its queues, else every job.
+    #[cfg(feature = "testing")]
+    pub(crate) fn neighbourhood(&self) -> Self {
+        match (&self.workers, &self.queues) {
+            (Some(workers), _) => Self {
+                workers: Some(workers.clone()),
+                ..Self::default()
+            },
+            (None, queues) => Self {
+                queues: queues.clone(),
+                ..Self::default()
+            },
+        }
+    }
+
     /// Binds `$1..$6` of `sql/job_filter.sql`.
     pub(crate) fn bind<'q, O>(
         &self,
@@ -113,6 +129,49 @@ impl JobFilter {
             .bind(self.tags.clone())
             .bind(self.args.clone())
     }
+}
+
+/// Says which jobs the filter names, e.g. `worker "MyApp.Mailer", queue "mailers", args
+/// containing {"id":1}`; `every job` when it names all.
+impl std::fmt::Display for JobFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let lists = [
+            (
+                "worker",
+                self.workers.as_ref().map(|w| listed(w, "\"", " or ")),
+            ),
+            (
+                "queue",
+                self.queues.as_ref().map(|q| listed(q, "\"", " or ")),
+            ),
+            ("state", self.states.as_ref().map(|s| listed(s, "", " or "))),
+            ("id", self.ids.as_ref().map(|ids| listed(ids, "", " or "))),
+            ("tags", self.tags.as_ref().map(|t| listed(t, "\"", " and "))),
+        ];
+        let mut parts: Vec<String> = lists
+            .into_iter()
+            .filter_map(|(what, list)| Some(format!("{what} {}", list?)))
+            .collect();
+        if let Some(args) = &self.args {
+            parts.push(format!("args containing {args}"));
+        }
+        if parts.is_empty() {
+            return f.write_str("every job");
+        }
+        f.write_str(&parts.join(", "))
+    }
+}
+
+/// The values joined by `joiner` (`a or b`), each between `quote`s; `none` for an empty list.
+fn listed<T: std::fmt::Display>(values: &[T], quote: &str, joiner: &str) -> String {
+    if values.is_empty() {
+        return "none".to_owned();
+    }
+    values
+        .iter()
+        .map(|value| format!("{quote}{value}{quote}"))
+        .collect::<Vec<_>>()
+        .join(joiner)
 }
 
 /// Renders a job-API statement with its `{job_filter}` condition.
@@ -210,6 +269,24 @@ mod tests {
             JobUpdate::default().validated().unwrap(),
             JobUpdate::default()
         );
+    }
+
+    #[test]
+    fn filters_say_what_they_name() {
+        assert_eq!(JobFilter::all().to_string(), "every job");
+        let filter = JobFilter::all()
+            .worker("My.Mailer")
+            .queue("mailers")
+            .queue("urgent")
+            .tag("a")
+            .tag("b")
+            .args_contain(&serde_json::json!({"id": 1}))
+            .unwrap();
+        assert_eq!(
+            filter.to_string(),
+            r#"worker "My.Mailer", queue "mailers" or "urgent", tags "a" and "b", args containing {"id":1}"#
+        );
+        assert_eq!(JobFilter::ids([]).to_string(), "id none");
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //! runs the maintenance loops (`stager`, `lifeline`, `pruner`) and the [`cron`] scheduler
 //! (`liveness` tells the lifeline which producers are alive); [`node`] wires them together,
 //! and [`client`] enqueues (with [`unique`] jobs), signals and manages jobs ([`jobs`], and
-//! [`drain`] for tests) without running queues. [`gossip`] and [`met`] publish
+//! [`drain`] for tests) without running queues; `testing` (cargo feature `testing`) helps an
+//! application's tests as `Oban.Testing` does. [`gossip`] and [`met`] publish
 //! the queue status and job metrics that Oban Web shows. Every statement lives in `src/sql/`
 //! with a comment saying what it guarantees.
 //!
@@ -24,8 +25,11 @@
 //!
 //! impl Worker for Echo {
 //!     const NAME: &'static str = "MyApp.Echo";
-//!     async fn process(&self, job: &Job) -> WorkResult {
-//!         println!("{}", job.args);
+//!     // The args as they are; a struct deriving `Deserialize` makes the worker typed.
+//!     type Args = serde_json::Value;
+//!
+//!     async fn process(&self, args: serde_json::Value, _job: &Job) -> WorkResult {
+//!         println!("{args}");
 //!         Ok(Outcome::complete())
 //!     }
 //! }
@@ -67,10 +71,8 @@ pub mod signal;
 pub mod sketch;
 mod stager;
 pub mod telemetry;
-#[cfg(feature = "temp-postgres")]
-pub mod temp_pgbouncer;
-#[cfg(feature = "temp-postgres")]
-pub mod temp_postgres;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod unique;
 pub mod worker;
 

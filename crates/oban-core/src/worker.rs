@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::insert::NewJob;
 use crate::job::Job;
@@ -84,31 +85,54 @@ impl Default for WorkerOptions {
 
 /// A job handler, registered on a node under [`Worker::NAME`].
 ///
+/// A worker declares the type of its args: the node decodes each job's JSON args into
+/// [`Worker::Args`] before calling [`Worker::process`], and discards a job whose args do not
+/// decode (state `discarded`, whatever attempts are left, with an error entry naming the worker
+/// and the field), as input that no retry can fix. A worker that reads the raw JSON declares
+/// `type Args = serde_json::Value`.
+///
 /// ```
 /// use oban_core::job::Job;
 /// use oban_core::worker::{Outcome, WorkResult, Worker, WorkerOptions};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct Greeting {
+///     name: String,
+///     #[serde(default)]
+///     shout: bool,
+/// }
 ///
 /// struct Hello;
 ///
 /// impl Worker for Hello {
 ///     const NAME: &'static str = "MyApp.Hello";
 ///     const OPTIONS: WorkerOptions = WorkerOptions { queue: "greetings", ..WorkerOptions::DEFAULT };
+///     type Args = Greeting;
 ///
-///     async fn process(&self, job: &Job) -> WorkResult {
-///         let name: String = serde_json::from_value(job.args["name"].clone())?;
+///     async fn process(&self, args: Greeting, _job: &Job) -> WorkResult {
+///         let name = if args.shout { args.name.to_uppercase() } else { args.name };
 ///         println!("hello {name}");
 ///         Ok(Outcome::complete())
 ///     }
 /// }
+///
+/// let job = Hello::new_job(&Greeting { name: "Ada".into(), shout: false }).unwrap();
+/// assert_eq!(job.args()["name"], "Ada");
 /// ```
 pub trait Worker: Send + Sync + 'static {
     /// The worker name string stored in `oban_jobs.worker`.
     const NAME: &'static str;
     /// Defaults for new jobs and execution.
     const OPTIONS: WorkerOptions = WorkerOptions::DEFAULT;
+    /// What the job's JSON args decode into (`serde_json::Value` to take them as they are).
+    /// It serialises to a JSON object, as Oban's args are, that decodes back:
+    /// [`Worker::new_job`] writes args so.
+    type Args: Serialize + DeserializeOwned + Send + 'static;
 
-    /// Runs one attempt of `job`. A panic is caught and recorded like an error.
-    fn process(&self, job: &Job) -> impl Future<Output = WorkResult> + Send;
+    /// Runs one attempt of `job`, whose args decoded into `args`. A panic is caught and
+    /// recorded like an error.
+    fn process(&self, args: Self::Args, job: &Job) -> impl Future<Output = WorkResult> + Send;
 
     /// Seconds to wait before retrying after a failed attempt; Oban's default when `None`.
     fn backoff(&self, _job: &Job) -> Option<Duration> {
@@ -120,8 +144,8 @@ pub trait Worker: Send + Sync + 'static {
         Self::OPTIONS.timeout
     }
 
-    /// A job for this worker with its defaults applied.
-    fn new_job(args: &impl Serialize) -> Result<NewJob>
+    /// A job for this worker with `args` and its defaults applied.
+    fn new_job(args: &Self::Args) -> Result<NewJob>
     where
         Self: Sized,
     {
@@ -133,6 +157,8 @@ pub trait Worker: Send + Sync + 'static {
 }
 
 /// The object-safe face of a [`Worker`], so that workers of different types share a registry.
+/// Every runner of jobs (the node's queues and [`crate::Client::drain_queue`]) goes through
+/// it, so args are decoded, and bad args discarded, the same way everywhere.
 pub(crate) trait DynWorker: Send + Sync {
     fn process<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, WorkResult>;
     fn backoff(&self, job: &Job) -> Option<Duration>;
@@ -141,7 +167,14 @@ pub(crate) trait DynWorker: Send + Sync {
 
 impl<W: Worker> DynWorker for W {
     fn process<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, WorkResult> {
-        Box::pin(Worker::process(self, job))
+        // Decoding runs inside the returned future, so a panicking `Deserialize` is caught
+        // and recorded like a worker's panic.
+        Box::pin(async move {
+            match decode_args::<W>(job) {
+                Ok(args) => Worker::process(self, args, job).await,
+                Err(reason) => Ok(Outcome::Discard(reason)),
+            }
+        })
     }
 
     fn backoff(&self, job: &Job) -> Option<Duration> {
@@ -151,6 +184,19 @@ impl<W: Worker> DynWorker for W {
     fn timeout(&self, job: &Job) -> Option<Duration> {
         Worker::timeout(self, job)
     }
+}
+
+/// `job`'s args as `W::Args`, or the error entry of its discard: the worker, the args type,
+/// and serde's message prefixed with the path of the field that failed (e.g.
+/// `items[2].name: invalid type: integer `7`, expected a string`).
+fn decode_args<W: Worker>(job: &Job) -> std::result::Result<W::Args, String> {
+    serde_path_to_error::deserialize(&job.args).map_err(|error| {
+        format!(
+            "{}: args do not decode as {}: {error}",
+            W::NAME,
+            std::any::type_name::<W::Args>()
+        )
+    })
 }
 
 /// Workers by name string.

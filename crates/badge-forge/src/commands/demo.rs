@@ -9,13 +9,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use badge_forge::output::FileMode;
-use badge_forge::worker::{ACK_LINGER, PRINT_CENTER, PRINT_QUEUE, QUEUE_LIMIT, RenderStats};
+use badge_forge::worker::{
+    ACK_LINGER, Confirmation, PRINT_CENTER, PRINT_QUEUE, QUEUE_LIMIT, RenderStats,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 use oban_core::config::QueueConfig;
 use oban_core::job::Job;
 use oban_core::schema;
 use oban_core::telemetry::LogArgs;
-use oban_core::temp_postgres::TempPostgres;
+use oban_core::testing::TempPostgres;
 use oban_core::worker::{Outcome, WorkResult, Worker, WorkerOptions};
 
 use super::work::{WorkArgs, start_node};
@@ -52,15 +54,12 @@ impl Worker for PrintCenterStandIn {
         ..WorkerOptions::DEFAULT
     };
 
-    async fn process(&self, job: &Job) -> WorkResult {
-        let (Some(name), Some(path)) = (job.args["name"].as_str(), job.args["path"].as_str())
-        else {
-            return Ok(Outcome::Discard(format!(
-                "confirmation without name and path: {}",
-                job.args
-            )));
-        };
+    // A confirmation without its name and path is discarded by the node, naming the field.
+    type Args = Confirmation;
+
+    async fn process(&self, confirmation: Confirmation, _job: &Job) -> WorkResult {
         if self.printed.fetch_add(1, Ordering::Relaxed) < 10 {
+            let Confirmation { name, path, .. } = confirmation;
             self.progress
                 .println(format!("  printed {name}  →  {path}"));
         }
@@ -103,6 +102,7 @@ pub async fn run(database: Database, args: DemoArgs) -> anyhow::Result<()> {
         node: None,
         grace_period: 15.0,
         rescue_after: 300.0,
+        rescue_silence: 5.0,
         poll_interval: 1.0,
         ack_linger: ACK_LINGER.as_secs_f64(),
         listen_url: None,

@@ -1,5 +1,6 @@
 //! `badge-forge enqueue`: what Elixir's `BadgeForge.enqueue_batch(n)` does, from Rust.
 
+use badge_forge::badge_args::BadgeArgs;
 use badge_forge::fake_badges::fake_badges;
 use badge_forge::render::Badge;
 use badge_forge::worker::GenerateBadge;
@@ -7,7 +8,6 @@ use indicatif::{ProgressBar, ProgressStyle};
 use oban_core::insert::NewJob;
 use oban_core::worker::Worker;
 use oban_core::{Client, Db};
-use serde_json::json;
 
 use super::Database;
 
@@ -23,12 +23,7 @@ pub struct EnqueueArgs {
 
 /// The GenerateBadge job for `badge`: args `{id, name, company, type}` as Elixir writes them.
 pub fn badge_job(badge: &Badge) -> oban_core::Result<NewJob> {
-    GenerateBadge::new_job(&json!({
-        "id": badge.id,
-        "name": badge.name,
-        "company": badge.company,
-        "type": badge.badge_type.to_string(),
-    }))
+    GenerateBadge::new_job(&BadgeArgs::of(badge))
 }
 
 /// Inserts `count` fake badge jobs in one statement; returns them.

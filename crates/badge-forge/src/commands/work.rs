@@ -131,6 +131,10 @@ pub struct WorkArgs {
     /// Seconds after which the leader takes an executing job for orphaned and runs it again.
     #[arg(long, env = "BADGE_FORGE_RESCUE_AFTER", default_value_t = 300.0)]
     pub rescue_after: f64,
+    /// Seconds a node heard on `gossip` may fall silent before the leader takes it for dead and
+    /// runs its executing jobs again (at least twice the gossip interval of 1 s).
+    #[arg(long, env = "BADGE_FORGE_RESCUE_SILENCE", default_value_t = 5.0)]
+    pub rescue_silence: f64,
     /// Seconds between a producer's own looks for jobs (the fallback when notifications stop).
     #[arg(long, env = "BADGE_FORGE_POLL_INTERVAL", default_value_t = 1.0)]
     pub poll_interval: f64,
@@ -190,6 +194,7 @@ impl WorkArgs {
             queues: self.queues.clone(),
             shutdown_grace: seconds("--grace-period", self.grace_period)?,
             rescue_after: seconds("--rescue-after", self.rescue_after)?,
+            rescue_silence: seconds("--rescue-silence", self.rescue_silence)?,
             poll_interval: seconds("--poll-interval", self.poll_interval)?,
             ack_linger: seconds("--ack-linger", self.ack_linger)?,
             log_args: self.log_args,

@@ -12,9 +12,10 @@ use base64::Engine;
 use subtle::ConstantTimeEq;
 
 /// What the page may load: its own script, stylesheet, previews and `/live` fragment, nothing
-/// inline and nothing from elsewhere; it may not be framed.
+/// inline and nothing from elsewhere (but `data:` images: a preview carries its layout's logo
+/// and background as such); it may not be framed.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-     img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+     img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /// The user and password the server asks for. Its debug form hides the password.
 #[derive(Clone)]

@@ -1,20 +1,95 @@
-//! The bundled font faces, parsed once per process, and per-cluster font fallback.
+//! The bundled font faces, parsed once per process, the fonts a layout names (read once, at
+//! load), and per-cluster font fallback.
 
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, RwLock};
+use std::sync::{Arc, LazyLock, Mutex, RwLock};
 
 use rustybuzz::{Direction, Face, Language, Script, ShapePlan};
 
 /// Index of a face in [`FontSet::faces`].
 pub(crate) type FaceId = u8;
 
-/// The two weights the badge uses. Each has its own fallback chain over the scripts.
+/// The face a text asks for. Each has its own fallback chain over the scripts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Style {
     /// Event line (city), company.
     Regular,
     /// Name, event title, type label.
     Bold,
+    /// The layout's font of this index ([`BrandFont`]), then the bundled chain of its weight.
+    Brand(u8),
+}
+
+/// The most fonts one layout may name.
+pub(crate) const MAX_BRAND_FONTS: usize = 16;
+
+/// A font a layout names (`[fonts]`): its file's bytes, kept for the process.
+#[derive(Debug, Clone)]
+pub(crate) struct BrandFont {
+    /// The name text elements use (`font = "brand"`).
+    pub(crate) name: String,
+    pub(crate) data: &'static [u8],
+    /// PostScript name for the PDF's `/BaseFont` (letters, digits and `-` only).
+    pub(crate) ps_name: &'static str,
+    /// Bold or heavier (`OS/2` weight 600 and up): falls back on the bold chain.
+    pub(crate) bold: bool,
+}
+
+/// Font files read so far, by content: a layout loaded again (tests, a reloaded renderer)
+/// reuses the bytes instead of keeping another copy for the process.
+static BRAND_FILES: Mutex<Vec<(&'static [u8], &'static str)>> = Mutex::new(Vec::new());
+
+impl BrandFont {
+    /// Checks that `bytes` is a font the renderer can shape and embed (TrueType or OpenType,
+    /// the first face of a collection), and keeps it for the process.
+    pub(crate) fn new(name: &str, bytes: Vec<u8>) -> Result<BrandFont, String> {
+        let (bold, ps_name) = {
+            let face = Face::from_slice(&bytes, 0)
+                .ok_or("not a TrueType or OpenType font (or a damaged one)")?;
+            let tables = face.tables();
+            if tables.cmap.is_none() || tables.hmtx.is_none() {
+                return Err("the font has no character map or no glyph widths".into());
+            }
+            if tables.glyf.is_none() && tables.cff.is_none() {
+                return Err("the font has no TrueType or CFF outlines".into());
+            }
+            let ps_name: String = face
+                .names()
+                .into_iter()
+                .filter(|n| n.name_id == rustybuzz::ttf_parser::name_id::POST_SCRIPT_NAME)
+                .find_map(|n| n.to_string())
+                .unwrap_or_default()
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .take(63)
+                .collect();
+            (face.weight().to_number() >= 600, ps_name)
+        };
+        let ps_name = if ps_name.is_empty() {
+            "LayoutFont".to_string()
+        } else {
+            ps_name
+        };
+        let mut files = BRAND_FILES.lock().unwrap_or_else(|e| e.into_inner());
+        let kept = files
+            .iter()
+            .find(|(data, ps)| *data == bytes.as_slice() && *ps == ps_name)
+            .copied();
+        let (data, ps_name) = kept.unwrap_or_else(|| {
+            let kept = (
+                &*Box::leak(bytes.into_boxed_slice()),
+                &*Box::leak(ps_name.into_boxed_str()),
+            );
+            files.push(kept);
+            kept
+        });
+        Ok(BrandFont {
+            name: name.to_string(),
+            data,
+            ps_name,
+            bold,
+        })
+    }
 }
 
 /// A bundled face: its file bytes (compiled in) and what the PDF calls it.
@@ -107,9 +182,11 @@ impl FontFace {
     }
 }
 
-/// Every bundled face, parsed.
+/// Every bundled face, and any the layout names, parsed.
 pub(crate) struct FontSet {
     pub(crate) faces: Vec<FontFace>,
+    /// The fallback chain of each layout font: its face, then the bundled chain of its weight.
+    brand_chains: Vec<Vec<FaceId>>,
     /// Compiled shaping plans (which lookups apply for a face, direction, script and
     /// language): building one costs as much as shaping a name, and a badge run needs
     /// only a handful of distinct ones.
@@ -120,31 +197,55 @@ type PlanKey = (FaceId, bool, u32, Option<String>);
 
 /// Parsed once per process: parsing only reads table directories, the glyph data stays in
 /// the binary's read-only pages and is paged in on demand.
-static FONTS: LazyLock<Result<FontSet, &'static str>> = LazyLock::new(FontSet::parse);
+static FONTS: LazyLock<Result<Arc<FontSet>, &'static str>> =
+    LazyLock::new(|| FontSet::parse(&[]).map(Arc::new));
 
 impl FontSet {
-    /// The process-wide font set, or the name of the face that failed to parse.
-    pub(crate) fn get() -> Result<&'static FontSet, &'static str> {
+    /// The process-wide set of bundled faces, or the name of the face that failed to parse.
+    pub(crate) fn get() -> Result<&'static Arc<FontSet>, &'static str> {
         FONTS.as_ref().map_err(|name| *name)
     }
 
-    fn parse() -> Result<FontSet, &'static str> {
-        let faces = SPECS
+    /// The bundled faces and a layout's own (the bundled set itself when it names none).
+    pub(crate) fn with_brand(brand: &[BrandFont]) -> Result<Arc<FontSet>, &'static str> {
+        if brand.is_empty() {
+            return FontSet::get().cloned();
+        }
+        FontSet::parse(brand).map(Arc::new)
+    }
+
+    fn parse(brand: &[BrandFont]) -> Result<FontSet, &'static str> {
+        let specs = SPECS
             .iter()
-            .map(|spec| {
-                let face = Face::from_slice(spec.data, 0).ok_or(spec.ps_name)?;
+            .map(|spec| (spec.ps_name, spec.data, spec.emoji))
+            .chain(brand.iter().map(|b| (b.ps_name, b.data, false)));
+        let faces = specs
+            .map(|(ps_name, data, emoji)| {
+                let face = Face::from_slice(data, 0).ok_or(ps_name)?;
                 Ok::<_, &'static str>(FontFace {
-                    ps_name: spec.ps_name,
-                    data: spec.data,
+                    ps_name,
+                    data,
                     units_per_em: f32::from(face.units_per_em() as u16),
                     cff: face.tables().cff.is_some(),
-                    emoji: spec.emoji,
+                    emoji,
                     face,
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let brand_chains = brand
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let bundled = if b.bold { &BOLD_CHAIN } else { &REGULAR_CHAIN };
+                let own = (FACE_COUNT + i) as FaceId;
+                std::iter::once(own)
+                    .chain(bundled.iter().copied())
+                    .collect()
+            })
+            .collect();
         Ok(FontSet {
             faces,
+            brand_chains,
             plans: RwLock::new(HashMap::new()),
         })
     }
@@ -183,10 +284,11 @@ impl FontSet {
         &self.faces[usize::from(id)]
     }
 
-    pub(crate) fn chain(style: Style) -> &'static [FaceId] {
+    pub(crate) fn chain(&self, style: Style) -> &[FaceId] {
         match style {
             Style::Regular => &REGULAR_CHAIN,
             Style::Bold => &BOLD_CHAIN,
+            Style::Brand(i) => &self.brand_chains[usize::from(i)],
         }
     }
 
@@ -207,7 +309,7 @@ impl FontSet {
                 .chars()
                 .all(|c| is_default_ignorable(c) || face.has_char(c))
         };
-        let chain = Self::chain(style);
+        let chain = self.chain(style);
         if cluster.contains('\u{FE0F}')
             && let Some(&id) = chain.iter().find(|&&id| self.face(id).emoji)
             && covers(id)

@@ -8,10 +8,12 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use rustybuzz::ttf_parser::GlyphId;
 
 use super::fonts::{FontSet, PRIMARY_BOLD, Style};
+use super::image::{Fit, Image};
 pub(crate) use super::layout_file::Rgb;
 use super::layout_file::{
     Align, Design, Element, Kind, Names, Paint, Piece, Template, Text, TypeStyle, Valign,
@@ -31,13 +33,23 @@ pub(crate) struct Run<'a> {
     pub(crate) colour: Rgb,
 }
 
-/// A filled rectangle.
+/// A rectangle filled with a colour or an image.
 pub(crate) struct Block {
     pub(crate) x: f32,
     pub(crate) y: f32,
     pub(crate) w: f32,
     pub(crate) h: f32,
-    pub(crate) colour: Rgb,
+    pub(crate) fill: Fill,
+}
+
+/// What fills a [`Block`].
+pub(crate) enum Fill {
+    Colour(Rgb),
+    /// The image, placed in the block by `fit` (and cut at its edges).
+    Image {
+        image: Arc<Image>,
+        fit: Fit,
+    },
 }
 
 /// The QR code: its top-left corner and size in points, and its modules.
@@ -303,7 +315,17 @@ pub(crate) fn compose<'a>(
                 y,
                 w,
                 h,
-                colour: paint(*colour),
+                fill: Fill::Colour(paint(*colour)),
+            }),
+            Kind::Image { image, fit } => page.out.blocks.push(Block {
+                x,
+                y,
+                w,
+                h,
+                fill: Fill::Image {
+                    image: Arc::clone(image),
+                    fit: *fit,
+                },
             }),
             Kind::Qr {
                 content: template,
@@ -435,7 +457,7 @@ impl<'a> Page<'a> {
                 y: baseline + rule.offset * self.s,
                 w: rule.width * self.s,
                 h: rule.height * self.s,
-                colour: paint(rule.colour),
+                fill: Fill::Colour(paint(rule.colour)),
             });
         }
         if rows == 1 && lines.len() > 1 {

@@ -6,16 +6,18 @@
 //! not one, a placeholder nothing fills) is a [`LayoutError`] naming the file, the line and
 //! the key, so a deployment fails at start and never per job.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::ops::Range;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::fonts::Style;
+use super::fonts::{BrandFont, MAX_BRAND_FONTS, Style};
+use super::image::{self, Fit, Image};
 use super::model::BadgeType;
 
 /// Today's badge, 4 in × 3 in, as a layout file: what [`Renderer::new`](super::Renderer::new)
@@ -284,8 +286,18 @@ pub(crate) struct Names {
 pub(crate) enum Kind {
     Text(Text),
     Names(Names),
-    Qr { content: Template, colour: Paint },
-    Rect { colour: Paint },
+    Qr {
+        content: Template,
+        colour: Paint,
+    },
+    Rect {
+        colour: Paint,
+    },
+    /// An image, decoded at load and shared by every badge.
+    Image {
+        image: Arc<Image>,
+        fit: Fit,
+    },
 }
 
 /// A positioned element.
@@ -318,6 +330,8 @@ pub struct Design {
     pub(crate) elements: Vec<Element>,
     /// Every `args.KEY` the layout prints.
     pub(crate) fields: Vec<String>,
+    /// The fonts the layout names (`[fonts]`), in the order [`Style::Brand`] indexes them.
+    pub(crate) fonts: Vec<BrandFont>,
 }
 
 impl Design {
@@ -344,9 +358,14 @@ impl Design {
         .expect("the bundled default layout is valid")
     }
 
-    /// Validates `source`, the text of `file`; file names in it are relative to `_dir`.
-    pub fn parse(file: &str, source: &str, _dir: &Path) -> Result<Design, LayoutError> {
-        let checker = Checker { file, source };
+    /// Validates `source`, the text of `file`; file names in it are relative to `dir`.
+    pub fn parse(file: &str, source: &str, dir: &Path) -> Result<Design, LayoutError> {
+        let mut checker = Checker {
+            file,
+            source,
+            dir,
+            fonts: Vec::new(),
+        };
         let raw: RawLayout = toml::from_str(source).map_err(|e| {
             let line = e.span().map_or(0, |span| checker.line(span.start));
             LayoutError {
@@ -356,6 +375,7 @@ impl Design {
                 message: e.message().trim().to_string(),
             }
         })?;
+        checker.fonts = checker.load_fonts(&raw.fonts)?;
         checker.design(raw)
     }
 
@@ -429,6 +449,9 @@ struct RawLayout {
     types: Vec<Spanned<RawType>>,
     #[serde(default, rename = "element")]
     elements: Vec<Spanned<RawElement>>,
+    /// Font name -> file, relative to the layout.
+    #[serde(default)]
+    fonts: BTreeMap<String, Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -506,12 +529,19 @@ struct RawElement {
     line_height: Option<Spanned<f32>>,
     // qr
     content: Option<Spanned<String>>,
+    // image
+    file: Option<Spanned<String>>,
+    fit: Option<Spanned<Fit>>,
 }
 
 /// Validation with the source at hand, to turn byte offsets into lines.
 struct Checker<'a> {
     file: &'a str,
     source: &'a str,
+    /// The layout file's folder: image and font files are relative to it.
+    dir: &'a Path,
+    /// The fonts of `[fonts]`, once read.
+    fonts: Vec<BrandFont>,
 }
 
 impl Checker<'_> {
@@ -603,7 +633,44 @@ impl Checker<'_> {
             types,
             elements,
             fields: fields.into_iter().collect(),
+            fonts: self.fonts.clone(),
         })
+    }
+
+    /// Reads and checks each font of `[fonts]`.
+    fn load_fonts(
+        &self,
+        raw: &BTreeMap<String, Spanned<String>>,
+    ) -> Result<Vec<BrandFont>, LayoutError> {
+        if let Some((name, file)) = raw.iter().nth(MAX_BRAND_FONTS) {
+            return Err(self.error(
+                file.span(),
+                &format!("fonts.{name}"),
+                format!("a layout may name at most {MAX_BRAND_FONTS} fonts"),
+            ));
+        }
+        raw.iter()
+            .map(|(name, file)| {
+                let key = format!("fonts.{name}");
+                if ["regular", "bold"].contains(&name.as_str()) || !is_key(name) {
+                    return Err(self.error(
+                        file.span(),
+                        &key,
+                        format!(
+                            "{name:?} cannot name a font: use letters, digits, '-' or '_', \
+                             other than the bundled \"regular\" and \"bold\""
+                        ),
+                    ));
+                }
+                let path = self.dir.join(file.get_ref());
+                std::fs::read(&path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))
+                    .and_then(|bytes| {
+                        BrandFont::new(name, bytes).map_err(|e| format!("{}: {e}", path.display()))
+                    })
+                    .map_err(|m| self.error(file.span(), &key, m))
+            })
+            .collect()
     }
 
     fn positive(&self, length: &Spanned<Length>, key: &str) -> Result<f32, LayoutError> {
@@ -654,11 +721,21 @@ impl Checker<'_> {
         match font.as_ref().map(|f| f.get_ref().as_str()) {
             None | Some("regular") => Ok(Style::Regular),
             Some("bold") => Ok(Style::Bold),
-            Some(other) => Err(self.error(
-                font.as_ref().map_or(0..0, Spanned::span),
-                key,
-                format!("unknown font {other:?}: expected \"regular\" or \"bold\""),
-            )),
+            Some(other) => match self.fonts.iter().position(|f| f.name == other) {
+                // At most MAX_BRAND_FONTS: the index fits.
+                Some(i) => Ok(Style::Brand(i as u8)),
+                None => Err(self.error(
+                    font.as_ref().map_or(0..0, Spanned::span),
+                    key,
+                    format!(
+                        "unknown font {other:?}: expected \"regular\", \"bold\"{}",
+                        self.fonts
+                            .iter()
+                            .map(|f| format!(" or {:?} (from [fonts])", f.name))
+                            .collect::<String>()
+                    ),
+                )),
+            },
         }
     }
 
@@ -768,7 +845,14 @@ impl Checker<'_> {
             Some((name, span)) => Err(self.error(
                 span,
                 &format!("{key}.{name}"),
-                format!("a {kind} element has no {name}"),
+                format!(
+                    "{} {kind} element has no {name}",
+                    if kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                        "an"
+                    } else {
+                        "a"
+                    }
+                ),
             )),
             None => Ok(()),
         }
@@ -805,7 +889,14 @@ impl Checker<'_> {
         ];
         let qr_keys = [("content", sp(&raw.content))];
         let size_key = [("size", raw.size.as_ref().map(Spanned::span))];
+        let image_keys = [
+            ("file", sp(&raw.file)),
+            ("fit", raw.fit.as_ref().map(Spanned::span)),
+        ];
         let kind_name = raw.kind.get_ref().as_str();
+        if matches!(kind_name, "text" | "names" | "qr" | "rect") {
+            self.only(key, kind_name, &image_keys)?;
+        }
         let kind = match kind_name {
             "text" => {
                 self.only(key, "text", &names_keys)?;
@@ -883,11 +974,21 @@ impl Checker<'_> {
                     colour: self.paint_or(&raw.colour, &format!("{key}.colour"), Paint::Type)?,
                 }
             }
+            "image" => {
+                self.only(key, "image", &text_keys)?;
+                self.only(key, "image", &names_keys)?;
+                self.only(key, "image", &qr_keys)?;
+                self.only(key, "image", &size_key)?;
+                self.only(key, "image", &[("colour", sp(&raw.colour))])?;
+                self.image(spanned, key, page)?
+            }
             other => {
                 return Err(self.error(
                     raw.kind.span(),
                     &format!("{key}.kind"),
-                    format!("unknown element kind {other:?}: expected text, names, qr or rect"),
+                    format!(
+                        "unknown element kind {other:?}: expected text, names, qr, rect or image"
+                    ),
                 ));
             }
         };
@@ -902,13 +1003,41 @@ impl Checker<'_> {
                 "a qr element needs a size",
             ));
         }
-        let bleed = if matches!(kind, Kind::Rect { .. }) {
+        let bleed = if matches!(kind, Kind::Rect { .. } | Kind::Image { .. }) {
             page.bleed
         } else {
             0.0
         };
         let (x, y) = self.placement(raw, key, page, square, bleed)?;
         Ok(Element { x, y, kind })
+    }
+
+    /// An image element: its file, read and decoded now (an SVG rasterised for the size the
+    /// element's box gives it on the page).
+    fn image(
+        &self,
+        spanned: &Spanned<RawElement>,
+        key: &str,
+        page: &Page,
+    ) -> Result<Kind, LayoutError> {
+        let raw = spanned.get_ref();
+        let Some(file) = &raw.file else {
+            return Err(self.error(
+                spanned.span(),
+                &format!("{key}.file"),
+                "an image element needs a file (PNG, JPEG or SVG, relative to the layout)",
+            ));
+        };
+        let fit = raw.fit.as_ref().map_or(Fit::Contain, |f| *f.get_ref());
+        let (x, y) = self.placement(raw, key, page, None, page.bleed)?;
+        let (_, w) = x.resolve(1.0, page.width);
+        let (_, h) = y.resolve(1.0, page.height);
+        let image = image::load(&self.dir.join(file.get_ref()), fit, (w, h))
+            .map_err(|m| self.error(file.span(), &format!("{key}.file"), m))?;
+        Ok(Kind::Image {
+            image: Arc::new(image),
+            fit,
+        })
     }
 
     fn text(

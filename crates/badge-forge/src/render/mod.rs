@@ -19,7 +19,8 @@
 //!    `templates/badge.svg`. `impose` places badges on sheets with cut marks.
 //!
 //! [`Renderer`] runs these steps; `model` holds what goes in and what can go wrong
-//! ([`Badge`], [`RenderError`], the limits), `fonts` the bundled faces and their fallback.
+//! ([`Badge`], [`RenderError`], the limits), `fonts` the bundled faces and their fallback,
+//! `image` a layout's images (decoded once, when the layout is loaded).
 //!
 //! # Fonts are compiled into the binary
 //!
@@ -39,8 +40,13 @@
 //!
 //! The cost is a larger binary (about 16 MB more) and a rebuild to change a font, which is
 //! the point: fonts are part of the design. No fontconfig, no network, no file access.
+//!
+//! A layout may add fonts of its own (`[fonts]`, files beside it): they are read and checked
+//! with the layout, once, at start, kept for the process, and tried before the bundled faces,
+//! which stay the fallback for every script.
 
 mod fonts;
+mod image;
 mod impose;
 mod layout;
 mod layout_file;

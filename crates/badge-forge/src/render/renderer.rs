@@ -1,6 +1,7 @@
 //! [`Renderer`]: validates a badge, lays it out and hands the layout to the PDF or SVG writer.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::fonts::FontSet;
 use super::layout::{self, Content, Fixed};
@@ -14,7 +15,7 @@ use super::{impose, pdf, svg, text};
 /// once) and share it (`Arc<Renderer>`); it is `Send + Sync` and rendering takes `&self`.
 pub struct Renderer {
     event: EventInfo,
-    fonts: &'static FontSet,
+    fonts: Arc<FontSet>,
     design: Design,
     fixed: Fixed,
 }
@@ -37,16 +38,16 @@ impl Renderer {
         Self::with_layout(event, Design::default_badge())
     }
 
-    /// Parses the bundled fonts (once per process) and shapes what `design` prints the same
-    /// on many badges (the event line, the type labels).
+    /// Parses the bundled fonts (once per process) and any the layout names, and shapes what
+    /// `design` prints the same on many badges (the event line, the type labels).
     ///
     /// Fails if the event title or city does not validate like a name does.
     pub fn with_layout(event: EventInfo, design: Design) -> Result<Self, RenderError> {
-        let fonts = FontSet::get().map_err(RenderError::Font)?;
+        let fonts = FontSet::with_brand(&design.fonts).map_err(RenderError::Font)?;
         let title = text::clean(Field::EventTitle, &event.title, MAX_TEXT_CHARS, true)?;
         let city = text::clean(Field::EventCity, &event.city, MAX_TEXT_CHARS, false)?;
         let event = EventInfo { title, city };
-        let fixed = Fixed::new(fonts, &design, &event)?;
+        let fixed = Fixed::new(&fonts, &design, &event)?;
         Ok(Renderer {
             event,
             fonts,
@@ -124,7 +125,7 @@ impl Renderer {
             fields: &valid.fields,
         };
         layout::compose(
-            self.fonts,
+            &self.fonts,
             &self.design,
             &self.event,
             &self.fixed,
@@ -151,7 +152,7 @@ impl Renderer {
             }],
             cut_marks: Vec::new(),
         };
-        pdf::write(self.fonts, &valid.name, &[sheet])
+        pdf::write(&self.fonts, &valid.name, &[sheet])
     }
 
     /// Imposes `badges` on as many pages of `paper` as needed (6-up 4 in × 3 in on
@@ -207,7 +208,7 @@ impl Renderer {
             });
         }
         let title = format!("{} badges ({})", self.event.title, badges.len());
-        pdf::write(self.fonts, &title, &sheets)
+        pdf::write(&self.fonts, &title, &sheets)
     }
 
     /// Renders one badge as a standalone SVG document (the web preview), from the same
@@ -225,7 +226,7 @@ impl Renderer {
             " \u{2014} {} badge, {}",
             valid.kind, self.event.title
         ));
-        svg::write(self.fonts, &layout, title)
+        svg::write(&self.fonts, &layout, title)
     }
 
     /// The ink box `[x0, y0, x1, y1]` of every glyph [`Renderer::render`] draws for `badge`,

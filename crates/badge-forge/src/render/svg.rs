@@ -13,7 +13,8 @@ use rustybuzz::ttf_parser::{GlyphId, OutlineBuilder};
 
 use super::RenderError;
 use super::fonts::{FaceId, FontSet};
-use super::layout::BadgeLayout;
+use super::image::Fit;
+use super::layout::{BadgeLayout, Fill};
 use super::qr;
 
 #[derive(Template)]
@@ -35,12 +36,21 @@ struct GlyphDef {
     d: String,
 }
 
+/// A block: a filled rectangle, or an image.
 struct SvgRect {
     x: String,
     y: String,
     w: String,
     h: String,
     fill: String,
+    image: Option<SvgImage>,
+}
+
+/// An image's file as a `data:` URI (an SVG shown as an image runs no script and loads
+/// nothing else), fitted to its box by `preserveAspectRatio`.
+struct SvgImage {
+    href: String,
+    aspect: &'static str,
 }
 
 struct SvgQr {
@@ -191,12 +201,29 @@ pub(crate) fn write(
         blocks: layout
             .blocks
             .iter()
-            .map(|b| SvgRect {
-                x: num(b.x, 2),
-                y: num(b.y, 2),
-                w: num(b.w, 2),
-                h: num(b.h, 2),
-                fill: b.colour.hex(),
+            .map(|b| {
+                let (fill, image) = match &b.fill {
+                    Fill::Colour(c) => (c.hex(), None),
+                    Fill::Image { image, fit } => (
+                        String::new(),
+                        Some(SvgImage {
+                            href: image.data_uri.clone(),
+                            aspect: match fit {
+                                Fit::Contain => "xMidYMid meet",
+                                Fit::Cover => "xMidYMid slice",
+                                Fit::Stretch => "none",
+                            },
+                        }),
+                    ),
+                };
+                SvgRect {
+                    x: num(b.x, 2),
+                    y: num(b.y, 2),
+                    w: num(b.w, 2),
+                    h: num(b.h, 2),
+                    fill,
+                    image,
+                }
             })
             .collect(),
         qrs,

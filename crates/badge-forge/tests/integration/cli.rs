@@ -1,8 +1,9 @@
 //! The CLI's commands against a database that was never migrated: each refuses with the
 //! library's schema message and the command that fixes it, not PostgreSQL's raw error; and
-//! `status` on a migrated one.
+//! `status` on a migrated one; `work` refusing a configuration the library rejects.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::support::{BADGE_FORGE, database, empty_database, output_dir};
 
@@ -61,5 +62,40 @@ async fn status_counts_jobs_per_queue_and_state() {
     assert!(
         stdout.contains("confirmations waiting for BadgeForge.PrintCenter: 0"),
         "{stdout}"
+    );
+}
+
+/// `--rescue-silence` reaches the node's configuration: a silence shorter than two gossip
+/// intervals is refused at start with the rule that bounds it, instead of running a node whose
+/// leader would take live nodes for dead.
+#[tokio::test]
+async fn work_refuses_a_rescue_silence_shorter_than_two_gossip_intervals() {
+    let (_pool, url) = database().await;
+    let output = output_dir("rescue-silence");
+    let mut child = Command::new(BADGE_FORGE)
+        .args(["work", "--rescue-silence", "1", "--output"])
+        .arg(&output)
+        .args(["--database-url", &url])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run badge-forge work");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("work ran with --rescue-silence 1 instead of refusing it");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        stderr.contains("must be at most half of rescue_silence (1s)"),
+        "{stderr}"
     );
 }

@@ -1,5 +1,5 @@
 //! `badge-forge work` through PgBouncer in transaction mode (Debian's `pgbouncer`, started on
-//! loopback by `oban_core::temp_pgbouncer`), with `--no-statement-cache`: every statement goes
+//! loopback by `oban_core::testing::TempPgBouncer`), with `--no-statement-cache`: every statement goes
 //! through the pooler, which gives the node 3 server connections for its 10 pool connections.
 //! LISTEN cannot work through such a pooler: with `--listen-url` straight to PostgreSQL the node
 //! wakes at once; without it, it says so in one line and runs on polling. Its live page and
@@ -14,7 +14,7 @@ use crate::support::{
     BADGE_FORGE, ONE_AT_A_TIME, assert_confirmed_once, count, database, free_port, get, output_dir,
     wait_for_count,
 };
-use oban_core::temp_pgbouncer::TempPgBouncer;
+use oban_core::testing::TempPgBouncer;
 use sqlx::PgPool;
 
 /// The warning the node logs once when it cannot LISTEN.

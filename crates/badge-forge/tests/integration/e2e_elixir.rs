@@ -266,9 +266,9 @@ async fn bad_input_from_elixir_is_discarded_and_the_rest_of_the_batch_prints() {
     assert!(status.success());
     peer.stop();
     let expected = |case: &str| match case {
-        "missing_name" => "missing key \"name\"",
-        "name_not_string" => "\"name\" must be a string",
-        "missing_type" => "missing key \"type\"",
+        "missing_name" => "missing field `name`",
+        "name_not_string" => "name: invalid type",
+        "missing_type" => "missing field `type`",
         "unknown_type" => "badge type \"v/ip\" must be",
         "name_10kb" => "long",
         "empty_name" => "name",

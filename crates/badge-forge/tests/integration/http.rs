@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::support::{Response, get};
 use badge_forge::worker::QUEUE_LIMIT;
-use oban_core::temp_postgres::fresh_database;
+use oban_core::testing::fresh_database;
 use oban_core::{Prefix, schema};
 use serde_json::{Value, json};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

@@ -1,12 +1,12 @@
 //! Layout files: the default one draws today's badge where today's code drew it, the example
-//! layouts draw what they say (read back with poppler: word boxes, pixels, page boxes), and
-//! every kind of bad layout is one error naming the file, the line and the key.
+//! layouts draw what they say (read back with poppler: word boxes, pixels, page boxes, images,
+//! fonts), and every kind of bad layout is one error naming the file, the line and the key.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use badge_forge::render::{Badge, Design, EventInfo, RenderError, Renderer};
+use badge_forge::render::{Badge, Design, EventInfo, Paper, RenderError, Renderer};
 
 use super::render::{assert_text_contains, poppler, poppler_info, run, words};
 use crate::support::{BADGE_FORGE, output_dir};
@@ -158,17 +158,15 @@ fn press_and_volunteer_bands_are_in_their_colours_and_unknown_types_use_the_defa
 
 #[test]
 fn a_required_field_and_a_closed_type_are_permanent_errors_per_badge() {
-    let dir = output_dir("layout-required");
-    let path = dir.join("required.toml");
     let source = std::fs::read_to_string(layout_path("pronouns.toml"))
         .unwrap()
         .replace(
             "text = \"{args.pronouns}\"",
             "text = \"{args.pronouns}\"\nrequired = true",
         );
-    std::fs::write(&path, source).unwrap();
-    let renderer =
-        Renderer::with_layout(EventInfo::default(), Design::load(&path).unwrap()).unwrap();
+    // Beside the example, whose logo and font it uses.
+    let design = Design::parse("required.toml", &source, &layout_path("")).unwrap();
+    let renderer = Renderer::with_layout(EventInfo::default(), design).unwrap();
     let err = renderer.render(&badge("Ada", "attendee", &[])).unwrap_err();
     assert_eq!(
         err,
@@ -230,9 +228,15 @@ fn the_a6_layout_has_its_size_and_its_background_runs_into_the_bleed() {
     expect("BleedBox:", 0.0, 0.0, w + 2.0 * b, h + 2.0 * b);
     expect("MediaBox:", 0.0, 0.0, w + 2.0 * b, h + 2.0 * b);
     assert!(info.contains("Pages:           1"), "{info}");
-    // The background tint at the paper's very edge (in the bleed), the speaker's colour in
-    // the header, and the title and name where the file puts them.
-    assert_eq!(pixel(&pdf, 1, 300), [0xf4, 0xf1, 0xde]);
+    // The background image at the paper's very edge (in the bleed: its light sand, not the
+    // paper's white), the speaker's colour in the header, and the title and name where the
+    // file puts them.
+    let [r, g, b_] = pixel(&pdf, 1, 300);
+    assert!(
+        (215..=245).contains(&r) && (220..=245).contains(&g) && (220..=240).contains(&b_),
+        "{:?}",
+        [r, g, b_]
+    );
     assert_eq!(pixel(&pdf, 1, 1), [0x9b, 0x22, 0x26]);
     let found = words(&pdf);
     let title = &found.iter().find(|(t, _)| t == "Oban").unwrap().1;
@@ -382,4 +386,326 @@ fn the_cli_takes_a_layout_and_whole_args_and_refuses_a_bad_layout_at_start() {
         );
         assert!(!dir.join("never.pdf").exists());
     }
+}
+
+/// `pdfimages -list`'s rows: (page, type, width, height, object id), type being `image`,
+/// `smask` or `stencil` (the QR code's mask).
+fn images(pdf: &[u8]) -> Vec<(u32, String, u32, u32, u32)> {
+    let list = String::from_utf8(run("pdfimages", &["-list"], pdf, false)).unwrap();
+    list.lines()
+        .skip(2)
+        .map(|row| {
+            let c: Vec<&str> = row.split_whitespace().collect();
+            let n = |i: usize| c[i].parse::<u32>().unwrap();
+            (n(0), c[2].to_string(), n(3), n(4), n(10))
+        })
+        .collect()
+}
+
+/// Whether two colours are within `tolerance` per channel.
+fn near(a: [u8; 3], b: [u8; 3], tolerance: u8) -> bool {
+    a.iter().zip(b).all(|(x, y)| x.abs_diff(y) <= tolerance)
+}
+
+#[test]
+fn the_logo_is_one_image_of_its_box_drawn_where_the_file_says() {
+    let pdf = renderer("pronouns.toml")
+        .render(&badge("Ada Lovelace", "attendee", &[]))
+        .unwrap();
+    let found = images(&pdf);
+    // The SVG logo, rasterised at 300 dpi for its 60 × 20 pt box, with its transparency as a
+    // soft mask; and the QR code's stencil.
+    let image: Vec<_> = found.iter().filter(|i| i.1 == "image").collect();
+    assert_eq!(image.len(), 1, "{found:?}");
+    assert_eq!((image[0].2, image[0].3), (250, 84), "{found:?}");
+    assert!(
+        found
+            .iter()
+            .any(|i| i.1 == "smask" && (i.2, i.3) == (250, 84))
+    );
+    assert!(found.iter().any(|i| i.1 == "stencil"));
+    // The logo's blue disc left of its lighthouse, at (18 + 3, 16 + 10) pt; white paper
+    // left of the logo's box and between it and the event line.
+    assert!(
+        near(pixel(&pdf, 21, 26), [0x1d, 0x5f, 0xa8], 6),
+        "{:?}",
+        pixel(&pdf, 21, 26)
+    );
+    assert_eq!(pixel(&pdf, 12, 26), [255, 255, 255]);
+    assert_eq!(pixel(&pdf, 81, 26), [255, 255, 255]);
+    // The event line moved right of the logo.
+    let words = words(&pdf);
+    let oban = &words.iter().find(|(t, _)| t == "Oban").unwrap().1;
+    assert!((oban[0] - 84.0).abs() < 1.0, "{oban:?}");
+}
+
+#[test]
+fn a_sheet_of_many_badges_holds_the_image_once() {
+    let renderer = renderer("pronouns.toml");
+    let badges: Vec<Badge> = (0..13)
+        .map(|i| Badge {
+            id: format!("s-{i}"),
+            ..badge("Ada Lovelace", "attendee", &[])
+        })
+        .collect();
+    let sheet = renderer.render_sheet(&badges, Paper::Letter).unwrap();
+    let found = images(&sheet);
+    let logos: Vec<_> = found.iter().filter(|i| i.1 == "image").collect();
+    // Drawn on every badge of the three pages, from one object.
+    assert_eq!(logos.len(), 13, "{found:?}");
+    assert_eq!(logos.iter().map(|i| i.0).max(), Some(3));
+    let objects: std::collections::BTreeSet<u32> = logos.iter().map(|i| i.4).collect();
+    assert_eq!(objects.len(), 1, "{found:?}");
+    // So the sheet is far smaller than thirteen badges' PDFs, each with its copy.
+    let one = renderer
+        .render(&badge("Ada Lovelace", "attendee", &[]))
+        .unwrap();
+    assert!(
+        sheet.len() < 4 * one.len(),
+        "{} vs {}",
+        sheet.len(),
+        one.len()
+    );
+}
+
+#[test]
+fn the_brand_font_is_embedded_and_noto_prints_what_it_lacks() {
+    let event = EventInfo {
+        title: "Oban Conf 東京".into(),
+        city: "Łódź".into(),
+    };
+    let design = Design::load(&layout_path("pronouns.toml")).unwrap();
+    let renderer = Renderer::with_layout(event, design).unwrap();
+    let pdf = renderer
+        .render(&badge("محمد Lee", "volunteer", &[]))
+        .unwrap();
+    let fonts = poppler_info("pdffonts", &pdf);
+    // The title and the type label in League Spartan (a subset); the CJK of the title, which
+    // it lacks, in Noto's CJK face, and the name in Noto as before.
+    for face in [
+        "+LeagueSpartan-Bold",
+        "+NotoSansCJKsc-Bold",
+        "+NotoSansArabic-Bold",
+    ] {
+        assert!(fonts.contains(face), "no {face}:\n{fonts}");
+    }
+    assert_text_contains(&pdf, &["Oban Conf 東京", "Łódź", "VOLUNTEER", "محمد"]);
+    // The label is in the brand font: its word is set in League Spartan's own widths,
+    // which differ from Noto Sans Bold's.
+    let noto = Renderer::with_layout(
+        EventInfo::default(),
+        Design::parse(
+            "noto.toml",
+            &std::fs::read_to_string(layout_path("pronouns.toml"))
+                .unwrap()
+                .replace("font = \"brand\"", "font = \"bold\""),
+            &layout_path(""),
+        )
+        .unwrap(),
+    )
+    .unwrap()
+    .render(&badge("Ada", "press", &[]))
+    .unwrap();
+    let brand = renderer.render(&badge("Ada", "press", &[])).unwrap();
+    let width = |pdf: &[u8]| {
+        let w = &words(pdf)
+            .into_iter()
+            .find(|(t, _)| t == "PRESS")
+            .unwrap()
+            .1;
+        w[2] - w[0]
+    };
+    assert!(
+        (width(&brand) - width(&noto)).abs() > 1.0,
+        "{} vs {}",
+        width(&brand),
+        width(&noto)
+    );
+    assert!(!poppler_info("pdffonts", &noto).contains("LeagueSpartan"));
+}
+
+#[test]
+fn the_a6_background_is_one_image_covering_the_paper() {
+    let pdf = renderer_for_a6()
+        .render(&badge("Zoë Ångström", "attendee", &[]))
+        .unwrap();
+    let found = images(&pdf);
+    let image: Vec<_> = found.iter().filter(|i| i.1 == "image").collect();
+    // The PNG as it is: 210 × 294 pixels, opaque (no soft mask).
+    assert_eq!(image.len(), 1, "{found:?}");
+    assert_eq!((image[0].2, image[0].3), (210, 294));
+    assert!(!found.iter().any(|i| i.1 == "smask"), "{found:?}");
+    // It reaches every corner of the paper below the header band.
+    let mm = 72.0 / 25.4;
+    let (w, h) = ((111.0 * mm) as u32, (154.0 * mm) as u32);
+    for (x, y) in [(0, h - 1), (w - 1, h - 1), (0, 120), (w - 1, 120)] {
+        assert_ne!(pixel(&pdf, x, y), [255, 255, 255], "({x}, {y})");
+    }
+}
+
+#[test]
+fn the_preview_draws_the_images_too() {
+    for (name, mime, aspect) in [
+        ("pronouns.toml", "image/svg+xml", "xMidYMid meet"),
+        ("a6-portrait.toml", "image/png", "xMidYMid slice"),
+    ] {
+        let svg = renderer(name)
+            .render_svg(&badge("Ada", "attendee", &[]))
+            .unwrap();
+        let doc = roxmltree::Document::parse(&svg).unwrap();
+        let image = doc
+            .descendants()
+            .find(|n| n.has_tag_name("image"))
+            .unwrap_or_else(|| panic!("{name}: no <image>"));
+        assert!(
+            image
+                .attribute("href")
+                .unwrap()
+                .starts_with(&format!("data:{mime};base64,")),
+            "{name}"
+        );
+        assert_eq!(image.attribute("preserveAspectRatio"), Some(aspect));
+    }
+}
+
+#[test]
+fn every_bad_image_or_font_is_one_error_naming_file_line_and_key() {
+    // Files beside no layout: each case names them by their full path.
+    let dir = output_dir("layout-bad-files");
+    std::fs::write(dir.join("notes.txt"), "not an image, nor a font\n").unwrap();
+    std::fs::write(
+        dir.join("broken.png"),
+        b"\x89PNG\r\n\x1a\nthen nothing that decodes",
+    )
+    .unwrap();
+    std::fs::write(dir.join("broken.otf"), b"OTTO and nothing more").unwrap();
+    let base = std::fs::read_to_string(layout_path("default.toml")).unwrap();
+    let image = |extra: &str| {
+        format!(
+            "{base}\n[[element]]\nkind = \"image\"\nleft = 0\ntop = 0\nwidth = 50\nheight = 20\n{extra}\n"
+        )
+    };
+    let font = |file: &str| {
+        base.replacen(
+            "[band]",
+            &format!("[fonts]\nbrand = \"{file}\"\n\n[band]"),
+            1,
+        )
+    };
+    let beside = |file: &str| dir.join(file).display().to_string();
+    let last = base.matches("[[element]]").count();
+    let cases = [
+        (
+            "image-missing",
+            image("file = \"logo.svg\""),
+            "file = ",
+            format!("element[{last}].file: cannot read "),
+        ),
+        (
+            "image-not-an-image",
+            image(&format!("file = \"{}\"", beside("notes.txt"))),
+            "file = ",
+            format!("element[{last}].file: {} is not a PNG, JPEG or SVG image", beside("notes.txt")),
+        ),
+        (
+            "image-broken-png",
+            image(&format!("file = \"{}\"", beside("broken.png"))),
+            "file = ",
+            format!("element[{last}].file: {}: not a readable PNG", beside("broken.png")),
+        ),
+        (
+            "image-without-file",
+            image("fit = \"cover\""),
+            "[[element]]",
+            format!("element[{last}].file: an image element needs a file"),
+        ),
+        (
+            "image-with-colour",
+            image(&format!("file = \"{}\"\ncolour = \"#ffffff\"", beside("notes.txt"))),
+            "colour = \"#ffffff\"",
+            format!("element[{last}].colour: an image element has no colour"),
+        ),
+        (
+            "image-bad-fit",
+            image(&format!("file = \"{}\"\nfit = \"fill\"", beside("notes.txt"))),
+            "fit = ",
+            "unknown variant `fill`".to_string(),
+        ),
+        (
+            "font-missing",
+            font("Brand.otf"),
+            "brand = ",
+            "fonts.brand: cannot read ".to_string(),
+        ),
+        (
+            "font-not-a-font",
+            font(&beside("notes.txt")),
+            "brand = ",
+            format!("fonts.brand: {}: not a TrueType or OpenType font", beside("notes.txt")),
+        ),
+        (
+            "font-broken",
+            font(&beside("broken.otf")),
+            "brand = ",
+            format!("fonts.brand: {}: not a TrueType or OpenType font", beside("broken.otf")),
+        ),
+        (
+            "font-unknown-name",
+            font(&layout_path("assets/LeagueSpartan-Bold.otf").display().to_string())
+                .replace("font = \"bold\"\nspans", "font = \"brnad\"\nspans"),
+            "font = \"brnad\"",
+            "element[0].font: unknown font \"brnad\": expected \"regular\", \"bold\" or \"brand\" (from [fonts])".to_string(),
+        ),
+    ];
+    for (name, source, at, message) in cases {
+        let line = source[..source.rfind(at).unwrap()].matches('\n').count() + 1;
+        let (file, err) = load_error(name, &source);
+        let prefix = format!("{file}:{line}: ");
+        assert!(
+            err.starts_with(&prefix),
+            "{name}: {err}\nwanted prefix {prefix}"
+        );
+        assert!(err.contains(&message), "{name}: {err}\nwanted {message}");
+    }
+}
+
+#[test]
+fn a_jpeg_is_embedded_as_it_is() {
+    // A 40 × 30 px JPEG of one orange, beside a layout that stretches it over the badge's top
+    // half.
+    let dir = output_dir("layout-jpeg");
+    let photo = dir.join("photo.jpg");
+    let orange = [0xe0u8, 0x7a, 0x10];
+    let pixels: Vec<u8> = orange.iter().copied().cycle().take(40 * 30 * 3).collect();
+    jpeg_encoder::Encoder::new_file(&photo, 90)
+        .unwrap()
+        .encode(&pixels, 40, 30, jpeg_encoder::ColorType::Rgb)
+        .unwrap();
+    let source = std::fs::read_to_string(layout_path("default.toml")).unwrap()
+        + "\n[[element]]\nkind = \"image\"\nfile = \"photo.jpg\"\nfit = \"stretch\"\n\
+           left = 0\nright = 0\ntop = 0\nheight = 108\n";
+    let design = Design::parse("photo.toml", &source, &dir).unwrap();
+    let pdf = Renderer::with_layout(EventInfo::default(), design)
+        .unwrap()
+        .render(&badge("Ada Lovelace", "attendee", &[]))
+        .unwrap();
+    let list = String::from_utf8(run("pdfimages", &["-list"], &pdf, false)).unwrap();
+    let row = list
+        .lines()
+        .find(|l| l.contains(" image "))
+        .unwrap_or_else(|| panic!("no image:\n{list}"));
+    // The file's own DCT data (`enc` jpeg), not samples decoded and compressed again.
+    let c: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(
+        (c[3], c[4], c[5], c[8]),
+        ("40", "30", "rgb", "jpeg"),
+        "{row}"
+    );
+    assert!(pdf.windows(9).any(|w| w == b"DCTDecode"));
+    assert!(
+        near(pixel(&pdf, 144, 54), orange, 6),
+        "{:?}",
+        pixel(&pdf, 144, 54)
+    );
+    assert_eq!(pixel(&pdf, 284, 112), [255, 255, 255]);
 }

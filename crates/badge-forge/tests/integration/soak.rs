@@ -12,11 +12,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::support::{ONE_AT_A_TIME, RustNode, count, database, output_dir};
+use badge_forge::badge_args::BadgeArgs;
 use badge_forge::fake_badges::fake_badges;
 use badge_forge::worker::GenerateBadge;
 use oban_core::worker::Worker;
 use oban_core::{Client, Prefix};
-use serde_json::json;
 use sqlx::PgPool;
 
 /// `application_name` of the node's connections, to count them.
@@ -254,15 +254,7 @@ async fn feed(pool: PgPool, total: i64) {
             let n = BATCH.min(total - fed);
             let jobs: Vec<_> = fake_badges(n as usize, fed as u64)
                 .iter()
-                .map(|badge| {
-                    GenerateBadge::new_job(&json!({
-                        "id": badge.id,
-                        "name": badge.name,
-                        "company": badge.company,
-                        "type": badge.badge_type.to_string(),
-                    }))
-                    .unwrap()
-                })
+                .map(|badge| GenerateBadge::new_job(&BadgeArgs::of(badge)).unwrap())
                 .collect();
             client.insert_all(&jobs).await.unwrap();
             fed += n;

@@ -1,6 +1,7 @@
-//! The GenerateBadge worker on a real PostgreSQL: the happy path as Elixir enqueues it, every
-//! bad input, the confirmation committed with the completion, and disk errors (a real tmpfs,
-//! full, then read-only).
+//! The GenerateBadge worker, through oban-core's testing helpers: every bad input and disk
+//! errors (a real tmpfs, full, then read-only) with `perform_job`, as a node would end them;
+//! jobs as Elixir enqueues them drained from a real PostgreSQL, their confirmations found
+//! with `assert_enqueued`; and a node dying between render and commit, rescued by another.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -10,34 +11,49 @@ use std::time::Duration;
 
 use badge_forge::output::OutputDir;
 use badge_forge::render::{EventInfo, Renderer};
-use badge_forge::worker::GenerateBadge;
+use badge_forge::worker::{GenerateBadge, PRINT_CENTER, PRINT_QUEUE};
+use oban_core::backoff::base_backoff;
 use oban_core::config::{Config, QueueConfig};
+use oban_core::drain::{DrainCounts, DrainOptions};
+use oban_core::insert::NewJob;
+use oban_core::job::JobState;
+use oban_core::jobs::JobFilter;
 use oban_core::node::{Node, NodeHandle};
-use oban_core::temp_postgres::fresh_database;
-use oban_core::{Prefix, schema};
+use oban_core::testing::{
+    all_enqueued, assert_enqueued, perform_attempt, perform_job, refute_enqueued,
+};
+use oban_core::worker::{Registry, Worker};
+use oban_core::{Client, Prefix};
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
+
+use crate::support::{database, output_dir, pdftotext, wait_for_count};
 
 /// `Oban.insert_all` of a GenerateBadge job, as Elixir's `enqueue_batch` writes it.
 const ELIXIR_INSERT: &str = "INSERT INTO oban_jobs (args, attempt, errors, max_attempts, meta, queue, state, tags, worker) \
      VALUES ($1, 0, '{}', 20, '{}', 'badges', 'available', '{}', 'badge_forge.generator.GenerateBadge') RETURNING id";
 
-async fn database() -> PgPool {
-    let url = fresh_database().await.expect("a test database");
-    let pool = PgPoolOptions::new()
-        .max_connections(10)
-        .connect(&url)
-        .await
-        .unwrap();
-    schema::migrate(&pool, &Prefix::default()).await.unwrap();
-    pool
+/// A worker writing into `dir`.
+fn generate_badge(dir: &Path) -> GenerateBadge {
+    let renderer = Arc::new(Renderer::new(EventInfo::default()).unwrap());
+    let output = OutputDir::create(dir, false).unwrap();
+    GenerateBadge::new(renderer, output, Arc::default())
 }
 
-fn output_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("bf-worker-{name}-{}", rand::random::<u32>()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A badge job with `args` as given, however wrong (`new_job` takes only args that decode),
+/// with the worker's options.
+fn badge_job(args: &Value) -> NewJob {
+    let options = GenerateBadge::OPTIONS;
+    NewJob::new(GenerateBadge::NAME, args)
+        .unwrap()
+        .queue(options.queue)
+        .max_attempts(options.max_attempts)
+        .priority(options.priority)
+}
+
+/// The PrintCenter confirmations waiting to run.
+fn confirmations() -> JobFilter {
+    JobFilter::all().worker(PRINT_CENTER).queue(PRINT_QUEUE)
 }
 
 async fn start(pool: &PgPool, dir: &Path, rescue_after: Duration) -> NodeHandle {
@@ -50,11 +66,9 @@ async fn start(pool: &PgPool, dir: &Path, rescue_after: Duration) -> NodeHandle 
         rescue_after,
         ..Config::default()
     };
-    let renderer = Arc::new(Renderer::new(EventInfo::default()).unwrap());
-    let output = OutputDir::create(dir, false).unwrap();
     Node::builder(pool.clone())
         .config(config)
-        .worker(GenerateBadge::new(renderer, output, Arc::default()))
+        .worker(generate_badge(dir))
         .unwrap()
         .start()
         .await
@@ -69,35 +83,11 @@ async fn enqueue(pool: &PgPool, args: Value) -> i64 {
         .unwrap()
 }
 
-async fn wait_for(pool: &PgPool, what: &str, query: &'static str, want: i64) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let got: i64 = sqlx::query_scalar(query).fetch_one(pool).await.unwrap();
-        if got == want {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}: {got} != {want}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn pdftotext(path: &str) -> String {
-    let out = Command::new("pdftotext")
-        .args([path, "-"])
-        .output()
-        .expect("pdftotext (poppler-utils) must be installed: run scripts/ensure-deps");
-    assert!(out.status.success(), "pdftotext failed on {path}");
-    String::from_utf8(out.stdout).unwrap()
-}
-
 #[tokio::test]
 async fn renders_writes_and_confirms_to_print_center_in_one_step() {
-    let pool = database().await;
+    let (pool, _) = database().await;
+    let client = Client::new(pool.clone(), Prefix::default());
     let dir = output_dir("happy");
-    let node = start(&pool, &dir, Duration::from_secs(300)).await;
     let id = enqueue(
         &pool,
         json!({"id": "7f1c", "name": "Zoë Saldaña", "company": "Acme", "type": "speaker"}),
@@ -108,42 +98,34 @@ async fn renders_writes_and_confirms_to_print_center_in_one_step() {
         json!({"badge_id": 99, "name": "Ada", "company": "", "type": "organizer", "x": true}),
     )
     .await;
-    wait_for(
-        &pool,
-        "two confirmations",
-        "SELECT count(*) FROM oban_jobs WHERE queue = 'printing'",
-        2,
-    )
-    .await;
-    node.shutdown().await;
+    let mut registry = Registry::default();
+    registry.register(generate_badge(&dir)).unwrap();
+    let both_completed = DrainCounts {
+        success: 2,
+        ..DrainCounts::default()
+    };
+    let drained = client.drain_queue("badges", &registry, DrainOptions::default());
+    assert_eq!(drained.await.unwrap(), both_completed);
 
-    let states: Vec<String> =
-        sqlx::query_scalar("SELECT state::text FROM oban_jobs WHERE id = ANY($1)")
-            .bind(vec![id, legacy])
-            .fetch_all(&pool)
-            .await
-            .unwrap();
-    assert_eq!(states, ["completed", "completed"]);
-    let confirmations: Vec<(String, String, Value, i32)> = sqlx::query_as(
-        "SELECT worker, state::text, args, max_attempts FROM oban_jobs WHERE queue = 'printing' ORDER BY args->>'id'",
-    )
-    .fetch_all(&pool)
-    .await
-    .unwrap();
+    for id in [id, legacy] {
+        let state = client.get_job(id).await.unwrap().unwrap().state.0;
+        assert_eq!(state, JobState::Completed, "job {id}");
+    }
+    assert_eq!(
+        all_enqueued(&client, &confirmations()).await.unwrap().len(),
+        2
+    );
     let dir = std::fs::canonicalize(&dir).unwrap();
-    for ((worker, state, args, max_attempts), (badge_id, name)) in confirmations
-        .iter()
-        .zip([("7f1c", "Zoë Saldaña"), ("99", "Ada")])
-    {
+    for (badge_id, name) in [("7f1c", "Zoë Saldaña"), ("99", "Ada")] {
+        let path = dir.join(format!("badge-{badge_id}.pdf"));
+        let path = path.to_str().unwrap();
+        let args = json!({"id": badge_id, "name": name, "path": path});
+        let confirmation =
+            assert_enqueued(&client, &confirmations().args_contain(&args).unwrap()).await;
         assert_eq!(
-            (worker.as_str(), state.as_str(), *max_attempts),
-            ("BadgeForge.PrintCenter", "available", 20)
-        );
-        let path = args["path"].as_str().unwrap();
-        assert_eq!(args, &json!({"id": badge_id, "name": name, "path": path}));
-        assert_eq!(
-            PathBuf::from(path),
-            dir.join(format!("badge-{badge_id}.pdf"))
+            (confirmation.args, confirmation.max_attempts),
+            (args, 20),
+            "exactly these args, Oban's default attempts"
         );
         assert!(std::fs::read(path).unwrap().starts_with(b"%PDF-"));
         assert!(
@@ -155,18 +137,16 @@ async fn renders_writes_and_confirms_to_print_center_in_one_step() {
 
 #[tokio::test]
 async fn bad_input_is_discarded_at_once_with_a_clear_error_and_blocks_nothing() {
-    let pool = database().await;
     let dir = output_dir("bad");
-    let node = start(&pool, &dir, Duration::from_secs(300)).await;
-    let good = json!({"id": "ok1", "name": "Grace Hopper", "company": "Navy", "type": "attendee"});
+    let worker = generate_badge(&dir);
     let cases = [
         (
             json!({"id": "b1", "company": "x", "type": "attendee"}),
-            "missing key \"name\"",
+            "missing field `name`",
         ),
         (
             json!({"id": "b2", "name": ["x"], "company": "x", "type": "attendee"}),
-            "\"name\" must be a string",
+            "name: invalid type: sequence, expected a string",
         ),
         (
             json!({"id": "b3", "name": "x", "company": "x", "type": "v/ip"}),
@@ -193,41 +173,22 @@ async fn bad_input_is_discarded_at_once_with_a_clear_error_and_blocks_nothing() 
             "missing key \"id\"",
         ),
     ];
-    let mut ids = Vec::new();
-    for (args, _) in &cases {
-        ids.push(enqueue(&pool, args.clone()).await);
-    }
-    let good_id = enqueue(&pool, good).await;
-    wait_for(&pool, "every job to finish", "SELECT count(*) FROM oban_jobs WHERE queue = 'badges' AND state IN ('completed', 'discarded')", 9).await;
-    node.shutdown().await;
-    for ((_, expected), id) in cases.iter().zip(ids) {
-        let (state, attempt, errors): (String, i32, Value) = sqlx::query_as(
-            "SELECT state::text, attempt, to_jsonb(errors) FROM oban_jobs WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-        let error = errors[0]["error"]
-            .as_str()
-            .unwrap_or_default()
-            .to_lowercase();
-        assert_eq!(
-            (state.as_str(), attempt),
-            ("discarded", 1),
-            "job {id}: {error}"
-        );
+    for (args, expected) in &cases {
+        // Discarded on the first of its 5 attempts: bad input is never retried.
+        let performed = perform_job(&worker, &badge_job(args)).await;
+        let error = performed.error.unwrap_or_default().to_lowercase();
+        assert_eq!(performed.state, JobState::Discarded, "{args}: {error}");
         assert!(
             error.contains(&expected.to_lowercase()),
-            "job {id}: {error:?} should mention {expected:?}"
+            "{args}: {error:?} should mention {expected:?}"
         );
+        assert!(performed.then_insert.is_empty(), "{args}: no confirmation");
     }
-    let good_state: String = sqlx::query_scalar("SELECT state::text FROM oban_jobs WHERE id = $1")
-        .bind(good_id)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    assert_eq!(good_state, "completed");
+    // The same worker then renders a good badge.
+    let good = json!({"id": "ok1", "name": "Grace Hopper", "company": "Navy", "type": "attendee"});
+    let performed = perform_job(&worker, &badge_job(&good)).await;
+    assert_eq!(performed.state, JobState::Completed);
+    assert_eq!(performed.then_insert.len(), 1, "one confirmation");
     let files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -241,7 +202,8 @@ async fn bad_input_is_discarded_at_once_with_a_clear_error_and_blocks_nothing() 
 
 #[tokio::test]
 async fn a_node_dying_between_render_and_commit_sends_no_confirmation_and_the_retry_sends_one() {
-    let pool = database().await;
+    let (pool, _) = database().await;
+    let client = Client::new(pool.clone(), Prefix::default());
     let dir = output_dir("crash");
     // The ack statement (completion + confirmation) fails while this trigger exists, as if the
     // node died after writing the PDF and before committing.
@@ -272,18 +234,9 @@ async fn a_node_dying_between_render_and_commit_sends_no_confirmation_and_the_re
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     node.shutdown().await;
-    let (state, confirmations): (String, i64) = sqlx::query_as(
-        "SELECT (SELECT state::text FROM oban_jobs WHERE id = $1), (SELECT count(*) FROM oban_jobs WHERE queue = 'printing')",
-    )
-    .bind(id)
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    assert_eq!(
-        (state.as_str(), confirmations),
-        ("executing", 0),
-        "no confirmation without the completion"
-    );
+    let state = client.get_job(id).await.unwrap().unwrap().state.0;
+    assert_eq!(state, JobState::Executing, "left for the lifeline");
+    refute_enqueued(&client, &confirmations()).await;
 
     // The database is back; another node rescues the orphan and the retry confirms once.
     sqlx::query("DROP TRIGGER refuse ON oban_jobs")
@@ -291,44 +244,35 @@ async fn a_node_dying_between_render_and_commit_sends_no_confirmation_and_the_re
         .await
         .unwrap();
     let node = start(&pool, &dir, Duration::from_millis(500)).await;
-    wait_for(
+    wait_for_count(
         &pool,
         "the rescued badge to complete",
         "SELECT count(*) FROM oban_jobs WHERE queue = 'badges' AND state = 'completed'",
         1,
+        Duration::from_secs(20),
     )
     .await;
     node.shutdown().await;
-    let confirmations: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM oban_jobs WHERE queue = 'printing'")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-    assert_eq!(confirmations, 1);
+    assert_eq!(
+        all_enqueued(&client, &confirmations()).await.unwrap().len(),
+        1
+    );
 }
 
 #[tokio::test]
 async fn a_full_or_read_only_disk_retries_with_backoff_and_succeeds_once_the_disk_is_back() {
-    let pool = database().await;
     // A real file system of its own: 512 KiB of tmpfs, filled to the last page.
     let disk = Tmpfs::mount("disk", "512k");
     let filler = disk.fill();
-    let node = start(&pool, disk.path(), Duration::from_secs(300)).await;
-    let id = enqueue(
-        &pool,
-        json!({"id": "d1", "name": "Disk Full", "company": "", "type": "attendee"}),
-    )
-    .await;
+    let worker = generate_badge(disk.path());
+    let job =
+        badge_job(&json!({"id": "d1", "name": "Disk Full", "company": "", "type": "attendee"}));
+    let max_attempts = GenerateBadge::OPTIONS.max_attempts;
 
     // Disk full: the temporary file is created, its write fails with ENOSPC.
-    wait_for(
-        &pool,
-        "the first failure",
-        "SELECT count(*) FROM oban_jobs WHERE state = 'retryable' AND cardinality(errors) = 1",
-        1,
-    )
-    .await;
-    let (error, delay) = last_error(&pool, id).await;
+    let performed = perform_attempt(&worker, &job, 1).await;
+    let error = performed.error.clone().unwrap_or_default();
+    assert_eq!(performed.state, JobState::Retryable, "{error}");
     assert!(
         error.contains("writing") && error.contains("badge-d1.pdf"),
         "the error names the file: {error}"
@@ -337,77 +281,51 @@ async fn a_full_or_read_only_disk_retries_with_backoff_and_succeeds_once_the_dis
         error.contains("No space left on device"),
         "the error names the cause: {error}"
     );
-    assert!(delay >= 16.9, "retried with backoff, not at once: {delay}s");
+    let backoff = Duration::from_secs(base_backoff(1, max_attempts));
+    assert!(
+        performed.delay.unwrap() >= backoff,
+        "retried with backoff, not at once: {performed:?}"
+    );
     assert_eq!(disk.files(), ["filler"], "no partial PDF or temporary file");
 
     // Space is back but the file system is read-only: EROFS, at the temporary file's creation.
     std::fs::remove_file(filler).unwrap();
     disk.remount("ro");
-    retry_now(&pool, id).await;
-    wait_for(
-        &pool,
-        "the second failure",
-        "SELECT count(*) FROM oban_jobs WHERE state = 'retryable' AND cardinality(errors) = 2",
-        1,
-    )
-    .await;
-    let (error, delay) = last_error(&pool, id).await;
+    let performed = perform_attempt(&worker, &job, 2).await;
+    let error = performed.error.clone().unwrap_or_default();
+    assert_eq!(performed.state, JobState::Retryable, "{error}");
     assert!(
         error.contains("badge-d1.pdf") && error.contains("Read-only file system"),
         "the error names the file and the cause: {error}"
     );
-    assert!(delay >= 16.9, "retried with backoff, not at once: {delay}s");
+    let backoff = Duration::from_secs(base_backoff(2, max_attempts));
+    assert!(
+        performed.delay.unwrap() >= backoff,
+        "retried with backoff, not at once: {performed:?}"
+    );
     assert!(disk.files().is_empty(), "nothing written");
 
     // Writable again: the next attempt writes the badge and confirms it, once.
     disk.remount("rw");
-    retry_now(&pool, id).await;
-    wait_for(
-        &pool,
-        "the retry to complete",
-        "SELECT count(*) FROM oban_jobs WHERE state = 'completed'",
-        1,
-    )
-    .await;
-    node.shutdown().await;
+    let performed = perform_attempt(&worker, &job, 3).await;
+    assert_eq!(performed.state, JobState::Completed, "{performed:?}");
     assert_eq!(
         disk.files(),
         ["badge-d1.pdf"],
         "the PDF alone, no leftovers"
     );
-    let pdf = disk.path().join("badge-d1.pdf");
+    let pdf = std::fs::canonicalize(disk.path().join("badge-d1.pdf")).unwrap();
     assert!(pdftotext(pdf.to_str().unwrap()).contains("Disk Full"));
-    let (attempt, confirmations): (i32, i64) = sqlx::query_as(
-        "SELECT (SELECT attempt FROM oban_jobs WHERE id = $1), \
-                (SELECT count(*) FROM oban_jobs WHERE queue = 'printing')",
-    )
-    .bind(id)
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    assert_eq!((attempt, confirmations), (3, 1));
-}
-
-/// The latest error entry of job `id`, and how long after that attempt its retry is scheduled.
-async fn last_error(pool: &PgPool, id: i64) -> (String, f64) {
-    sqlx::query_as(
-        "SELECT errors[cardinality(errors)]->>'error', \
-                extract(epoch FROM scheduled_at - attempted_at)::float8 \
-         FROM oban_jobs WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_one(pool)
-    .await
-    .unwrap()
-}
-
-/// Makes the retryable job `id` due now instead of after its backoff.
-async fn retry_now(pool: &PgPool, id: i64) {
-    sqlx::query("UPDATE oban_jobs SET scheduled_at = timezone('UTC', now()) WHERE id = $1")
-        .bind(id)
-        .execute(pool)
-        .await
-        .unwrap();
+    let [confirmation] = &performed.then_insert[..] else {
+        panic!("one confirmation, got {:?}", performed.then_insert);
+    };
+    assert_eq!(
+        (
+            confirmation.worker_name(),
+            confirmation.args()["path"].as_str()
+        ),
+        (PRINT_CENTER, pdf.to_str())
+    );
 }
 
 /// A small tmpfs of the test's own as an output directory (tests run as root, here and in CI),

@@ -22,7 +22,7 @@ use oban_core::config::{Config, QueueConfig};
 use oban_core::job::Job;
 use oban_core::node::{Node, NodeHandle};
 use oban_core::notifier::ListenerHealth;
-use oban_core::temp_postgres::{StopMode, TempPostgres, TempPostgresBuilder};
+use oban_core::testing::{StopMode, TempPostgres, TempPostgresBuilder};
 use oban_core::worker::{Outcome, WorkResult, Worker, WorkerOptions};
 use oban_core::{Prefix, schema};
 use serde_json::{Value, json};
@@ -275,25 +275,26 @@ impl Worker for Probe {
         queue: QUEUE,
         ..WorkerOptions::DEFAULT
     };
+    type Args = serde_json::Value;
 
-    async fn process(&self, job: &Job) -> WorkResult {
+    async fn process(&self, args: serde_json::Value, job: &Job) -> WorkResult {
         if let Some(runs) = &self.runs {
             runs.record(job.id);
         }
-        if let (Some(pool), true) = (&self.effects, job.args["effect"] == true) {
+        if let (Some(pool), true) = (&self.effects, args["effect"] == true) {
             sqlx::query("INSERT INTO effects (job_id) VALUES ($1)")
                 .bind(job.id)
                 .execute(pool)
                 .await?;
         }
-        let sleep = job.args["ms"].as_u64().map_or_else(
+        let sleep = args["ms"].as_u64().map_or_else(
             || self.sleep.mul_f64(rand::random_range(0.5..1.5)),
             Duration::from_millis,
         );
         if !sleep.is_zero() {
             tokio::time::sleep(sleep).await;
         }
-        if job.args["fail"] == true {
+        if args["fail"] == true {
             return Err("the downstream service is down".into());
         }
         Ok(Outcome::complete())

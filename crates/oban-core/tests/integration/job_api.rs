@@ -321,8 +321,9 @@ impl Worker for Sleeper {
         queue: "sleepy",
         ..WorkerOptions::DEFAULT
     };
+    type Args = serde_json::Value;
 
-    async fn process(&self, _job: &Job) -> WorkResult {
+    async fn process(&self, _args: serde_json::Value, _job: &Job) -> WorkResult {
         tokio::time::sleep(Duration::from_secs(60)).await;
         Ok(Outcome::complete())
     }

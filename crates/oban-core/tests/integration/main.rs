@@ -20,4 +20,6 @@ mod security;
 mod sql_audit;
 mod support;
 mod telemetry;
+mod testing;
 mod unique;
+mod worker;

@@ -17,7 +17,7 @@ use crate::support::{
 };
 use oban_core::config::Config;
 use oban_core::notifier::{ListenerHealth, SILENT_RETRY_HEARTBEATS};
-use oban_core::temp_pgbouncer::TempPgBouncer;
+use oban_core::testing::TempPgBouncer;
 use oban_core::worker::Worker;
 use serde_json::json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

@@ -10,7 +10,7 @@ use chrono::NaiveDateTime;
 use oban_core::schema::{
     self, ErrorsColumn, LeadershipTable, Migration, SchemaInfo, SchemaVersion,
 };
-use oban_core::temp_postgres::fresh_database;
+use oban_core::testing::fresh_database;
 use oban_core::{Error, Prefix};
 use serde_json::Value;
 use sqlx::postgres::PgPoolOptions;

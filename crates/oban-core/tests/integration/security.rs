@@ -20,7 +20,7 @@ use oban_core::insert::NewJob;
 use oban_core::node::{Node, NodeHandle};
 use oban_core::notifier::ListenerHealth;
 use oban_core::schema::{self, Migration, SchemaVersion};
-use oban_core::temp_postgres::{TempPostgres, TestCertificates};
+use oban_core::testing::{TempPostgres, TestCertificates};
 use oban_core::worker::Worker;
 use oban_core::{Prefix, Result};
 use serde_json::json;

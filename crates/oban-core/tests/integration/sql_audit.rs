@@ -40,7 +40,7 @@ const AUDITED_ASSERTS: [(&str, &str, &str); 2] = [
         "Prefix::render: the crate's templates with a name checked against [A-Za-z_][A-Za-z0-9_]*, quoted",
     ),
     (
-        "crates/oban-core/src/temp_postgres.rs",
+        "crates/oban-core/src/testing/temp_postgres.rs",
         r#"conn.execute(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))"#,
         "test clusters: the name is oban_test_<pid>_<counter>_<random u32>",
     ),
@@ -54,7 +54,7 @@ const AUDITED_FORMATS: [(&str, &str, &str); 2] = [
         "interpolates the integer constant CURRENT_VERSION, then goes through Prefix::render",
     ),
     (
-        "crates/oban-core/src/temp_postgres.rs",
+        "crates/oban-core/src/testing/temp_postgres.rs",
         r#"conn.execute(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))"#,
         "test clusters: see AUDITED_ASSERTS",
     ),

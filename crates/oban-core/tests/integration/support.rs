@@ -11,7 +11,7 @@ use oban_core::config::{Config, QueueConfig};
 use oban_core::job::Job;
 use oban_core::node::{Node, NodeHandle};
 use oban_core::notifier::{ListenerHealth, decode_payload};
-use oban_core::temp_postgres::fresh_database;
+use oban_core::testing::fresh_database;
 use oban_core::worker::{Outcome, WorkResult, Worker, WorkerOptions};
 use oban_core::{Client, Prefix, schema};
 use serde_json::Value;
@@ -78,6 +78,8 @@ impl Worker for Scripted {
         priority: 0,
         timeout: Some(Duration::from_millis(1500)),
     };
+    // Raw JSON: tests hand it any args, including ones no struct would accept.
+    type Args = Value;
 
     fn timeout(&self, job: &Job) -> Option<Duration> {
         Self::OPTIONS
@@ -85,10 +87,10 @@ impl Worker for Scripted {
             .filter(|_| job.args["untimed"] != true)
     }
 
-    async fn process(&self, job: &Job) -> WorkResult {
-        let ms = job.args["ms"].as_u64().unwrap_or(0);
-        match job.args["do"].as_str().unwrap_or("ok") {
-            "ok" if job.args["follow_up"] == true => Ok(Outcome::complete_and_insert(vec![
+    async fn process(&self, args: Value, job: &Job) -> WorkResult {
+        let ms = args["ms"].as_u64().unwrap_or(0);
+        match args["do"].as_str().unwrap_or("ok") {
+            "ok" if args["follow_up"] == true => Ok(Outcome::complete_and_insert(vec![
                 oban_core::insert::NewJob::new(
                     "Elixir.Test.FollowUp",
                     &serde_json::json!({"parent": job.id}),

@@ -1,5 +1,5 @@
-//! Content streams: each badge's blocks, QR symbol and text as printpdf operations, and
-//! the sheets' cut marks.
+//! Content streams: each badge's blocks (colours and images), QR symbol and text as printpdf
+//! operations, and the sheets' cut marks.
 
 use std::collections::BTreeMap;
 
@@ -12,12 +12,17 @@ use printpdf::{
 use super::embed::Embedded;
 use super::{Placement, Sheet};
 use crate::render::fonts::FaceId;
-use crate::render::layout::{Qr, Rgb};
+use crate::render::image::{Fit, Image};
+use crate::render::layout::{Block, Fill, Qr, Rgb};
 
-/// Draws one sheet as a page; the QR symbols' image XObjects go to `xobjects`.
+/// The document's image XObjects by resource name: each QR symbol, and each layout image
+/// once however many badges draw it.
+pub(super) type XObjects = BTreeMap<XObjectId, XObject>;
+
+/// Draws one sheet as a page; the QR symbols' and images' XObjects go to `xobjects`.
 pub(super) fn page(
     sheet: &Sheet<'_>,
-    xobjects: &mut Vec<(XObjectId, XObject)>,
+    xobjects: &mut XObjects,
     embedded: &BTreeMap<FaceId, Embedded>,
 ) -> PdfPage {
     let mut ops = Vec::with_capacity(64 * sheet.badges.len());
@@ -67,7 +72,7 @@ fn round2(v: f32) -> f32 {
 
 fn draw_badge(
     ops: &mut Vec<Op>,
-    xobjects: &mut Vec<(XObjectId, XObject)>,
+    xobjects: &mut XObjects,
     placed: &Placement<'_>,
     page_height: f32,
     embedded: &BTreeMap<FaceId, Embedded>,
@@ -77,20 +82,48 @@ fn draw_badge(
     let px = |x: f32| round2(placed.x + x);
     let py = |y: f32| round2(page_height - (placed.y + y));
 
+    let rect = |b: &Block, mode: PaintMode| Rect {
+        x: Pt(px(b.x)),
+        y: Pt(py(b.y + b.h)),
+        width: Pt(round2(b.w)),
+        height: Pt(round2(b.h)),
+        mode: Some(mode),
+        winding_order: None,
+    };
     for b in &layout.blocks {
-        ops.push(Op::SetFillColor {
-            col: colour(b.colour),
-        });
-        ops.push(Op::DrawRectangle {
-            rectangle: Rect {
-                x: Pt(px(b.x)),
-                y: Pt(py(b.y + b.h)),
-                width: Pt(round2(b.w)),
-                height: Pt(round2(b.h)),
-                mode: Some(PaintMode::Fill),
-                winding_order: None,
-            },
-        });
+        match &b.fill {
+            Fill::Colour(c) => {
+                ops.push(Op::SetFillColor { col: colour(*c) });
+                ops.push(Op::DrawRectangle {
+                    rectangle: rect(b, PaintMode::Fill),
+                });
+            }
+            Fill::Image { image, fit } => {
+                let id = XObjectId(image.key.clone());
+                if !xobjects.contains_key(&id) {
+                    xobjects.insert(id.clone(), XObject::External(image_xobject(image)));
+                }
+                let natural = (image.width as f32, image.height as f32);
+                let [x, y, w, h] = fit.place((b.x, b.y, b.w, b.h), natural);
+                ops.push(Op::SaveGraphicsState);
+                if *fit == Fit::Cover {
+                    ops.push(Op::DrawRectangle {
+                        rectangle: rect(b, PaintMode::Clip),
+                    });
+                }
+                ops.push(Op::UseXobject {
+                    id,
+                    transform: XObjectTransform {
+                        translate_x: Some(Pt(px(x))),
+                        translate_y: Some(Pt(py(y + h))),
+                        scale_x: Some(round2(w)),
+                        scale_y: Some(round2(h)),
+                        ..XObjectTransform::default()
+                    },
+                });
+                ops.push(Op::RestoreGraphicsState);
+            }
+        }
     }
 
     // QR code: a 1-bit image mask, one sample per module, painted in the fill colour.
@@ -99,7 +132,7 @@ fn draw_badge(
     // any scale.
     for qr in &layout.qrs {
         let id = XObjectId(format!("Q{}", xobjects.len()));
-        xobjects.push((id.clone(), XObject::External(qr_image(qr))));
+        xobjects.insert(id.clone(), XObject::External(qr_image(qr)));
         ops.push(Op::SetFillColor {
             col: colour(qr.colour),
         });
@@ -197,6 +230,48 @@ fn qr_image(qr: &Qr) -> ExternalXObject {
             ]),
             content: samples,
             compress: true,
+        },
+        width: None,
+        height: None,
+        dpi: None,
+    }
+}
+
+/// A layout image as an image XObject (ISO 32000-1, 8.9.5): its samples as decoded and
+/// compressed at load, with its alpha as a soft mask.
+fn image_xobject(image: &Image) -> ExternalXObject {
+    let int = |v: u32| DictItem::Int(i64::from(v));
+    let name = |n: &str| DictItem::Name(n.as_bytes().to_vec());
+    // (The writer adds each stream's /Length.)
+    let samples = |colour_space: &str, filter: &str| {
+        BTreeMap::from([
+            ("Type".to_string(), name("XObject")),
+            ("Subtype".to_string(), name("Image")),
+            ("Width".to_string(), int(image.width)),
+            ("Height".to_string(), int(image.height)),
+            ("ColorSpace".to_string(), name(colour_space)),
+            ("BitsPerComponent".to_string(), DictItem::Int(8)),
+            ("Filter".to_string(), name(filter)),
+        ])
+    };
+    let mut dict = samples(image.colour_space, image.filter);
+    if let Some(alpha) = &image.alpha {
+        dict.insert(
+            "SMask".to_string(),
+            DictItem::Stream {
+                stream: ExternalStream {
+                    dict: samples("DeviceGray", "FlateDecode"),
+                    content: alpha.clone(),
+                    compress: false,
+                },
+            },
+        );
+    }
+    ExternalXObject {
+        stream: ExternalStream {
+            dict,
+            content: image.data.clone(),
+            compress: false,
         },
         width: None,
         height: None,

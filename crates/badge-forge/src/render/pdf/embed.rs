@@ -8,8 +8,9 @@ mod cff;
 mod sfnt;
 
 use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::OnceLock;
+use std::sync::{LazyLock, RwLock};
 
 use printpdf::{FontId, FontMetrics, FontType, ParsedFont, PdfDocument, PdfFontMetricsStub};
 use rustybuzz::ttf_parser::{Tag, name_id};
@@ -17,7 +18,7 @@ use subsetter::GlyphRemapper;
 
 use super::{Fnv, Sheet};
 use crate::render::RenderError;
-use crate::render::fonts::{FACE_COUNT, FaceId, FontFace, FontSet};
+use crate::render::fonts::{FaceId, FontFace, FontSet};
 use cff::CidCff;
 
 /// Per face: original glyph id -> the text it stands for (first non-empty one seen).
@@ -49,7 +50,7 @@ pub(super) fn embed(
     let mut to_unicode = BTreeMap::new();
     for (&face_id, glyphs) in &used {
         let face = fonts.face(face_id);
-        let (parsed, remap) = subset(face_id, face, glyphs.keys().copied())?;
+        let (parsed, remap) = subset(face, glyphs.keys().copied())?;
         let id = FontId(format!("F{face_id}"));
         let mut entries: Vec<(u16, &str)> = glyphs
             .iter()
@@ -139,34 +140,40 @@ struct Prepared {
     cid_cff: Option<CidCff<'static>>,
 }
 
-/// [`Prepared`] per face, by [`FaceId`].
-static PREPARED: [OnceLock<Prepared>; FACE_COUNT] = [const { OnceLock::new() }; FACE_COUNT];
+/// [`Prepared`] per face, by the address of its bytes (compiled in, or a layout's font kept
+/// for the process): a face is prepared once, whichever font set it is in.
+static PREPARED: LazyLock<RwLock<HashMap<usize, &'static Prepared>>> =
+    LazyLock::new(RwLock::default);
 
 impl Prepared {
-    fn get(id: FaceId, face: &FontFace) -> &'static Prepared {
-        PREPARED[usize::from(id)].get_or_init(|| {
-            let copyright = face
-                .face
-                .names()
-                .into_iter()
-                .filter(|n| n.name_id == name_id::COPYRIGHT_NOTICE)
-                .find_map(|n| n.to_string())
-                .unwrap_or_default();
-            Prepared {
-                name_table: sfnt::minimal_name_table(&copyright, face.ps_name),
-                cid_cff: face
-                    .face
-                    .raw_face()
-                    .table(Tag::from_bytes(b"CFF "))
-                    .and_then(CidCff::parse),
-            }
-        })
+    fn get(face: &FontFace) -> &'static Prepared {
+        let key = face.data.as_ptr() as usize;
+        if let Some(prepared) = PREPARED.read().ok().and_then(|p| p.get(&key).copied()) {
+            return prepared;
+        }
+        let copyright = face
+            .face
+            .names()
+            .into_iter()
+            .filter(|n| n.name_id == name_id::COPYRIGHT_NOTICE)
+            .find_map(|n| n.to_string())
+            .unwrap_or_default();
+        let data: &'static [u8] = face.data;
+        let prepared = Prepared {
+            name_table: sfnt::minimal_name_table(&copyright, face.ps_name),
+            cid_cff: rustybuzz::ttf_parser::RawFace::parse(data, 0)
+                .ok()
+                .and_then(|raw| raw.table(Tag::from_bytes(b"CFF ")))
+                .and_then(CidCff::parse),
+        };
+        let mut map = PREPARED.write().unwrap_or_else(|e| e.into_inner());
+        map.entry(key)
+            .or_insert_with(|| Box::leak(Box::new(prepared)))
     }
 }
 
 /// Cuts the subset of `face` holding `gids` and wraps it as printpdf's font.
 fn subset(
-    face_id: FaceId,
     face: &FontFace,
     gids: impl Iterator<Item = u16>,
 ) -> Result<(ParsedFont, GlyphRemapper), RenderError> {
@@ -180,7 +187,7 @@ fn subset(
         widths.insert(new, face.advance(gid));
         tag_hash.write(&gid.to_be_bytes());
     }
-    let prepared = Prepared::get(face_id, face);
+    let prepared = Prepared::get(face);
     // A CID-keyed CFF face is cut by our own subsetter, which locates the font's
     // structure once per process (see `cff`); `subsetter` is the fallback.
     let fast_cff = prepared.cid_cff.as_ref().and_then(|cff| {

@@ -45,7 +45,7 @@ pub(crate) fn write(
 ) -> Result<Vec<u8>, RenderError> {
     let mut doc = PdfDocument::new(title);
     let embedded = embed::embed(fonts, sheets, &mut doc)?;
-    let mut xobjects = Vec::new();
+    let mut xobjects = draw::XObjects::new();
     let pages = sheets
         .iter()
         .map(|sheet| draw::page(sheet, &mut xobjects, &embedded.by_face))
@@ -56,7 +56,7 @@ pub(crate) fn write(
 }
 
 /// FNV-1a, for deterministic identifiers (not security).
-struct Fnv(u64);
+pub(crate) struct Fnv(pub(crate) u64);
 
 impl Default for Fnv {
     fn default() -> Self {
@@ -65,7 +65,7 @@ impl Default for Fnv {
 }
 
 impl Fnv {
-    fn write(&mut self, bytes: &[u8]) {
+    pub(crate) fn write(&mut self, bytes: &[u8]) {
         for &b in bytes {
             self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
         }

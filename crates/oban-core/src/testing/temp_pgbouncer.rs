@@ -1,4 +1,4 @@
-//! A throwaway PgBouncer in transaction mode (cargo feature `temp-postgres`), for tests of a
+//! A throwaway PgBouncer in transaction mode (cargo feature `testing`), for tests of a
 //! node behind a connection pooler.
 //!
 //! [`TempPgBouncer::start`] writes a configuration into a fresh directory and runs Debian's
@@ -6,7 +6,7 @@
 //! server with `pool_mode = transaction` and trusting every client (the server behind it
 //! decides). PgBouncer refuses to run as root, so a root process runs it as `nobody`.
 //!
-//! Like [`crate::temp_postgres`], cleanup does not depend on `Drop`: PgBouncer runs under a
+//! Like [`TempPostgres`](super::TempPostgres), cleanup does not depend on `Drop`: PgBouncer runs under a
 //! small shell that holds the read end of a pipe only this process writes to, and stops
 //! PgBouncer when the pipe closes, however this process ends.
 

@@ -1,4 +1,4 @@
-//! A throwaway PostgreSQL cluster for tests, benchmarks and demos (cargo feature `temp-postgres`).
+//! A throwaway PostgreSQL cluster for tests, benchmarks and demos (cargo feature `testing`).
 //!
 //! [`TempPostgres::start`] runs `initdb` into a fresh directory under the temp dir and starts
 //! the server on `127.0.0.1` and a free port, trusting every local connection as the superuser
@@ -843,7 +843,7 @@ mod tests {
         let mut owner = Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
-                "temp_postgres::tests::a_killed_owner_leaves_nothing_behind",
+                "testing::temp_postgres::tests::a_killed_owner_leaves_nothing_behind",
             ])
             .args(["--nocapture", "--test-threads=1"])
             .env(HOLDER, "1")
