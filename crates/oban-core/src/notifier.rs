@@ -367,19 +367,32 @@ impl Listener {
             .prefix
             .channel(&format!("probe_{:x}", rand::random::<u32>()));
         listener.listen(&channel).await?;
+        let unheard = || {
+            // Only the first unheard probe warns; this line shows each later one.
+            tracing::debug!(%channel, "LISTEN probe unheard after three heartbeats");
+            Ok(false)
+        };
         let mut ping = tokio::time::interval(self.heartbeat);
         let deadline = tokio::time::sleep(self.heartbeat * 3);
         tokio::pin!(deadline);
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return Ok(false),
-                _ = &mut deadline => return Ok(false),
+                _ = &mut deadline => return unheard(),
                 _ = ping.tick() => {
-                    sqlx::query(NOTIFY)
+                    let sent = sqlx::query(NOTIFY)
                         .bind(&channel)
                         .bind(vec![String::new()])
                         .execute(&self.pool)
-                        .await?;
+                        .await;
+                    match sent {
+                        Ok(_) => {}
+                        // The probe's LISTEN sits on a server connection that the pool shares
+                        // (a transaction-mode pooler), which handed the notification to the
+                        // pool's connection in the middle of this very statement.
+                        Err(error) if is_stray_notification(&error) => return unheard(),
+                        Err(error) => return Err(error.into()),
+                    }
                 }
                 received = listener.try_recv() => match received? {
                     Some(notification) if notification.channel() == channel => {
@@ -424,6 +437,12 @@ impl SessionEnd {
     fn lost(error: Error, worked: bool) -> Self {
         SessionEnd::Lost { error, worked }
     }
+}
+
+/// Whether a statement failed because a notification arrived in its middle, which sqlx
+/// reports as a protocol error: the sign of a LISTEN left on a pooler's shared server connection.
+fn is_stray_notification(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Protocol(message) if message.contains("NotificationResponse"))
 }
 
 #[cfg(test)]

@@ -2,14 +2,17 @@
 //! loopback by `oban_core::testing::TempPgBouncer`), with `--no-statement-cache`: every statement goes
 //! through the pooler, which gives the node 3 server connections for its 10 pool connections.
 //! LISTEN cannot work through such a pooler: with `--listen-url` straight to PostgreSQL the node
-//! wakes at once; without it, it says so in one line and runs on polling.
+//! wakes at once; without it, it says so in one line and runs on polling. Its live page and
+//! `/metrics` read the database through the pooler too.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    BADGE_FORGE, ONE_AT_A_TIME, assert_confirmed_once, count, database, output_dir, wait_for_count,
+    BADGE_FORGE, ONE_AT_A_TIME, assert_confirmed_once, count, database, free_port, get, output_dir,
+    wait_for_count,
 };
 use oban_core::testing::TempPgBouncer;
 use sqlx::PgPool;
@@ -122,6 +125,40 @@ fn assert_no_database_errors(log: &str) {
     }
 }
 
+/// The node's `/metrics` and live page, served at `address`, answer with what their queries
+/// through the pooler found: the database up, `badges` rendered, and the newest badge listed.
+async fn assert_dashboard_shows(address: SocketAddr, pool: &PgPool, badges: i64) {
+    let metrics = get(address, "/metrics", None).await;
+    assert_eq!(metrics.status, 200, "/metrics: {}", metrics.body);
+    for line in [
+        "badge_forge_up{component=\"database\"} 1".to_owned(),
+        format!("badge_forge_badges_rendered_total {badges}"),
+    ] {
+        assert!(
+            metrics.body.lines().any(|sample| sample == line),
+            "/metrics has no {line:?}:\n{}",
+            metrics.body
+        );
+    }
+    let newest = count(
+        pool,
+        "SELECT max(id) FROM oban_jobs WHERE queue = 'badges' AND state = 'completed'",
+    )
+    .await;
+    let page = get(address, "/", None).await;
+    assert_eq!(page.status, 200, "/: {}", page.body);
+    assert!(
+        !page.body.contains("unavailable"),
+        "the live page's queries failed:\n{}",
+        page.body
+    );
+    assert!(
+        page.body.contains(&format!("job {newest} ")),
+        "the live page does not list the newest badge (job {newest}):\n{}",
+        page.body
+    );
+}
+
 /// A backend of this database LISTENing on an Oban channel: the node's listener is ready.
 const LISTENING: &str = "SELECT least(count(*), 1) FROM pg_stat_activity \
      WHERE datname = current_database() AND query LIKE 'LISTEN%oban_%' AND query NOT LIKE '%probe%'";
@@ -185,7 +222,12 @@ async fn through_pgbouncer_without_a_listener_it_says_so_once_and_polls() {
     let bouncer = TempPgBouncer::start(&url, 3).unwrap();
     let pooled = bouncer.url(&url).unwrap();
     let output = output_dir("pgbouncer-poll");
-    let node = LoggedNode::start(&pooled, &output, &["--poll-interval", "1"]);
+    let address = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let node = LoggedNode::start(
+        &pooled,
+        &output,
+        &["--poll-interval", "1", "--http", &address.to_string()],
+    );
     // Jobs trickle in, each batch announced on a channel nobody hears: the poll finds each.
     for batch in 0..12 {
         enqueue(&pooled, 5, 200 + batch);
@@ -193,6 +235,7 @@ async fn through_pgbouncer_without_a_listener_it_says_so_once_and_polls() {
     }
     let done = "SELECT count(*) FROM oban_jobs WHERE queue = 'badges' AND state = 'completed'";
     wait_for_count(&pool, "60 badges", done, 60, Duration::from_secs(30)).await;
+    assert_dashboard_shows(address, &pool, 60).await;
     let log = node.terminate();
     let waited = assert_done_once(&pool, 60).await;
     let warnings: Vec<&str> = log.lines().filter(|line| line.contains("WARN")).collect();

@@ -111,41 +111,66 @@ async fn crash_twice_with_sigkill_and_every_badge_is_printed_exactly_once() {
     assert!(status.success());
     peer.stop();
     assert_exactly_one_print_each(&pool, 2000).await;
-    let pdfs = std::fs::read_dir(&output)
+    let names: Vec<String> = std::fs::read_dir(&output)
         .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "pdf")
-        })
-        .count();
-    let temporaries = std::fs::read_dir(&output)
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .ends_with(".tmp")
-        })
-        .count();
-    assert_eq!(pdfs, 2000, "one PDF per badge");
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let pdfs: Vec<&String> = names.iter().filter(|name| name.ends_with(".pdf")).collect();
+    assert_eq!(pdfs.len(), 2000, "one PDF per badge");
+    for name in &pdfs {
+        let bytes = std::fs::read(output.join(name)).unwrap();
+        assert!(
+            bytes.starts_with(b"%PDF-") && bytes.trim_ascii_end().ends_with(b"%%EOF"),
+            "{name} is not a whole PDF ({} bytes)",
+            bytes.len()
+        );
+    }
+    // Each badge is written as an unnamed file (O_TMPFILE) and linked under its name once
+    // whole, so a SIGKILL mid-write leaves no name behind. Only replacing an existing badge
+    // passes through a temporary name, between a link and a rename; the kills here land long
+    // after the earlier orphans were rendered again. So nothing but the badges is left.
+    let temporaries: Vec<&String> = names
+        .iter()
+        .filter(|name| !name.ends_with(".pdf"))
+        .collect();
+    assert!(
+        temporaries.is_empty(),
+        "left in the output directory: {temporaries:?}"
+    );
     let duplicates = duplicate_renders(&pool).await;
+    // Rescues in all: a job orphaned by both kills was rescued twice.
     let rescued = count(
         &pool,
-        "SELECT count(*) FROM oban_jobs WHERE queue = 'badges' AND meta ? 'rescued'",
+        "SELECT coalesce(sum((meta->>'rescued')::int8), 0)::int8 FROM oban_jobs WHERE queue = 'badges'",
     )
     .await;
-    // A kill can orphan at most the node's running jobs (its limit): only those render twice.
+    let still_executing = count(
+        &pool,
+        "SELECT count(*) FROM oban_jobs WHERE state = 'executing'",
+    )
+    .await;
+    // A job keeps its slot until its ack is written, so a kill orphans at most the node's
+    // limit (8): only those run again, and each is rescued, once the final node leads.
+    assert_eq!(still_executing, 0, "jobs left executing after the rescue");
     assert!(
-        duplicates <= kills * 8,
-        "{duplicates} duplicate renders after {kills} kills"
+        executing <= kills * 8,
+        "{executing} jobs orphaned by {kills} kills of 8-slot nodes"
+    );
+    assert!(
+        rescued >= executing && rescued <= kills * 8,
+        "{rescued} rescues: every orphan ({executing} at the last kill), at most 8 per kill"
+    );
+    assert!(
+        rescued > 0,
+        "the kills orphaned nothing: the test proves nothing"
+    );
+    assert!(
+        duplicates <= rescued,
+        "{duplicates} duplicate renders, {rescued} rescues: only orphans run again"
     );
     println!(
         "e2e crash: 2000 badges, {kills} SIGKILLs ({executing} jobs orphaned at the last), {rescued} rescued, \
-         {duplicates} duplicate renders, 0 duplicate confirmations, {temporaries} temporary files left, {:.2?} in all",
+         {duplicates} duplicate renders, 0 duplicate confirmations, no temporary file left, {:.2?} in all",
         started.elapsed()
     );
 }

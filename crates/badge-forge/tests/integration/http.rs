@@ -10,13 +10,14 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
+use crate::support::{Response, get};
 use badge_forge::worker::QUEUE_LIMIT;
 use oban_core::testing::fresh_database;
 use oban_core::{Prefix, schema};
 use serde_json::{Value, json};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 /// A GenerateBadge job as Elixir's `enqueue_batch` inserts it.
@@ -144,21 +145,6 @@ fn badge(i: usize) -> Value {
     json!({"id": format!("b{i}"), "name": format!("Ada Lovelace {i}"), "company": "Analytical Engines", "type": "speaker"})
 }
 
-struct Response {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Response {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.as_str())
-    }
-}
-
 /// The `Authorization` header value for `credentials` (`USER:PASSWORD`).
 fn basic(credentials: &str) -> String {
     use base64::Engine;
@@ -166,45 +152,6 @@ fn basic(credentials: &str) -> String {
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(credentials)
     )
-}
-
-/// A plain HTTP/1.1 GET (the server sends Content-Length; the connection is closed after),
-/// with this `Authorization` header if any.
-async fn get(address: SocketAddr, path: &str, authorization: Option<&str>) -> Response {
-    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
-    let authorization =
-        authorization.map_or(String::new(), |value| format!("Authorization: {value}\r\n"));
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\n{authorization}Connection: close\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw))
-        .await
-        .expect("a response within 10 s")
-        .unwrap();
-    let raw = String::from_utf8(raw).expect("UTF-8 response");
-    let (head, body) = raw.split_once("\r\n\r\n").expect("headers end");
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers = lines
-        .map(|line| {
-            let (key, value) = line.split_once(':').unwrap();
-            (key.trim().to_owned(), value.trim().to_owned())
-        })
-        .collect();
-    Response {
-        status,
-        headers,
-        body: body.to_owned(),
-    }
 }
 
 /// One scrape of `/metrics`: each sample by its series, `name{key="value",...}` with the labels

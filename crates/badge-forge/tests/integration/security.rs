@@ -10,7 +10,7 @@ use oban_core::testing::TempPostgres;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{AssertSqlSafe, ConnectOptions};
 
-use crate::support::{BADGE_FORGE, READY, run_until};
+use crate::support::{BADGE_FORGE, READY, free_port, run_until};
 
 /// The role's password: distinctive, and the same percent-encoded or not.
 const PASSWORD: &str = "Tr0ub4dor-Zq9vX7wPk";
@@ -55,15 +55,6 @@ fn text(output: &Output) -> String {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     )
-}
-
-/// A TCP port on 127.0.0.1 where nothing listens.
-fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Runs `badge-forge work` with `DATABASE_URL=url` and `OBAN_LISTEN_URL=listen_url`, its
@@ -120,7 +111,7 @@ async fn the_cli_never_prints_a_password() {
     assert_no_secret(&text(&migrated), "badge-forge migrate");
 
     let wrong = url(WRONG_PASSWORD);
-    let unreachable = format!("postgres://app:{PASSWORD}@127.0.0.1:{}/jobs", closed_port());
+    let unreachable = format!("postgres://app:{PASSWORD}@127.0.0.1:{}/jobs", free_port());
     let unknown_parameter = format!("{}?sslpassword={PASSPHRASE}", url(WRONG_PASSWORD));
     let http_auth = format!("ops:{HTTP_PASSWORD}");
     let failing: [(&str, &[&str], &str); 8] = [
@@ -271,7 +262,7 @@ fn the_cli_never_prints_the_http_password() {
 /// shipper would store (or a terminal viewing the file later would interpret).
 #[test]
 fn piped_logs_carry_no_terminal_escape_codes() {
-    let url = format!("postgres://app@127.0.0.1:{}/app", closed_port());
+    let url = format!("postgres://app@127.0.0.1:{}/app", free_port());
     let output = run("text", &url, &["status"]);
     assert!(!output.status.success(), "status against a closed port");
     let stderr = String::from_utf8_lossy(&output.stderr);

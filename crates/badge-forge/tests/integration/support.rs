@@ -2,6 +2,7 @@
 //! PostgreSQL database of their own. Nothing is mocked.
 
 use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -11,6 +12,7 @@ use oban_core::testing::fresh_database;
 use serde_json::Value;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Mutex;
 
 /// Held by the tests that drive several runtimes or measure throughput (end to end, deployments,
@@ -412,4 +414,69 @@ pub async fn assert_printed_once(pool: &PgPool, expected: i64) {
     )
     .await;
     assert_eq!(unprinted, 0, "confirmations the peer did not complete");
+}
+
+/// A TCP port on 127.0.0.1 where nothing listens (yet).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An HTTP response, read whole.
+pub struct Response {
+    pub status: u16,
+    headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Response {
+    /// The value of header `name`, if sent.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// A plain HTTP/1.1 GET (the server sends Content-Length; the connection is closed after),
+/// with this `Authorization` header if any.
+pub async fn get(address: SocketAddr, path: &str, authorization: Option<&str>) -> Response {
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let authorization =
+        authorization.map_or(String::new(), |value| format!("Authorization: {value}\r\n"));
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\n{authorization}Connection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw))
+        .await
+        .expect("a response within 10 s")
+        .unwrap();
+    let raw = String::from_utf8(raw).expect("UTF-8 response");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("headers end");
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .map(|line| {
+            let (key, value) = line.split_once(':').unwrap();
+            (key.trim().to_owned(), value.trim().to_owned())
+        })
+        .collect();
+    Response {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
 }

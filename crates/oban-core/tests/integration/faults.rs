@@ -362,6 +362,22 @@ impl Progress {
         (self.at(to) - self.at(from)) as f64 / (to - from).as_secs_f64()
     }
 
+    /// The longest time between `from` and `to` in which the counter did not move.
+    fn longest_stall(&self, from: Instant, to: Instant) -> Duration {
+        let samples = self.samples.lock().unwrap();
+        let mut moved_at = from;
+        let mut count = None;
+        let mut longest = Duration::ZERO;
+        for &(at, n) in samples.iter().filter(|(at, _)| (from..=to).contains(at)) {
+            if count.is_some_and(|count| n > count) {
+                moved_at = at;
+            }
+            count = Some(n);
+            longest = longest.max(at - moved_at);
+        }
+        longest
+    }
+
     /// The median of the rates of `seconds` consecutive one-second windows from `from`.
     fn median_rate(&self, from: Instant, seconds: u32) -> f64 {
         let mut rates: Vec<f64> = (0..seconds)
@@ -466,6 +482,16 @@ enum Fault {
     TerminateBackends(u32),
 }
 
+/// The fraction of the same run's baseline that the throughput must get back to after a
+/// fault. The work caps the rate (40 slots of 100–300 ms jobs), so a node that got all of its
+/// connections and slots back runs at about 1.0×, less whatever CPU other processes of this
+/// shared machine take meanwhile (docs/reliability.md has the measured ratios: loaded runs
+/// went down to 0.85×). A node that lost capacity for good runs at the fraction it kept: near
+/// zero with a pool that never reopens its connections or a producer that stopped claiming,
+/// 0.5× with half its slots held by jobs whose acks the fault lost. 0.6× leaves the machine's
+/// swings room and still fails a node that lost 40% of its capacity.
+const RECOVERED: f64 = 0.6;
+
 /// Runs 100–300 ms jobs 40 at a time (at most 200 jobs/s: a throughput bound by the work rather
 /// than by this shared machine's CPU, whose load swings of ±25% blurred the before/after
 /// comparison with 20 and 50 ms jobs), breaks every connection, and measures how fast and how
@@ -520,12 +546,12 @@ async fn survives(fault: Fault) -> Report {
     let fault_over = Instant::now();
 
     let recovered_at = loop {
-        if let Some(at) = progress.reaches(0.9 * baseline, fault_over) {
+        if let Some(at) = progress.reaches(RECOVERED * baseline, fault_over) {
             break at;
         }
         assert!(
             fault_over.elapsed() < Duration::from_secs(30),
-            "{fault:?}: throughput did not come back to 90% of {baseline:.0} jobs/s within 30 s"
+            "{fault:?}: throughput did not come back to {RECOVERED}× {baseline:.0} jobs/s within 30 s"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
@@ -585,8 +611,8 @@ async fn survives(fault: Fault) -> Report {
         "{fault:?}: recovery took {recovery:?}"
     );
     assert!(
-        after >= 0.9 * baseline,
-        "{fault:?}: {after:.0} jobs/s after recovery, {baseline:.0} before"
+        after >= RECOVERED * baseline,
+        "{fault:?}: {after:.0} jobs/s after recovery, {baseline:.0} before: capacity was lost"
     );
     assert!(
         wake_up < Duration::from_secs(5),
@@ -1544,6 +1570,9 @@ async fn priority_zero_is_never_starved_by_a_flood() {
 // 7. A long REPEATABLE READ transaction
 // ---------------------------------------------------------------------------------------------
 
+/// Scenario 7's bound on the time between two acks while the snapshot is held.
+const MAX_STALL: Duration = Duration::from_secs(3);
+
 /// Another client holds a snapshot open for `FAULTS_LONG_TX_SECS`, so no dead row can be
 /// vacuumed meanwhile; the node must keep working through the bloat.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1608,6 +1637,7 @@ async fn a_long_repeatable_read_transaction_slows_but_never_stops_the_node() {
 
     let (first, last) = (windows[0], *windows.last().unwrap());
     let slowest = windows.iter().copied().fold(f64::INFINITY, f64::min);
+    let stall = progress.longest_stall(held_from, held_from + held);
     Report {
         scenario: format!("7. REPEATABLE READ held {:.0} s", held.as_secs_f64()),
         expected: expected as u64,
@@ -1617,20 +1647,25 @@ async fn a_long_repeatable_read_transaction_slows_but_never_stops_the_node() {
         recovery: None,
         figures: format!(
             "baseline {baseline:.0} jobs/s; while held: first {}s {first:.0} jobs/s ({:.2}×), \
-             last {}s {last:.0} jobs/s ({:.2}×), slowest {slowest:.0}; {dead} dead rows at the end \
-             of the hold; after commit {released:.0} jobs/s ({:.2}×)",
+             last {}s {last:.0} jobs/s ({:.2}×), slowest {slowest:.0}, longest time without an ack \
+             {:.0} ms; {dead} dead rows at the end of the hold; after commit {released:.0} jobs/s ({:.2}×)",
             window.as_secs(),
             first / baseline,
             window.as_secs(),
             last / baseline,
+            stall.as_secs_f64() * 1000.0,
             released / baseline
         ),
     }
     .print();
     assert_eq!(completed, expected, "every job completed");
+    // The feeder keeps thousands of jobs waiting, so a working node acks every few
+    // milliseconds, slowed by the bloat (docs/reliability.md: a third of the baseline at
+    // worst). Seconds without a single ack mean claims or acks stopped, e.g. stuck behind the
+    // snapshot; the bound leaves room for a loaded machine's scheduling pauses.
     assert!(
-        slowest > 0.0,
-        "the node stalled while the snapshot was held: {windows:?}"
+        stall < MAX_STALL,
+        "the node stalled for {stall:?} while the snapshot was held: rates {windows:?}"
     );
 }
 

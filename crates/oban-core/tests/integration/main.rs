@@ -15,6 +15,7 @@ mod faults;
 mod insert;
 mod job_api;
 mod node;
+mod pooler;
 mod schema;
 mod security;
 mod sql_audit;

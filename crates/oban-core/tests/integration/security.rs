@@ -8,12 +8,13 @@
 //! scoped to this module's runtimes (`support::with_dispatch`): the binary's other tests do not
 //! log into it.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use crate::support::{Scripted, eventually, fast_config, state_of, wait_for_state, with_dispatch};
+use crate::support::{
+    LogBuffer, Scripted, eventually, fast_config, state_of, wait_for_state, with_dispatch,
+};
 use oban_core::config::Config;
 use oban_core::insert::NewJob;
 use oban_core::node::{Node, NodeHandle};
@@ -27,7 +28,6 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, PgConnection, PgPool};
 use tracing::Dispatch;
 use tracing_subscriber::filter::LevelFilter;
-use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::prelude::*;
 
 /// The role's password in the leak test: distinctive, and the same percent-encoded or not.
@@ -35,33 +35,10 @@ const PASSWORD: &str = "Tr0ub4dor-Zq9vX7wPk";
 /// A wrong password, which appears in URLs only.
 const WRONG_PASSWORD: &str = "Wr0ngH0rse-Kq7mD2sL";
 
-/// Where the captured log lines go.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Captured {
-    type Writer = Captured;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 /// Where every test of this module logs (they run side by side and share it).
-fn captured() -> &'static Captured {
-    static CAPTURED: OnceLock<Captured> = OnceLock::new();
-    CAPTURED.get_or_init(Captured::default)
+fn captured() -> &'static LogBuffer {
+    static CAPTURED: OnceLock<LogBuffer> = OnceLock::new();
+    CAPTURED.get_or_init(LogBuffer::default)
 }
 
 /// Runs `test` on a runtime of its own that logs everything, at every level, into
@@ -85,7 +62,7 @@ fn capturing(test: impl Future<Output = ()>) {
 
 /// Everything this module's tests logged so far.
 fn logs() -> String {
-    String::from_utf8_lossy(&captured().0.lock().unwrap()).into_owned()
+    captured().text()
 }
 
 /// Fails naming where `secret` shows up in `text` (`what`), with some context.

@@ -3,6 +3,8 @@
 //! Every test talks to a real PostgreSQL.
 
 use std::future::Future;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use oban_core::config::{Config, QueueConfig};
@@ -16,6 +18,7 @@ use serde_json::Value;
 use sqlx::PgPool;
 use sqlx::postgres::{PgListener, PgPoolOptions};
 use tracing::Dispatch;
+use tracing_subscriber::fmt::MakeWriter;
 
 /// A migrated database of its own, and a client on it.
 pub async fn database() -> (PgPool, Client, String) {
@@ -63,7 +66,8 @@ pub async fn start_scripted(pool: &PgPool, config: Config) -> NodeHandle {
 }
 
 /// Does what its args say: `{"do": "ok" | "error" | "panic" | "discard" | "cancel" | "snooze" |
-/// "sleep", "ms": N, "follow_up": bool}`.
+/// "sleep", "ms": N, "follow_up": bool, "untimed": bool}`; times out after 1.5 s unless
+/// `untimed`.
 pub struct Scripted;
 
 impl Worker for Scripted {
@@ -76,6 +80,12 @@ impl Worker for Scripted {
     };
     // Raw JSON: tests hand it any args, including ones no struct would accept.
     type Args = Value;
+
+    fn timeout(&self, job: &Job) -> Option<Duration> {
+        Self::OPTIONS
+            .timeout
+            .filter(|_| job.args["untimed"] != true)
+    }
 
     async fn process(&self, args: Value, job: &Job) -> WorkResult {
         let ms = args["ms"].as_u64().unwrap_or(0);
@@ -167,6 +177,36 @@ pub fn with_dispatch<F: Future>(dispatch: Dispatch, test: F) -> F::Output {
         .expect("a test runtime");
     let _default = tracing::dispatcher::set_default(&dispatch);
     runtime.block_on(test)
+}
+
+/// A `tracing` writer that keeps what it is given, for a test to read back.
+#[derive(Clone, Default)]
+pub struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl LogBuffer {
+    /// Everything written so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for LogBuffer {
+    type Writer = LogBuffer;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
 }
 
 /// A file of `../shared/oban-recordings/` (what the real Elixir Oban and oban-py wrote and
