@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use badge_forge::output::OutputDir;
-use badge_forge::render::{EventInfo, Renderer};
+use badge_forge::render::{Design, EventInfo, Renderer};
 use badge_forge::worker::{GenerateBadge, PRINT_CENTER, PRINT_QUEUE};
 use oban_core::backoff::base_backoff;
 use oban_core::config::{Config, QueueConfig};
@@ -198,6 +198,46 @@ async fn bad_input_is_discarded_at_once_with_a_clear_error_and_blocks_nothing() 
         ["badge-ok1.pdf"],
         "only the good badge is written, nothing outside or temporary"
     );
+}
+
+/// A job without a field its layout marks `required` is bad input like any other: discarded
+/// on its first attempt with an error entry naming the field, while a job that has it prints.
+#[tokio::test]
+async fn a_job_lacking_a_field_its_layout_requires_is_discarded_naming_the_field() {
+    let layouts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../templates/layouts");
+    let source = std::fs::read_to_string(layouts.join("pronouns.toml"))
+        .unwrap()
+        .replace(
+            "text = \"{args.pronouns}\"",
+            "text = \"{args.pronouns}\"\nrequired = true",
+        );
+    let design = Design::parse("required.toml", &source, &layouts).unwrap();
+    let renderer = Arc::new(Renderer::with_layout(EventInfo::default(), design).unwrap());
+    let dir = output_dir("required");
+    let output = OutputDir::create(&dir, false).unwrap();
+    let worker = GenerateBadge::new(renderer, output, Arc::default());
+
+    let lacking = json!({"id": "r1", "name": "Ada", "company": "x", "type": "attendee"});
+    let performed = perform_job(&worker, &badge_job(&lacking)).await;
+    assert_eq!(
+        performed.state,
+        JobState::Discarded,
+        "{:?}",
+        performed.error
+    );
+    assert_eq!(
+        performed.error.as_deref(),
+        Some("args lack \"pronouns\", which the layout requires")
+    );
+    let having = json!({"id": "r2", "name": "Ada", "company": "x", "type": "attendee", "pronouns": "she/her"});
+    let performed = perform_job(&worker, &badge_job(&having)).await;
+    assert_eq!(
+        performed.state,
+        JobState::Completed,
+        "{:?}",
+        performed.error
+    );
+    assert!(pdftotext(dir.join("badge-r2.pdf").to_str().unwrap()).contains("she/her"));
 }
 
 #[tokio::test]
