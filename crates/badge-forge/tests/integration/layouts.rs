@@ -1,6 +1,6 @@
 //! Layout files: the default one draws today's badge where today's code drew it, the example
 //! layouts draw what they say (read back with poppler: word boxes, pixels, page boxes, images,
-//! fonts), and every kind of bad layout is one error naming the file, the line and the key.
+//! fonts; and with MuPDF, which reads the same words at the same places), and every kind of bad layout is one error naming the file, the line and the key.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -710,4 +710,89 @@ fn a_jpeg_is_embedded_as_it_is() {
         pixel(&pdf, 144, 54)
     );
     assert_eq!(pixel(&pdf, 284, 112), [255, 255, 255]);
+}
+
+/// MuPDF's characters of `pdf`: each one's text and box `[x0, y0, x1, y1]`, in reading order.
+fn mupdf_chars(pdf: &[u8]) -> Vec<(String, [f64; 4])> {
+    let stext = run(
+        "mutool",
+        &["draw", "-q", "-F", "stext", "-o", "-"],
+        pdf,
+        false,
+    );
+    let stext = String::from_utf8(stext).expect("MuPDF's stext is UTF-8");
+    let attr = |line: &str, name: &str| -> Option<String> {
+        let start = line.find(&format!(" {name}=\""))? + name.len() + 3;
+        let end = start + line[start..].find('"')?;
+        Some(line[start..end].to_owned())
+    };
+    stext
+        .lines()
+        .filter(|line| line.trim_start().starts_with("<char "))
+        .map(|line| {
+            let quad: Vec<f64> = attr(line, "quad")
+                .expect("a char has its quad")
+                .split(' ')
+                .map(|n| n.parse().unwrap())
+                .collect();
+            let text = unescape(&attr(line, "c").expect("a char has its text"));
+            (text, [quad[0], quad[1], quad[6], quad[7]])
+        })
+        .collect()
+}
+
+/// An XML attribute's text as MuPDF escapes it (`&#xb7;`, `&amp;`...).
+fn unescape(text: &str) -> String {
+    let hex = text
+        .strip_prefix("&#x")
+        .and_then(|t| t.strip_suffix(';'))
+        .and_then(|t| u32::from_str_radix(t, 16).ok())
+        .and_then(char::from_u32);
+    match hex {
+        Some(c) => c.to_string(),
+        None => text
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&apos;", "'")
+            .replace("&amp;", "&"),
+    }
+}
+
+/// The two readers agree: every word poppler finds on the example layouts' badges is, in
+/// MuPDF, the same characters in a row across the same width on the same line; and MuPDF
+/// sees the logo image.
+#[test]
+fn mupdf_reads_the_example_layouts_as_poppler_does() {
+    let pronouns = renderer("pronouns.toml")
+        .render(&badge("Ada Lovelace", "press", &[("pronouns", "she/her")]))
+        .unwrap();
+    let a6 = renderer_for_a6()
+        .render(&badge("Grace Hopper", "speaker", &[]))
+        .unwrap();
+    for pdf in [&pronouns, &a6] {
+        let chars = mupdf_chars(pdf);
+        let found = words(pdf);
+        assert!(found.len() >= 5, "{found:?}");
+        for (word, bbox) in &found {
+            let n = word.chars().count();
+            let matched = chars.windows(n).any(|run| {
+                let text: String = run.iter().map(|(c, _)| c.as_str()).collect();
+                let (first, last) = (run[0].1, run[n - 1].1);
+                // The readers take a glyph's height from different font metrics, so the
+                // vertical check is that poppler's box centre lies in MuPDF's line.
+                let centre = (bbox[1] + bbox[3]) / 2.0;
+                text == *word
+                    && (first[0] - bbox[0]).abs() < 0.5
+                    && (last[2] - bbox[2]).abs() < 0.5
+                    && (first[1]..first[3]).contains(&centre)
+            });
+            assert!(
+                matched,
+                "MuPDF does not read {word:?} at {bbox:?}: {chars:?}"
+            );
+        }
+    }
+    let info = String::from_utf8(run("mutool", &["info", "-I"], &pronouns, false)).unwrap();
+    assert!(info.contains("[ Flate ] 250x84 8bpc DevRGB"), "{info}");
 }
