@@ -120,9 +120,12 @@ fn job_end_events_carry_oban_pys_keys_in_order() {
             (300.0..30_000.0).contains(&duration),
             "duration is in milliseconds: {duration}"
         );
+        // About 3,000 whatever the load; a little under is possible, as the claim's clock
+        // (its transaction's start) may read before the insert's own now(). Seconds would
+        // read 3, microseconds 3,000,000.
         let queue_time = milliseconds("queue_time");
         assert!(
-            (3_000.0..60_000.0).contains(&queue_time),
+            (2_500.0..60_000.0).contains(&queue_time),
             "queue_time is in milliseconds: {queue_time}"
         );
         let exception = find(failing);
