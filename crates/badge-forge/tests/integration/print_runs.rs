@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use badge_forge::output::OutputDir;
+use badge_forge::print_run::completed::PAGE_SIZE;
 use badge_forge::print_run::worker::{PrintRun, PrintRunArgs};
 use badge_forge::render::{EventInfo, Renderer};
 use badge_forge::worker::{PRINT_CENTER, PRINT_QUEUE};
@@ -276,4 +277,33 @@ async fn a_print_run_with_bad_args_is_discarded_naming_the_key() {
     assert_eq!(confirmation["path"], Value::Null);
     assert_eq!(confirmation["printed"], 0);
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+}
+
+#[tokio::test]
+async fn a_print_run_reads_every_page_of_jobs() {
+    let (pool, _) = database().await;
+    let pages = PAGE_SIZE * 2 + 345;
+    sqlx::query(
+        "INSERT INTO oban_jobs (args, attempt, max_attempts, queue, state, worker, attempted_at, completed_at) \
+         SELECT jsonb_build_object('id', 'n' || n, 'name', 'Name ' || n, 'company', '', 'type', 'attendee'), \
+         1, 20, 'badges', 'completed', 'badge_forge.generator.GenerateBadge', now(), now() \
+         FROM generate_series(1, $1) AS n",
+    )
+    .bind(pages)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let client = Client::new(pool.clone(), Prefix::default());
+    let worker = print_run(&output_dir("print-run-pages"), &client);
+    let job = PrintRun::new_job(&PrintRunArgs::default()).unwrap();
+    let performed = perform_job(&worker, &job).await;
+    assert_eq!(
+        performed.state,
+        JobState::Completed,
+        "{:?}",
+        performed.error
+    );
+    let confirmation = performed.then_insert[0].args();
+    assert_eq!(confirmation["printed"], pages, "every page read once");
+    assert_eq!(confirmation["failed"], 0);
 }
