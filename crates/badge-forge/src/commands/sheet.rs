@@ -43,7 +43,7 @@ pub struct SheetArgs {
     #[arg(long)]
     pub from_db: bool,
     /// With --from-db: only badges completed at or after TIME, an RFC 3339 time
-    /// (2026-06-01T09:00:00Z) or a span back from now (90m, 12h, 2d).
+    /// (2026-06-01T09:00:00Z) or a span back from now by the database's clock (90m, 12h, 2d).
     #[arg(long, requires = "from_db", value_name = "TIME")]
     pub since: Option<Since>,
     /// With --from-db: only badge jobs carrying this tag (repeatable: jobs carrying all of
@@ -152,11 +152,12 @@ enum Source<'a> {
 impl Source<'_> {
     /// The line reporting a row left out: `list.csv:12: reason`, `job 4711: reason`.
     fn report(&self, failed: &Failed) -> String {
-        match (self, failed.origin) {
-            (Source::List(path), Origin::Line(_)) => {
+        match self {
+            Source::List(path) => {
                 format!("{}:{}: {}", path.display(), failed.origin, failed.reason)
             }
-            _ => format!("{}: {}", failed.origin, failed.reason),
+            Source::Fake => format!("fake attendees:{}: {}", failed.origin, failed.reason),
+            Source::Database => format!("{}: {}", failed.origin, failed.reason),
         }
     }
 }

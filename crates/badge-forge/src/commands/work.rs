@@ -235,9 +235,9 @@ fn seconds(flag: &str, value: f64) -> anyhow::Result<Duration> {
         .map_err(|_| anyhow::anyhow!("{flag} must be a non-negative number of seconds"))
 }
 
-/// Starts a node running GenerateBadge (and PrintRun, on the nodes given its queue) with these flags and `renderer` (built once by the
-/// caller, which may share it) on `database`; `more_workers` may register other workers on the
-/// same node.
+/// Starts a node running GenerateBadge (and PrintRun, on the nodes given its queue) with these
+/// flags and `renderer` (built once by the caller, which may share it) on `database`;
+/// `more_workers` may register other workers on the same node.
 pub async fn start_node(
     database: &Database,
     args: &WorkArgs,

@@ -10,7 +10,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use oban_core::worker::Worker;
 use oban_core::{Db, Prefix};
 use serde_json::Value;
@@ -20,30 +20,24 @@ use crate::retention::parse_duration;
 use crate::worker::GenerateBadge;
 
 const COMPLETED_BADGES: &str = include_str!("completed_badges.sql");
+const SINCE_AGO: &str = include_str!("since_ago.sql");
+
+/// A thousand years: a span back that reaches before any job, bounded so that `2000000d`
+/// means every job rather than a timestamp PostgreSQL cannot hold.
+const LONGEST_SPAN_SECS: f64 = 1_000.0 * 365.25 * 86_400.0;
 
 /// Jobs read per statement: large enough that a statement's round trip costs little per job,
 /// small enough that a page of args (a few hundred bytes each) stays well under a megabyte.
 pub const PAGE_SIZE: i64 = 1_000;
 
-/// Where a print run starts in time: an instant, or a span back from when the run starts.
+/// Where a print run starts in time: an instant, or a span back from when the run starts
+/// by the database's clock (the one that wrote `completed_at`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Since {
     /// From this instant on.
     At(DateTime<Utc>),
     /// From this long before the run on.
     Ago(Duration),
-}
-
-impl Since {
-    /// The instant this names for a run starting at `now`.
-    pub fn at(&self, now: DateTime<Utc>) -> DateTime<Utc> {
-        match self {
-            Since::At(at) => *at,
-            Since::Ago(span) => {
-                now - chrono::Duration::from_std(*span).unwrap_or(chrono::Duration::MAX)
-            }
-        }
-    }
 }
 
 impl FromStr for Since {
@@ -70,13 +64,12 @@ impl FromStr for Since {
 pub struct CompletedBadges {
     queue: String,
     tags: Vec<String>,
-    since: Option<DateTime<Utc>>,
+    since: Option<Since>,
 }
 
 impl CompletedBadges {
     /// The badge jobs completed in `queue`, carrying each of `tags` (compared as Oban stores
-    /// tags: trimmed and lower-cased), completed at or after `since` (any time when `None`),
-    /// a span taken back from now.
+    /// tags: trimmed and lower-cased), completed at or after `since` (any time when `None`).
     pub fn new<S: AsRef<str>>(
         queue: impl Into<String>,
         tags: impl IntoIterator<Item = S>,
@@ -92,7 +85,7 @@ impl CompletedBadges {
         CompletedBadges {
             queue: queue.into(),
             tags: normalised,
-            since: since.map(|since| since.at(Utc::now())),
+            since,
         }
     }
 
@@ -103,6 +96,7 @@ impl CompletedBadges {
         prefix: &Prefix,
         rows: &mut Collector,
     ) -> sqlx::Result<()> {
+        let since = self.lower_bound(db).await?;
         let sql = prefix.render(COMPLETED_BADGES);
         let mut after = 0_i64;
         loop {
@@ -110,7 +104,7 @@ impl CompletedBadges {
                 .bind(GenerateBadge::NAME)
                 .bind(&self.queue)
                 .bind(&self.tags)
-                .bind(self.since.map(|since| since.naive_utc()))
+                .bind(since)
                 .bind(after)
                 .bind(PAGE_SIZE)
                 .fetch_all(db)
@@ -125,6 +119,20 @@ impl CompletedBadges {
             }
         }
     }
+
+    /// The instant `since` names, as `completed_at` stores it; a span is taken back from the
+    /// database's clock, once for the whole run.
+    async fn lower_bound(&self, db: &Db) -> sqlx::Result<Option<NaiveDateTime>> {
+        match self.since {
+            None => Ok(None),
+            Some(Since::At(at)) => Ok(Some(at.naive_utc())),
+            Some(Since::Ago(span)) => sqlx::query_scalar(SINCE_AGO)
+                .bind(span.as_secs_f64().min(LONGEST_SPAN_SECS))
+                .fetch_one(db)
+                .await
+                .map(Some),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -133,14 +141,13 @@ mod tests {
 
     #[test]
     fn since_is_a_time_or_a_span_back() {
-        let now = "2026-06-02T12:00:00Z".parse::<DateTime<Utc>>().unwrap();
-        let at = |text: &str| text.parse::<Since>().map(|since| since.at(now));
+        let at = |text: &str| text.parse::<Since>();
         assert_eq!(
             at("2026-06-01T10:00:00+01:00"),
-            Ok("2026-06-01T09:00:00Z".parse().unwrap())
+            Ok(Since::At("2026-06-01T09:00:00Z".parse().unwrap()))
         );
-        assert_eq!(at("2h"), Ok("2026-06-02T10:00:00Z".parse().unwrap()));
-        assert_eq!(at("1d"), Ok("2026-06-01T12:00:00Z".parse().unwrap()));
+        assert_eq!(at("2h"), Ok(Since::Ago(Duration::from_secs(7_200))));
+        assert_eq!(at("1d"), Ok(Since::Ago(Duration::from_secs(86_400))));
         for bad in ["yesterday", "2026-06-01", "2 h", "-2h", ""] {
             let error = at(bad).unwrap_err();
             assert!(error.contains("RFC 3339"), "{bad:?}: {error}");

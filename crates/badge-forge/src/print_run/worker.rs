@@ -140,7 +140,7 @@ impl Worker for PrintRun {
         queue: "printing_runs",
         max_attempts: 3,
         priority: 0,
-        // A sheet of 100,000 badges takes seconds; the bound is for a run that hangs.
+        // Far above any real run's time: the bound is for a run that hangs.
         timeout: Some(Duration::from_secs(15 * 60)),
     };
 

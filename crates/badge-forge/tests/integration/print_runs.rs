@@ -131,6 +131,12 @@ async fn sheet_from_db_prints_the_completed_badges_the_filters_name() {
         "every completed badge of queue badges"
     );
 
+    // A span reaching before any job (and PostgreSQL's timestamps) means every job.
+    let args = [&from_db[..], &["--since", "2000000d", "--sort", "none"]].concat();
+    let run = run_sheet(&dir.join("ever.pdf"), &args);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert_eq!(printed_order(&run.pdf.unwrap(), &EVERYONE), EVERYONE[..5]);
+
     let args = [&from_db[..], &["--queue", "vip_badges"]].concat();
     let run = run_sheet(&dir.join("vip.pdf"), &args);
     assert_eq!(run.code, 0, "{}", run.stderr);
