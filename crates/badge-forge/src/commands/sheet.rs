@@ -121,7 +121,7 @@ pub async fn sheet(database: &Database, args: SheetArgs) -> anyhow::Result<ExitC
     }
     let Some(pdf) = sheet.pdf else {
         if total == 0 {
-            anyhow::bail!("no badge written: {} holds none", source);
+            anyhow::bail!("no badge written: {}", source.nothing());
         }
         anyhow::bail!("no badge written: none of the {total} {source} can be printed");
     };
@@ -150,6 +150,15 @@ enum Source<'a> {
 }
 
 impl Source<'_> {
+    /// Why a run with no rows at all printed nothing.
+    fn nothing(&self) -> String {
+        match self {
+            Source::List(path) => format!("{} holds no rows", path.display()),
+            Source::Database => "no completed badge job matches the filters".to_owned(),
+            Source::Fake => "no fake attendees asked for".to_owned(),
+        }
+    }
+
     /// The line reporting a row left out: `list.csv:12: reason`, `job 4711: reason`.
     fn report(&self, failed: &Failed) -> String {
         match self {

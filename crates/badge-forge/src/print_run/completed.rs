@@ -22,7 +22,7 @@ use crate::worker::GenerateBadge;
 const COMPLETED_BADGES: &str = include_str!("completed_badges.sql");
 const SINCE_AGO: &str = include_str!("since_ago.sql");
 
-/// A thousand years: a span back that reaches before any job, bounded so that `2000000d`
+/// A thousand years: a span back that reaches before any job, bounded so that `100000000d`
 /// means every job rather than a timestamp PostgreSQL cannot hold.
 const LONGEST_SPAN_SECS: f64 = 1_000.0 * 365.25 * 86_400.0;
 

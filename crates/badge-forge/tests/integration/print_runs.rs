@@ -132,7 +132,7 @@ async fn sheet_from_db_prints_the_completed_badges_the_filters_name() {
     );
 
     // A span reaching before any job (and PostgreSQL's timestamps) means every job.
-    let args = [&from_db[..], &["--since", "2000000d", "--sort", "none"]].concat();
+    let args = [&from_db[..], &["--since", "100000000d", "--sort", "none"]].concat();
     let run = run_sheet(&dir.join("ever.pdf"), &args);
     assert_eq!(run.code, 3, "{}", run.stderr);
     assert_eq!(printed_order(&run.pdf.unwrap(), &EVERYONE), EVERYONE[..5]);
@@ -150,7 +150,7 @@ async fn sheet_from_db_prints_the_completed_badges_the_filters_name() {
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(
         run.stderr
-            .contains("completed badge jobs matched holds none"),
+            .contains("no badge written: no completed badge job matches the filters"),
         "{}",
         run.stderr
     );
@@ -182,6 +182,18 @@ async fn sheet_from_db_refuses_an_unmigrated_database_and_an_input_file() {
 fn print_run(dir: &Path, client: &Client) -> PrintRun {
     let renderer = Arc::new(Renderer::new(EventInfo::default()).unwrap());
     PrintRun::new(renderer, OutputDir::create(dir, false).unwrap(), client)
+}
+
+/// The args of the confirmation `worker` enqueues when it performs `job`, which must complete.
+async fn confirmation_of(worker: &PrintRun, job: &NewJob) -> Value {
+    let performed = perform_job(worker, job).await;
+    assert_eq!(
+        performed.state,
+        JobState::Completed,
+        "{:?}",
+        performed.error
+    );
+    performed.then_insert[0].args().clone()
 }
 
 #[tokio::test]
@@ -272,14 +284,7 @@ async fn a_print_run_with_bad_args_is_discarded_naming_the_key() {
         ..PrintRunArgs::default()
     })
     .unwrap();
-    let performed = perform_job(&worker, &job).await;
-    assert_eq!(
-        performed.state,
-        JobState::Completed,
-        "{:?}",
-        performed.error
-    );
-    let confirmation = performed.then_insert[0].args();
+    let confirmation = confirmation_of(&worker, &job).await;
     assert_eq!(confirmation["path"], Value::Null);
     assert_eq!(confirmation["printed"], 0);
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
@@ -302,14 +307,7 @@ async fn a_print_run_reads_every_page_of_jobs() {
     let client = Client::new(pool.clone(), Prefix::default());
     let worker = print_run(&output_dir("print-run-pages"), &client);
     let job = PrintRun::new_job(&PrintRunArgs::default()).unwrap();
-    let performed = perform_job(&worker, &job).await;
-    assert_eq!(
-        performed.state,
-        JobState::Completed,
-        "{:?}",
-        performed.error
-    );
-    let confirmation = performed.then_insert[0].args();
+    let confirmation = confirmation_of(&worker, &job).await;
     assert_eq!(confirmation["printed"], pages, "every page read once");
     assert_eq!(confirmation["failed"], 0);
 }
