@@ -93,18 +93,39 @@ impl PrintRunArgs {
     }
 }
 
-/// The args of the [`PRINT_CENTER`] job confirming a print run.
+/// The args of the [`PRINT_CENTER`] job confirming a print run. It carries the `id`, `name`
+/// and `path` strings of a badge's confirmation, so the article's `BadgeForge.PrintCenter`,
+/// which matches on those three keys, prints a sheet as it prints a badge; the other keys
+/// are extra for a PrintCenter that tells the two apart.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PrintRunConfirmation {
-    /// The sheet PDF's absolute path; `null` when no badge printed (none matched, or none
-    /// could print), and no file was written.
-    pub path: Option<String>,
+    /// `print-run-<job id>`: never a badge's id, so a print log keyed by id keeps both.
+    pub id: String,
+    /// What the print shop reads: `print run <job id>: <printed> badges`.
+    pub name: String,
+    /// The sheet PDF's absolute path.
+    pub path: String,
     /// The PrintRun job's id.
     pub job_id: i64,
     /// Badges on the sheet.
     pub printed: usize,
     /// Badge jobs matched but left out (bad args, a name the layout cannot print).
     pub failed: usize,
+}
+
+impl PrintRunConfirmation {
+    /// The confirmation of print-run job `job_id`, whose sheet at `path` holds `printed`
+    /// badges and left `failed` out.
+    pub fn new(job_id: i64, path: String, printed: usize, failed: usize) -> Self {
+        Self {
+            id: format!("print-run-{job_id}"),
+            name: format!("print run {job_id}: {printed} badges"),
+            path,
+            job_id,
+            printed,
+            failed,
+        }
+    }
 }
 
 /// Runs print runs for jobs of worker `BadgeForge.PrintRun`: reads the completed badge jobs
@@ -172,29 +193,28 @@ impl Worker for PrintRun {
                 Err(error) if error.is_permanent() => return Ok(Err(error.to_string())),
                 Err(error) => return Err(format!("imposing the sheet: {error}")),
             };
-            let path = match &sheet.pdf {
-                Some(pdf) => {
-                    output
-                        .write_atomically(&path, pdf)
-                        .map_err(|error| format!("writing {}: {error}", path.display()))?;
-                    Some(path.to_string_lossy().into_owned())
-                }
-                None => None,
-            };
             for failed in &sheet.failed {
                 tracing::warn!(origin = %failed.origin, reason = %failed.reason, "left out of the print run");
             }
-            Ok(Ok(PrintRunConfirmation {
-                path,
+            let Some(pdf) = &sheet.pdf else {
+                tracing::info!(job_id, failed = sheet.failed.len(), "nothing to print: no sheet, no confirmation");
+                return Ok(Ok(None));
+            };
+            output
+                .write_atomically(&path, pdf)
+                .map_err(|error| format!("writing {}: {error}", path.display()))?;
+            Ok(Ok(Some(PrintRunConfirmation::new(
                 job_id,
-                printed: sheet.printed,
-                failed: sheet.failed.len(),
-            }))
+                path.to_string_lossy().into_owned(),
+                sheet.printed,
+                sheet.failed.len(),
+            ))))
         })
         .await?;
         match written? {
             Err(reason) => Ok(Outcome::Discard(reason)),
-            Ok(confirmation) => {
+            Ok(None) => Ok(Outcome::complete()),
+            Ok(Some(confirmation)) => {
                 let confirmation = NewJob::new(PRINT_CENTER, &confirmation)?.queue(PRINT_QUEUE);
                 Ok(Outcome::complete_and_insert(vec![confirmation]))
             }
