@@ -16,6 +16,7 @@ mod e2e_elixir;
 mod http;
 mod layouts;
 mod personal_data;
+mod print_runs;
 mod render;
 mod render_rtl;
 mod security;

@@ -8,28 +8,35 @@ use crate::render::poppler;
 use crate::support::{BADGE_FORGE, output_dir};
 
 /// What one `badge-forge sheet` run left: its exit code, stderr, and the PDF if it wrote one.
-struct Run {
-    code: i32,
-    stderr: String,
-    pdf: Option<Vec<u8>>,
+pub(crate) struct Run {
+    pub(crate) code: i32,
+    pub(crate) stderr: String,
+    pub(crate) pdf: Option<Vec<u8>>,
     /// The process's peak resident memory, in KiB.
     max_rss_kib: i64,
 }
 
-/// Runs `badge-forge sheet --input <list> -o <dir>/sheet.pdf <args>`, waiting with `wait4`
-/// for the child's own peak memory.
+/// Runs `badge-forge sheet --input <list> -o <list>.pdf <args>`.
+fn sheet(list: &Path, args: &[&str]) -> Run {
+    let list_arg = list.to_str().expect("a UTF-8 temporary path");
+    let args: Vec<&str> = ["--input", list_arg]
+        .into_iter()
+        .chain(args.iter().copied())
+        .collect();
+    run_sheet(&list.with_extension("pdf"), &args)
+}
+
+/// Runs `badge-forge sheet -o <pdf_path> <args>`, waiting with `wait4` for the child's own
+/// peak memory.
 #[expect(
     clippy::zombie_processes,
     reason = "the child is reaped by wait4, which also gives its peak memory"
 )]
-fn sheet(list: &Path, args: &[&str]) -> Run {
-    let pdf_path = list.with_extension("pdf");
+pub(crate) fn run_sheet(pdf_path: &Path, args: &[&str]) -> Run {
     let mut child = Command::new(BADGE_FORGE)
         .arg("sheet")
-        .arg("--input")
-        .arg(list)
         .arg("-o")
-        .arg(&pdf_path)
+        .arg(pdf_path)
         .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -45,7 +52,7 @@ fn sheet(list: &Path, args: &[&str]) -> Run {
     Run {
         code: libc::WEXITSTATUS(status),
         stderr,
-        pdf: std::fs::read(&pdf_path).ok(),
+        pdf: std::fs::read(pdf_path).ok(),
         max_rss_kib: usage.ru_maxrss,
     }
 }
@@ -58,7 +65,7 @@ fn list(name: &str, content: &[u8]) -> PathBuf {
 }
 
 /// The names in `pdf`, in the order the sheet prints them, out of `names`.
-fn printed_order<'a>(pdf: &[u8], names: &[&'a str]) -> Vec<&'a str> {
+pub(crate) fn printed_order<'a>(pdf: &[u8], names: &[&'a str]) -> Vec<&'a str> {
     let text = poppler("pdftotext", &["-raw"], pdf);
     let mut found: Vec<(usize, &str)> = names
         .iter()
