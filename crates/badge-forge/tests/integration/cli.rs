@@ -3,9 +3,9 @@
 //! `status` on a migrated one; `work` refusing a configuration the library rejects.
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::support::{BADGE_FORGE, database, empty_database, output_dir};
+use crate::support::{BADGE_FORGE, database, empty_database, output_dir, wait_at_most};
 
 /// Runs `badge-forge <args> --database-url <url>`; returns whether it succeeded and its stderr.
 fn run(url: &str, args: &[&str]) -> (bool, String) {
@@ -80,16 +80,9 @@ async fn work_refuses_a_rescue_silence_shorter_than_two_gossip_intervals() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("run badge-forge work");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            panic!("work ran with --rescue-silence 1 instead of refusing it");
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    let Some(status) = wait_at_most(&mut child, Duration::from_secs(60)) else {
+        child.kill().unwrap();
+        panic!("work ran with --rescue-silence 1 instead of refusing it");
     };
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
