@@ -15,6 +15,7 @@ use badge_forge::worker::{
     ACK_LINGER, GenerateBadge, PRINT_CENTER, PRINT_QUEUE, QUEUE_LIMIT, RenderStats,
 };
 use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{Args, FromArgMatches};
 use oban_core::config::{Config, QueueConfig};
 use oban_core::cron::CronEntry;
 use oban_core::node::{Node, NodeBuilder, NodeHandle};
@@ -193,6 +194,14 @@ pub struct WorkArgs {
 }
 
 impl WorkArgs {
+    /// `work`'s flags at clap's defaults, environment variables ignored: `demo` starts its node
+    /// from these, so a default changed above holds there too.
+    pub fn defaults() -> anyhow::Result<Self> {
+        let command = Self::augment_args(clap::Command::new("work")).mut_args(|arg| arg.env(None));
+        let matches = command.try_get_matches_from(["work"])?;
+        Ok(Self::from_arg_matches(&matches)?)
+    }
+
     /// The node configuration these flags describe.
     pub fn config(&self) -> anyhow::Result<Config> {
         let mut config = Config {

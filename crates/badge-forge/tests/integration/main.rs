@@ -15,6 +15,7 @@ mod deploy_rolling;
 mod e2e_elixir;
 mod http;
 mod layouts;
+mod pdf_readback;
 mod personal_data;
 mod print_runs;
 mod render;

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use crate::pdf_readback::number;
 use crate::render::poppler;
 use crate::support::{BADGE_FORGE, output_dir};
 
@@ -388,12 +389,7 @@ fn paths(pdf: &[u8], page: usize) -> Vec<(bool, [f32; 4])> {
         .split("<page ")
         .nth(page)
         .expect("mutool trace prints the page");
-    let attribute = |line: &str, name: &str| -> f32 {
-        let at = line.find(&format!(" {name}=\"")).unwrap() + name.len() + 3;
-        line[at..line[at..].find('"').unwrap() + at]
-            .parse()
-            .unwrap()
-    };
+    let attribute = |line: &str, name: &str| number(line, name) as f32;
     let mut paths = Vec::new();
     for block in page.split("_path ").skip(1) {
         let stroked = page[..page.find(block).unwrap()].ends_with("<stroke_path ");
@@ -577,13 +573,7 @@ fn duplex_backs_lie_behind_their_fronts() {
             .lines()
             .find(|l| l.ends_with(&format!(">{text}</word>")))
             .unwrap_or_else(|| panic!("no {text:?} on page {page}:\n{bbox}"));
-        let attribute = |name: &str| -> f32 {
-            let at = line.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
-            line[at..line[at..].find('"').unwrap() + at]
-                .parse()
-                .unwrap()
-        };
-        (attribute("xMin"), attribute("yMin"))
+        (number(line, "xMin") as f32, number(line, "yMin") as f32)
     };
     // h1 is in the top-left cell, h2 top-right: their backs swap columns, rows stay.
     let (front, back) = (word("1", "Zander"), word("2", "h1"));
