@@ -50,6 +50,18 @@ pub(super) fn write(
     Ok(write_file(&lo, deflate))
 }
 
+/// `dict[key]`: lopdf's own `get` builds an error, with the key copied into a new `String`,
+/// for every key a dictionary lacks, and most lookups here are for keys most objects lack.
+fn entry<'a>(dict: &'a Dictionary, key: &[u8]) -> Option<&'a Object> {
+    dict.as_hashmap().get(key)
+}
+
+/// Whether `dict`'s `/Type` is `name` (lopdf's `has_type`, without its error for a dictionary
+/// with no `/Type`).
+fn is_type(dict: &Dictionary, name: &[u8]) -> bool {
+    matches!(entry(dict, b"Type"), Some(Object::Name(n)) if n == name)
+}
+
 /// A page box's `[llx, lly, urx, ury]`.
 fn page_box(object: &Object) -> Option<[f32; 4]> {
     let array = object.as_array().ok()?;
@@ -71,9 +83,9 @@ fn tidy(doc: &mut lopdf::Document, cmaps: &BTreeMap<Vec<u8>, Vec<u8>>, bleed: f3
         .values()
         .filter_map(|o| {
             let dict = o.as_dict().ok()?;
-            let name = dict.get(b"BaseFont").ok()?.as_name().ok()?;
+            let name = entry(dict, b"BaseFont")?.as_name().ok()?;
             let cmap = cmaps.get(name)?;
-            Some((dict.get(b"ToUnicode").ok()?.as_reference().ok()?, cmap))
+            Some((entry(dict, b"ToUnicode")?.as_reference().ok()?, cmap))
         })
         .collect();
     for (id, cmap) in to_unicode {
@@ -93,25 +105,25 @@ fn tidy(doc: &mut lopdf::Document, cmaps: &BTreeMap<Vec<u8>, Vec<u8>>, bleed: f3
         match object {
             Object::Dictionary(dict) => {
                 for key in [&b"XObject"[..], b"ExtGState", b"Shading"] {
-                    if let Ok(Object::Reference(id)) = dict.get(key)
+                    if let Some(Object::Reference(id)) = entry(dict, key)
                         && empty.contains(id)
                     {
                         dict.remove(key);
                     }
                 }
-                if dict.has_type(b"Page") {
-                    if matches!(dict.get(b"Annots"), Ok(Object::Array(a)) if a.is_empty()) {
+                if is_type(dict, b"Page") {
+                    if matches!(entry(dict, b"Annots"), Some(Object::Array(a)) if a.is_empty()) {
                         dict.remove(b"Annots");
                     }
-                    let media = dict.get(b"MediaBox").ok().cloned();
+                    let media = entry(dict, b"MediaBox").cloned();
                     for key in [&b"CropBox"[..], b"TrimBox"] {
-                        if dict.get(key).ok() == media.as_ref() {
+                        if entry(dict, key) == media.as_ref() {
                             dict.remove(key);
                         }
                     }
                     // A page larger than its trim: what prints past the trim is the bleed.
                     if let (Some(trim), Some(media)) = (
-                        dict.get(b"TrimBox").ok().and_then(page_box),
+                        entry(dict, b"TrimBox").and_then(page_box),
                         media.as_ref().and_then(page_box),
                     ) {
                         let grown = [
@@ -124,22 +136,24 @@ fn tidy(doc: &mut lopdf::Document, cmaps: &BTreeMap<Vec<u8>, Vec<u8>>, bleed: f3
                         dict.set("BleedBox", Object::Array(bleed_box.to_vec()));
                     }
                 }
-                if dict.has_type(b"Catalog") {
+                if is_type(dict, b"Catalog") {
                     dict.remove(b"PageLayout");
                     dict.remove(b"PageMode");
                 }
                 // Entries of the descendant CIDFont equal to their defaults (ISO 32000-1,
                 // table 117): /DW 1000 and, for TrueType outlines, /CIDToGIDMap /Identity.
-                if let Ok(Object::Array(descendants)) = dict.get_mut(b"DescendantFonts") {
+                if let Some(Object::Array(descendants)) =
+                    dict.as_hashmap_mut().get_mut(&b"DescendantFonts"[..])
+                {
                     for cid_font in descendants.iter_mut() {
                         if let Object::Dictionary(cid_font) = cid_font {
-                            if cid_font.get(b"DW").and_then(Object::as_i64).ok() == Some(1000) {
+                            if matches!(entry(cid_font, b"DW"), Some(Object::Integer(1000))) {
                                 cid_font.remove(b"DW");
                             }
-                            let identity = cid_font
-                                .get(b"CIDToGIDMap")
-                                .and_then(Object::as_name)
-                                .is_ok_and(|name| name == b"Identity");
+                            let identity = matches!(
+                                entry(cid_font, b"CIDToGIDMap"),
+                                Some(Object::Name(name)) if name == b"Identity"
+                            );
                             if identity {
                                 cid_font.remove(b"CIDToGIDMap");
                             }
@@ -154,10 +168,10 @@ fn tidy(doc: &mut lopdf::Document, cmaps: &BTreeMap<Vec<u8>, Vec<u8>>, bleed: f3
     for id in &empty {
         doc.objects.remove(id);
     }
-    if let Ok(Object::Reference(info_id)) = doc.trailer.get(b"Info")
+    if let Some(Object::Reference(info_id)) = entry(&doc.trailer, b"Info")
         && let Some(Object::Dictionary(info)) = doc.objects.get_mut(info_id)
     {
-        let title = info.get(b"Title").ok().cloned();
+        let title = entry(info, b"Title").cloned();
         *info = lopdf::Dictionary::new();
         if let Some(title) = title {
             if let Object::String(bytes, _) = &title {
@@ -297,15 +311,38 @@ fn write_name(out: &mut Vec<u8>, name: &[u8]) {
 fn write_dict(out: &mut Vec<u8>, dict: &Dictionary) {
     out.extend_from_slice(b"<<");
     for (key, value) in dict.iter() {
-        write_name(out, key);
-        // A delimiter-led value needs no separating space after the key.
-        if !matches!(
-            value,
-            Object::Name(_) | Object::Array(_) | Object::Dictionary(_) | Object::String(..)
-        ) {
-            out.push(b' ');
-        }
-        write_object(out, value);
+        write_entry(out, key, value);
+    }
+    out.extend_from_slice(b">>");
+}
+
+fn write_entry(out: &mut Vec<u8>, key: &[u8], value: &Object) {
+    write_name(out, key);
+    // A delimiter-led value needs no separating space after the key.
+    if !matches!(
+        value,
+        Object::Name(_) | Object::Array(_) | Object::Dictionary(_) | Object::String(..)
+    ) {
+        out.push(b' ');
+    }
+    write_object(out, value);
+}
+
+/// `dict` with its `/Length` set to `length`, as `Dictionary::set` would place it (where the
+/// dictionary has one, else last), without cloning the dictionary to set it.
+fn write_stream_dict(out: &mut Vec<u8>, dict: &Dictionary, length: usize) {
+    let length = Object::Integer(length as i64);
+    out.extend_from_slice(b"<<");
+    for (key, value) in dict.iter() {
+        let value = if key.as_slice() == b"Length" {
+            &length
+        } else {
+            value
+        };
+        write_entry(out, key, value);
+    }
+    if !dict.has(b"Length") {
+        write_entry(out, b"Length", &length);
     }
     out.extend_from_slice(b">>");
 }
@@ -334,9 +371,7 @@ fn write_file(
         if let Object::Stream(stream) = object {
             xref[id as usize] = (1, out.len() as u32, 0);
             let _ = writeln!(out, "{id} 0 obj");
-            let mut dict = stream.dict.clone();
-            dict.set("Length", stream.content.len() as i64);
-            write_dict(&mut out, &dict);
+            write_stream_dict(&mut out, &stream.dict, stream.content.len());
             out.extend_from_slice(b"stream\n");
             out.extend_from_slice(&stream.content);
             out.extend_from_slice(b"\nendstream\nendobj\n");
@@ -383,7 +418,7 @@ fn write_file(
         Object::Array(vec![1.into(), (w2 as i64).into(), (w3 as i64).into()]),
     );
     for key in [&b"Root"[..], b"Info", b"ID"] {
-        if let Ok(value) = doc.trailer.get(key) {
+        if let Some(value) = entry(&doc.trailer, key) {
             trailer.set(key.to_vec(), value.clone());
         }
     }
