@@ -250,7 +250,7 @@ fn write_object(out: &mut Vec<u8>, object: &Object) {
         Object::Null => out.extend_from_slice(b"null"),
         Object::Boolean(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
         Object::Integer(i) => {
-            let _ = write!(out, "{i}");
+            push_int(out, *i);
         }
         Object::Real(r) => {
             if r.is_finite() {
@@ -262,8 +262,8 @@ fn write_object(out: &mut Vec<u8>, object: &Object) {
         Object::Name(name) => write_name(out, name),
         Object::String(bytes, StringFormat::Hexadecimal) => {
             out.push(b'<');
-            for b in bytes {
-                let _ = write!(out, "{b:02X}");
+            for &b in bytes {
+                push_hex2(out, b);
             }
             out.push(b'>');
         }
@@ -292,16 +292,46 @@ fn write_object(out: &mut Vec<u8>, object: &Object) {
         // Streams are only ever written as indirect objects (`write_file`).
         Object::Stream(stream) => write_dict(out, &stream.dict),
         Object::Reference((id, generation)) => {
-            let _ = write!(out, "{id} {generation} R");
+            push_int(out, i64::from(*id));
+            out.push(b' ');
+            push_int(out, i64::from(*generation));
+            out.extend_from_slice(b" R");
         }
     }
+}
+
+/// Appends `value` in decimal, as `write!("{value}")` would, without the formatting
+/// machinery: a badge's file has a few hundred integers (widths, offsets, references).
+fn push_int(out: &mut Vec<u8>, value: i64) {
+    let mut digits = [0u8; 20];
+    let mut rest = value.unsigned_abs();
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if value < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+/// Appends `byte` as two upper-case hex digits (`{byte:02X}`).
+fn push_hex2(out: &mut Vec<u8>, byte: u8) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    out.extend_from_slice(&[HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 0xF)]]);
 }
 
 fn write_name(out: &mut Vec<u8>, name: &[u8]) {
     out.push(b'/');
     for &b in name {
         if !(33..=126).contains(&b) || b"()<>[]{}/%#".contains(&b) {
-            let _ = write!(out, "#{b:02X}");
+            out.push(b'#');
+            push_hex2(out, b);
         } else {
             out.push(b);
         }
@@ -370,7 +400,8 @@ fn write_file(
     for (&(id, _), object) in &doc.objects {
         if let Object::Stream(stream) = object {
             xref[id as usize] = (1, out.len() as u32, 0);
-            let _ = writeln!(out, "{id} 0 obj");
+            push_int(&mut out, i64::from(id));
+            out.extend_from_slice(b" 0 obj\n");
             write_stream_dict(&mut out, &stream.dict, stream.content.len());
             out.extend_from_slice(b"stream\n");
             out.extend_from_slice(&stream.content);
@@ -380,7 +411,9 @@ fn write_file(
                 header.push(b' ');
                 body.push(b'\n');
             }
-            let _ = write!(header, "{id} {}", body.len());
+            push_int(&mut header, i64::from(id));
+            header.push(b' ');
+            push_int(&mut header, body.len() as i64);
             write_object(&mut body, object);
             xref[id as usize] = (2, objstm_id, members);
             members += 1;
