@@ -192,17 +192,17 @@ fn tidy(doc: &mut lopdf::Document, cmaps: &BTreeMap<Vec<u8>, Vec<u8>>, bleed: f3
 }
 
 thread_local! {
-    /// One compressor per thread and level, reset for each stream: their windows and hash
-    /// tables are allocated once instead of for every stream.
+    /// One compressor per thread, reset for each stream: its window and hash table are
+    /// allocated once instead of for every stream.
     static QUICK: RefCell<Compress> = RefCell::new(Compress::new(Compression::new(1), true));
-    static FAST: RefCell<Compress> = RefCell::new(Compress::new(Compression::new(2), true));
 }
 
-/// Streams of at least this many bytes (the font programs) get level 2, smaller ones (content
-/// stream, ToUnicode maps, object and cross-reference streams) level 1. zlib-rs's level 1 is
-/// the fastest, but writes fixed Huffman codes, which cost a font program about a fifth more
-/// bytes; level 2 builds codes for the data, which pays off only on a large stream (figures
-/// in docs/benchmarks.md).
+/// Streams of at least this many bytes (the font programs) get [`super::deflate`]'s codes
+/// built for the data, smaller ones (content stream, ToUnicode maps, object and
+/// cross-reference streams) zlib-rs's level 1. That is the fastest, but writes fixed Huffman
+/// codes, which cost a font program about a fifth more bytes; codes built for the data pay
+/// off only on a large stream, and there `super::deflate` is faster than zlib-rs's level 2,
+/// the smaller streams faster still in zlib-rs (figures in docs/benchmarks.md).
 const LARGE_STREAM: usize = 2048;
 
 /// What `/Filter/FlateDecode` adds to a stream's dictionary: compression must save more.
@@ -211,12 +211,10 @@ const FILTER_ENTRY_BYTES: usize = 20;
 /// zlib-compresses `data`, if that makes the stream smaller (the filter entry included).
 fn deflate(data: &[u8]) -> Option<Vec<u8>> {
     let room = data.len().checked_sub(FILTER_ENTRY_BYTES + 1)?;
-    let compressor = if data.len() >= LARGE_STREAM {
-        &FAST
-    } else {
-        &QUICK
-    };
-    compressor.with_borrow_mut(|deflate| {
+    if data.len() >= LARGE_STREAM {
+        return super::deflate::compress(data, room);
+    }
+    QUICK.with_borrow_mut(|deflate| {
         deflate.reset();
         // Output that does not fit in `room` would not be worth it: the compressor stops
         // there, unfinished. (It writes into the spare capacity: nothing to zero first.)
