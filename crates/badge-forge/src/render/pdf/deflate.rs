@@ -768,6 +768,49 @@ mod tests {
         assert!(zeros.len() < 200, "{} bytes", zeros.len());
     }
 
+    /// Many streams of every shape a font program or a hostile input might take: lengths
+    /// from empty to beyond the window, alphabets of one byte to all 256, runs, repeats near
+    /// and far, each compressed after the others on the same buffers and inflated by zlib-rs.
+    #[test]
+    fn a_thousand_varied_streams_round_trip() {
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = |bound: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % bound as u64) as usize
+        };
+        for round in 0..1_000 {
+            let len = match round % 4 {
+                0 => next(64),
+                1 => next(4_096),
+                2 => next(40_000),
+                _ => WINDOW + next(8_192),
+            };
+            let alphabet = 1 + next(256);
+            let mut data = Vec::with_capacity(len);
+            while data.len() < len {
+                match next(4) {
+                    // A literal stretch.
+                    0 | 1 => data.extend((0..1 + next(32)).map(|_| next(alphabet) as u8)),
+                    // A run of one byte.
+                    2 => data.extend(std::iter::repeat_n(next(alphabet) as u8, 1 + next(300))),
+                    // A copy of earlier bytes, near or up to the window's reach.
+                    _ if !data.is_empty() => {
+                        let from = data.len() - 1 - next(data.len().min(WINDOW + 64));
+                        for i in 0..1 + next(300) {
+                            data.push(data[from + i % (data.len() - from)]);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            data.truncate(len);
+            let stream = compress(&data, usize::MAX).expect("no limit");
+            assert_eq!(inflate(&stream), data, "round {round}, {len} bytes");
+        }
+    }
+
     #[test]
     fn positions_left_from_earlier_streams_are_never_matched() {
         // Earlier streams' positions stay in the tables: a stream with the same bytes must not
