@@ -478,6 +478,10 @@ pub async fn fresh_database() -> Result<String> {
         rand::random::<u32>()
     );
     let mut conn = PgConnection::connect(&server).await?;
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "test clusters: the name is oban_test_<pid>_<counter>_<random u32>"
+    )]
     conn.execute(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
         .await?;
     conn.close().await?;
