@@ -1,18 +1,20 @@
 //! End-to-end badge throughput: enqueue badges as Elixir does, drain them with a GenerateBadge
 //! node, and count the PrintCenter confirmations in the database.
 //!
-//! `cargo bench -p badge-forge --bench pipeline [-- --badges N] [--output DIR] [--limit N]
-//! [--ack-linger-ms MS]`
+//! `cargo bench -p badge-forge --bench pipeline [-- --badges N] [--output DIR] [--layout FILE]
+//! [--limit N] [--ack-linger-ms MS]`
 //!
-//! The badge node is set up as `badge-forge work` sets it up (queue limit [`QUEUE_LIMIT`], ack
-//! linger [`ACK_LINGER`]); `--limit` and `--ack-linger-ms` change that, to compare.
+//! The badge node is set up as `badge-forge work --layout templates/layouts/default.toml` sets
+//! it up: the default layout read from its file (`--layout` names another), queue limit
+//! [`QUEUE_LIMIT`], ack linger [`ACK_LINGER`]; `--limit` and `--ack-linger-ms` change that, to
+//! compare.
 //!
 //! Uses `DATABASE_URL` when set, else a throwaway cluster (fsync off: see oban-core's src/testing/temp_postgres.rs).
 //! Printed: badges/s from the end of the enqueue to the last confirmation, render CPU ms per
 //! badge (the render threads' own clocks) and PDF write ms per badge (wall time),
-//! median and p95 PDF bytes, and peak RSS (VmHWM). PDFs go to a fresh directory under the
-//! system temporary directory, or under `--output DIR` (e.g. a tmpfs, to take the file
-//! system out of the measurement). The baseline,
+//! median and p95 PDF bytes, and peak RSS (VmHWM). PDFs go to a fresh directory under
+//! `/dev/shm` (a tmpfs, which takes the file system out of the measurement) where there is
+//! one, else the system temporary directory, or under `--output DIR`. The baseline,
 //! measured in the same run on the same database, drains as many no-op jobs through the same
 //! node machinery (claim, run, ack with one follow-up insert each) at its fastest (no ack
 //! linger, which would only hold no-op jobs back): the ratio says what the rendering and file
@@ -21,13 +23,14 @@
 //! that CPU would allow on two otherwise idle cores: wall-clock rates on a shared machine
 //! move with everyone else's load, CPU per job much less.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use badge_forge::fake_badges::fake_badges;
 use badge_forge::output::OutputDir;
-use badge_forge::render::{EventInfo, Renderer};
+use badge_forge::render::{Design, EventInfo, Renderer};
 use badge_forge::worker::{ACK_LINGER, GenerateBadge, PRINT_QUEUE, QUEUE_LIMIT, RenderStats};
 use oban_core::config::{Config, QueueConfig};
 use oban_core::insert::NewJob;
@@ -106,6 +109,16 @@ async fn drain(pool: &PgPool, target: i64, started: Instant) -> Duration {
     }
 }
 
+/// Where the PDFs go without `--output`: `/dev/shm` (tmpfs) where there is one.
+fn default_output() -> PathBuf {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    }
+}
+
 /// The node as `badge-forge work` sets it up, on `queue`.
 fn config(queue: &str, limit: usize, ack_linger: Duration) -> Config {
     Config {
@@ -133,7 +146,11 @@ async fn main() {
     let ack_linger = option("--ack-linger-ms")
         .and_then(|n| n.parse().ok())
         .map_or(ACK_LINGER, Duration::from_millis);
-    let output_parent = option("--output").map_or_else(std::env::temp_dir, Into::into);
+    let output_parent = option("--output").map_or_else(default_output, Into::into);
+    let layout = option("--layout").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../templates/layouts/default.toml"),
+        Into::into,
+    );
     let _private;
     let url = match std::env::var("DATABASE_URL") {
         Ok(url) => url,
@@ -181,7 +198,8 @@ async fn main() {
 
     // Badges, enqueued as Elixir's enqueue_batch does, rendered and confirmed.
     let output = output_parent.join(format!("bf-bench-{}", std::process::id()));
-    let renderer = Arc::new(Renderer::new(EventInfo::default()).unwrap());
+    let design = Design::load(&layout).expect("a valid layout");
+    let renderer = Arc::new(Renderer::with_layout(EventInfo::default(), design).unwrap());
     let stats = Arc::new(RenderStats::default());
     let worker = GenerateBadge::new(
         renderer,
@@ -233,7 +251,10 @@ async fn main() {
     let rate = badges as f64 / took.as_secs_f64();
     let baseline_rate = badges as f64 / baseline.as_secs_f64();
     println!(
-        "badge pipeline, {badges} badges, queue limit {limit}, ack linger {} ms, 2 cores shared with PostgreSQL",
+        "badge pipeline, {badges} badges, layout {}, queue limit {limit}, ack linger {} ms, 2 cores shared with PostgreSQL",
+        std::fs::canonicalize(&layout)
+            .unwrap_or(layout.clone())
+            .display(),
         ack_linger.as_millis()
     );
     println!(

@@ -1,20 +1,39 @@
 //! Render benchmark: `cargo bench -p badge-forge --bench render`.
 //!
-//! Prints time per badge and PDF sizes for single badges per script, for a mixed corpus,
-//! for 500-badge sheets, and for the default layout against the example layout with a logo
-//! and a brand font (`templates/layouts/pronouns.toml`). Every figure is also given as a ratio to an ASCII-only
-//! baseline measured in the same run, so results compare across machines.
+//! Every renderer here is built from a layout file read at run time, as `--layout` does:
+//! `templates/layouts/default.toml` (not the copy compiled into the binary) and
+//! `templates/layouts/pronouns.toml`. Printed, in order:
+//!
+//! 1. Loading the default layout and building its renderer, CPU ms each (once per process).
+//! 2. Per script, 200 badges each as its own PDF: CPU ms per badge, wall ms, median bytes,
+//!    and both as a ratio to the ASCII badge of the same run, so results compare across
+//!    machines. Then a mixed corpus of every sample, two threads sharing one renderer, and
+//!    500-badge sheets on two stocks.
+//! 3. The issue's starting figures (#16: fixed, measured on another day under another load)
+//!    beside this run's: ASCII and mixed-corpus CPU ms per badge, and the median PDF of the
+//!    fake attendees `sheet -n` and the pipeline print. Their ratio says more on a quiet
+//!    machine; the ratios to this run's ASCII badge hold on any.
+//! 4. The default layout against the one with a logo and a brand font: loading it (the logo
+//!    decoded and compressed, the font read: once per process) and building its renderer
+//!    timed apart, then CPU ms and bytes per badge for both and the logo's extra per badge, as
+//!    its own PDF (where the image is embedded in every file) and on a sheet (where it is one
+//!    object for the whole PDF).
 //!
 //! Times are the thread's CPU time (what a render costs, even on a busy shared machine);
 //! wall-clock time is shown beside it where the two can differ.
 
 use std::hint::black_box;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use badge_forge::fake_badges::fake_badges;
 use badge_forge::render::{Badge, BadgeType, Design, EventInfo, Renderer, Stock};
 use badge_forge::worker::thread_cpu_time;
+
+/// Figures at the start of issue #16 for the hard-coded layout, each badge as its own PDF:
+/// CPU ms per ASCII badge, per badge of the mixed corpus, and the median PDF in bytes.
+const ISSUE_START: (f64, f64, usize) = (0.23, 0.40, 6_200);
 
 /// Names per script, with a company in the same script where that is natural.
 const SAMPLES: &[(&str, &str, &str)] = &[
@@ -84,14 +103,31 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-fn main() {
-    let started = thread_cpu_time();
-    let renderer = Arc::new(Renderer::new(EventInfo::default()).expect("renderer"));
-    let setup = thread_cpu_time() - started;
+/// `templates/layouts/NAME`.
+fn layout_file(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../templates/layouts")
+        .join(name)
+}
+
+/// The renderer of the layout file `name`, printing the CPU time of loading the file
+/// (`Design::load`: parsing, checking, decoding its images and reading its fonts) and of
+/// building the renderer (fonts parsed, fixed text shaped) apart.
+fn load_renderer(name: &str) -> Renderer {
+    let cpu = thread_cpu_time();
+    let design = Design::load(&layout_file(name)).expect("a valid layout");
+    let loaded = thread_cpu_time();
+    let renderer = Renderer::with_layout(EventInfo::default(), design).expect("renderer");
     println!(
-        "Renderer::new (fonts parsed, fixed text shaped): {:.2} cpu ms",
-        ms(setup)
+        "{name}: Design::load {:.2} cpu ms, Renderer::with_layout {:.2} cpu ms (once per process)",
+        ms(loaded - cpu),
+        ms(thread_cpu_time() - loaded)
     );
+    renderer
+}
+
+fn main() {
+    let renderer = Arc::new(load_renderer("default.toml"));
 
     // Baseline: an ASCII name.
     let ascii: Vec<Badge> = (0..200)
@@ -191,7 +227,45 @@ fn main() {
         );
     }
 
+    issue_start(&renderer, &base, &m);
     layouts(&renderer, &ascii, &mixed);
+}
+
+/// This run's figures for the default layout beside [`ISSUE_START`]'s.
+fn issue_start(renderer: &Renderer, ascii: &Stats, mixed: &Stats) {
+    let fake = single(renderer, &fake_badges(500, 2026), 2);
+    let (ascii_ms, mixed_ms, median_bytes) = ISSUE_START;
+    println!();
+    println!(
+        "default layout from its file, against the issue-start figures (hard-coded layout, another day)"
+    );
+    println!(
+        "{:<44} {:>12} {:>10} {:>14}",
+        "each badge as its own PDF", "issue start", "this run", "x issue start"
+    );
+    let row = |label: &str, then: f64, now: f64, unit: &str| {
+        println!(
+            "{label:<44} {then:>9.3} {unit} {now:>7.3} {unit} {:>14.2}",
+            now / then
+        );
+    };
+    row("ASCII badge, cpu", ascii_ms, ms(ascii.per_badge), "ms");
+    row(
+        "mixed corpus, cpu per badge",
+        mixed_ms,
+        ms(mixed.per_badge),
+        "ms",
+    );
+    row(
+        "fake attendees, median PDF",
+        median_bytes as f64 / 1000.0,
+        fake.median_bytes as f64 / 1000.0,
+        "KB",
+    );
+    println!(
+        "(the fake attendees, 500 as in the pipeline: {:.3} cpu ms per badge)",
+        ms(fake.per_badge)
+    );
 }
 
 /// Renders `badges` as one sheet three times: CPU time per badge, and the PDF's size.
@@ -208,40 +282,64 @@ fn sheet_of(renderer: &Renderer, badges: &[Badge], stock: &Stock) -> (Duration, 
     )
 }
 
-/// The default layout against the one with a logo (an SVG rasterised at load) and a brand
-/// font: the logo is decoded once per process and embedded once per PDF.
-fn layouts(default: &Renderer, ascii: &[Badge], mixed: &[Badge]) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../templates/layouts");
-    let cpu = thread_cpu_time();
-    let design = Design::load(&dir.join("pronouns.toml")).expect("example layout");
-    let logo = Renderer::with_layout(EventInfo::default(), design).expect("renderer");
-    println!();
-    println!(
-        "pronouns.toml (logo + brand font) loaded and renderer built: {:.2} cpu ms",
-        ms(thread_cpu_time() - cpu)
+/// One layout's figures in [`layouts`]: as its own PDF (ASCII badge, mixed corpus) and on a
+/// 500-badge sheet (CPU per badge, bytes per badge).
+struct LayoutRow {
+    ascii: Stats,
+    mixed: Stats,
+    sheet: (Duration, usize),
+}
+
+/// The figures of [`LayoutRow`] for `renderer`.
+fn layout_row(renderer: &Renderer, ascii: &[Badge], mixed: &[Badge]) -> LayoutRow {
+    let (cpu, bytes) = sheet_of(
+        renderer,
+        &mixed[..500],
+        &"avery-5392".parse().expect("a stock"),
     );
+    LayoutRow {
+        ascii: single(renderer, ascii, 5),
+        mixed: single(renderer, mixed, 2),
+        sheet: (cpu, bytes / 500),
+    }
+}
+
+/// The default layout against the one with a logo (an SVG rasterised at load) and a brand
+/// font: the logo is decoded once per process (in `Design::load`, timed apart), embedded in
+/// every PDF of one badge and once in a sheet's, which the last row (logo minus default, per
+/// badge) shows.
+fn layouts(default: &Renderer, ascii: &[Badge], mixed: &[Badge]) {
+    println!();
+    let logo = load_renderer("pronouns.toml");
     single(&logo, ascii, 1); // warm up
     println!(
-        "{:<8} {:>13} {:>8} {:>13} {:>8} {:>15} {:>12}",
+        "{:<16} {:>10} {:>8} {:>10} {:>8} {:>15} {:>14}",
         "layout", "ascii ms", "bytes", "mixed ms", "bytes", "sheet ms/badge", "sheet B/badge"
     );
-    for (label, renderer) in [("default", default), ("logo", &logo)] {
-        let a = single(renderer, ascii, 5);
-        let m = single(renderer, mixed, 2);
-        let (sheet, bytes) = sheet_of(
-            renderer,
-            &mixed[..500],
-            &"avery-5392".parse().expect("a stock"),
-        );
+    let d = layout_row(default, ascii, mixed);
+    let l = layout_row(&logo, ascii, mixed);
+    for (label, r) in [("default", &d), ("logo", &l)] {
         println!(
-            "{:<8} {:>13.3} {:>8} {:>13.3} {:>8} {:>15.3} {:>12}",
+            "{:<16} {:>10.3} {:>8} {:>10.3} {:>8} {:>15.3} {:>14}",
             label,
-            ms(a.per_badge),
-            a.median_bytes,
-            ms(m.per_badge),
-            m.median_bytes,
-            ms(sheet),
-            bytes / 500
+            ms(r.ascii.per_badge),
+            r.ascii.median_bytes,
+            ms(r.mixed.per_badge),
+            r.mixed.median_bytes,
+            ms(r.sheet.0),
+            r.sheet.1
         );
     }
+    let delta_ms = |a: Duration, b: Duration| ms(a) - ms(b);
+    let delta_bytes = |a: usize, b: usize| a as i64 - b as i64;
+    println!(
+        "{:<16} {:>+10.3} {:>+8} {:>+10.3} {:>+8} {:>+15.3} {:>+14}",
+        "logo - default",
+        delta_ms(l.ascii.per_badge, d.ascii.per_badge),
+        delta_bytes(l.ascii.median_bytes, d.ascii.median_bytes),
+        delta_ms(l.mixed.per_badge, d.mixed.per_badge),
+        delta_bytes(l.mixed.median_bytes, d.mixed.median_bytes),
+        delta_ms(l.sheet.0, d.sheet.0),
+        delta_bytes(l.sheet.1, d.sheet.1)
+    );
 }

@@ -3,7 +3,9 @@
 //! [`worker::GenerateBadge`] replaces the article's Python worker on queue `badges`;
 //! [`render`] draws the badge PDF; [`badge_args`] reads job args; [`output`] writes files;
 //! [`fake_badges`] makes demo attendees; [`http`] serves metrics, health and a live page;
-//! [`retention`] deletes old badges; [`print_run`] reads attendee lists for print runs. The `badge-forge` binary wraps them in a CLI.
+//! [`retention`] deletes old badges; [`print_run`] makes print runs of attendee lists or of
+//! the completed badge jobs, also as the `BadgeForge.PrintRun` worker. The `badge-forge`
+//! binary wraps them in a CLI.
 
 pub mod badge_args;
 pub mod fake_badges;

@@ -46,7 +46,7 @@ enum Command {
     /// Render one badge to a PDF file, without a database.
     Render(commands::render::RenderArgs),
     /// Impose badges on sheets with cut marks, for a print shop: an attendee list's (CSV or
-    /// JSON Lines) or fake ones.
+    /// JSON Lines), the badge jobs completed in the database (--from-db), or fake ones.
     Sheet(commands::sheet::SheetArgs),
     /// Show jobs per queue and state, and the confirmations waiting for PrintCenter.
     Status,
@@ -94,7 +94,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Work(args) => commands::work::run(&database, args).await,
         Command::Enqueue(args) => commands::enqueue::run(&database, args).await,
         Command::Render(args) => commands::render::render(args),
-        Command::Sheet(args) => return commands::sheet::sheet(args),
+        Command::Sheet(args) => return commands::sheet::sheet(&database, args).await,
         Command::Status => commands::status::run(&database).await,
         Command::Demo(args) => commands::demo::run(database, args).await,
     };

@@ -28,27 +28,34 @@ impl FromStr for Retain {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, String> {
-        let invalid = || format!("{text:?} is not a duration such as 30d, 12h, 90m or 45s");
-        let split = text
-            .find(|c: char| !c.is_ascii_digit())
-            .ok_or_else(invalid)?;
-        let (number, unit) = text.split_at(split);
-        let number: u64 = number.parse().map_err(|_| invalid())?;
-        let unit = match unit {
-            "s" => 1,
-            "m" => 60,
-            "h" => 3_600,
-            "d" => 86_400,
-            _ => return Err(invalid()),
-        };
-        match number.checked_mul(unit) {
-            Some(0) => Err(format!(
+        match parse_duration(text)? {
+            Duration::ZERO => Err(format!(
                 "--retain {text} would delete every badge as it is written"
             )),
-            Some(seconds) => Ok(Self(Duration::from_secs(seconds))),
-            None => Err(invalid()),
+            duration => Ok(Self(duration)),
         }
     }
+}
+
+/// A whole number of seconds, minutes, hours or days: `45s`, `90m`, `12h`, `30d`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let invalid = || format!("{text:?} is not a duration such as 30d, 12h, 90m or 45s");
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(invalid)?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().map_err(|_| invalid())?;
+    let unit = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => return Err(invalid()),
+    };
+    number
+        .checked_mul(unit)
+        .map(Duration::from_secs)
+        .ok_or_else(invalid)
 }
 
 impl fmt::Display for Retain {

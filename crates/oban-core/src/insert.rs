@@ -12,6 +12,7 @@ use sqlx::{Connection, PgConnection, PgExecutor, Postgres, SqlStr};
 
 use crate::job::JobState;
 use crate::unique::{ReplaceField, Unique};
+use crate::worker::Worker;
 use crate::{Error, Prefix, Result};
 
 const INSERT_JOBS: &str = include_str!("sql/insert_jobs.sql");
@@ -52,7 +53,24 @@ impl NewJob {
     /// object. Defaults are Oban's: queue `default`, max_attempts 20, priority left to the table
     /// (0), no tags, empty meta, runnable now.
     pub fn new(worker: impl Into<String>, args: &impl Serialize) -> Result<Self> {
-        let args = serde_json::to_value(args)?;
+        Self::from_value(worker.into(), serde_json::to_value(args)?)
+    }
+
+    /// A job for worker `W` with `args` as they are, and `W`'s [`WorkerOptions`] applied (queue,
+    /// max_attempts, priority), as [`Worker::new_job`] builds it from typed args. For args
+    /// that may not decode into [`Worker::Args`], e.g. in tests of bad input.
+    ///
+    /// [`WorkerOptions`]: crate::worker::WorkerOptions
+    pub fn for_worker<W: Worker>(args: Value) -> Result<Self> {
+        let options = W::OPTIONS;
+        Ok(Self::from_value(W::NAME.to_owned(), args)?
+            .queue(options.queue)
+            .max_attempts(options.max_attempts)
+            .priority(options.priority))
+    }
+
+    /// A job for `worker` with `args`, which must be a JSON object, and Oban's defaults.
+    fn from_value(worker: String, args: Value) -> Result<Self> {
         if !args.is_object() {
             return Err(Error::InvalidJob(format!(
                 "args must serialize to a JSON object, got {args}"
@@ -60,7 +78,6 @@ impl NewJob {
         }
         // Elixir writers strip the module prefix; a row carrying it would not match
         // worker-based queries, metrics labels or unique checks.
-        let worker = worker.into();
         let worker = worker
             .strip_prefix("Elixir.")
             .map(str::to_owned)

@@ -26,7 +26,7 @@ use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 use serde_json::Value;
 use sqlx::postgres::{PgListener, PgPoolOptions};
-use sqlx::{PgExecutor, PgPool};
+use sqlx::{PgExecutor, PgPool, Row};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -35,6 +35,7 @@ use crate::backoff::reconnect_delay;
 use crate::{Db, Error, Prefix, Result};
 
 const NOTIFY: &str = include_str!("sql/notify.sql");
+const LISTENING_CHANNELS: &str = include_str!("sql/listening_channels.sql");
 
 /// After a connection that never heard its probe, the next attempt waits this many heartbeats
 /// (five minutes by default): the node runs on polling meanwhile.
@@ -359,46 +360,72 @@ impl Listener {
         }
     }
 
-    /// Listens on a fresh channel of this connection's own and notifies it each heartbeat, for
-    /// at most three: whether a notification arrived. Nobody else ever notifies that channel,
-    /// so a LISTEN left behind on a pooler's server connection receives at most these three.
+    /// Listens on a fresh channel of this connection's own and proves that notifications reach
+    /// it: whether one notification, sent once, arrives within three heartbeats.
+    ///
+    /// Through a transaction-mode pooler the LISTEN stays on a server connection the pooler
+    /// shares, which hands the probe's notification to whichever client it serves at that moment.
+    /// So the probe first asks the connection whether it still listens (through such a pooler the
+    /// question usually reaches another server connection, and the probe ends without notifying
+    /// anyone), sends one notification rather than one per heartbeat, and UNLISTENs when unheard.
     async fn probe(&self, listener: &mut PgListener, stop: &CancellationToken) -> Result<bool> {
         let channel = self
             .prefix
             .channel(&format!("probe_{:x}", rand::random::<u32>()));
         listener.listen(&channel).await?;
-        let unheard = || {
+        let heard = if self.still_listening(listener, &channel).await? {
+            self.notify_self(listener, &channel, stop).await?
+        } else {
+            false
+        };
+        if heard {
+            listener.unlisten(&channel).await?;
+        } else {
+            // Best effort: through a pooler this may reach another server connection.
+            let _ = listener.unlisten(&channel).await;
             // Only the first unheard probe warns; this line shows each later one.
             tracing::debug!(%channel, "LISTEN probe unheard after three heartbeats");
-            Ok(false)
-        };
-        let mut ping = tokio::time::interval(self.heartbeat);
+        }
+        Ok(heard)
+    }
+
+    /// Whether the listener's connection lists `channel` among the ones it listens on.
+    async fn still_listening(&self, listener: &mut PgListener, channel: &str) -> Result<bool> {
+        let rows = sqlx::raw_sql(LISTENING_CHANNELS)
+            .fetch_all(&mut *listener)
+            .await?;
+        Ok(rows
+            .iter()
+            .any(|row| row.try_get::<&str, _>(0).is_ok_and(|name| name == channel)))
+    }
+
+    /// Notifies `channel` once from the pool and waits up to three heartbeats to hear it.
+    async fn notify_self(
+        &self,
+        listener: &mut PgListener,
+        channel: &str,
+        stop: &CancellationToken,
+    ) -> Result<bool> {
+        let sent = sqlx::query(NOTIFY)
+            .bind(channel)
+            .bind(vec![String::new()])
+            .execute(&self.pool)
+            .await;
+        match sent {
+            Ok(_) => {}
+            // The LISTEN sits on a server connection the pool shares (a transaction-mode
+            // pooler), which handed the notification to this very statement.
+            Err(error) if is_stray_notification(&error) => return Ok(false),
+            Err(error) => return Err(error.into()),
+        }
         let deadline = tokio::time::sleep(self.heartbeat * 3);
         tokio::pin!(deadline);
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return Ok(false),
-                _ = &mut deadline => return unheard(),
-                _ = ping.tick() => {
-                    let sent = sqlx::query(NOTIFY)
-                        .bind(&channel)
-                        .bind(vec![String::new()])
-                        .execute(&self.pool)
-                        .await;
-                    match sent {
-                        Ok(_) => {}
-                        // The probe's LISTEN sits on a server connection that the pool shares
-                        // (a transaction-mode pooler), which handed the notification to the
-                        // pool's connection in the middle of this very statement.
-                        Err(error) if is_stray_notification(&error) => return unheard(),
-                        Err(error) => return Err(error.into()),
-                    }
-                }
+                _ = &mut deadline => return Ok(false),
                 received = listener.try_recv() => match received? {
-                    Some(notification) if notification.channel() == channel => {
-                        listener.unlisten(&channel).await?;
-                        return Ok(true);
-                    }
+                    Some(notification) if notification.channel() == channel => return Ok(true),
                     Some(_) => {}
                     None => return Err(Error::Notification("connection closed".into())),
                 },

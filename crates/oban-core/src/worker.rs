@@ -54,7 +54,8 @@ impl Outcome {
     }
 }
 
-/// Per-worker defaults, applied to jobs built with [`Worker::new_job`] and to execution.
+/// Per-worker defaults, applied to jobs built with [`Worker::new_job`] (or
+/// [`NewJob::for_worker`]) and to execution.
 #[derive(Clone, Copy, Debug)]
 pub struct WorkerOptions {
     /// Queue for new jobs.
@@ -144,15 +145,13 @@ pub trait Worker: Send + Sync + 'static {
         Self::OPTIONS.timeout
     }
 
-    /// A job for this worker with `args` and its defaults applied.
+    /// A job for this worker with `args` and its defaults applied ([`NewJob::for_worker`]
+    /// takes args that may not decode).
     fn new_job(args: &Self::Args) -> Result<NewJob>
     where
         Self: Sized,
     {
-        Ok(NewJob::new(Self::NAME, args)?
-            .queue(Self::OPTIONS.queue)
-            .max_attempts(Self::OPTIONS.max_attempts)
-            .priority(Self::OPTIONS.priority))
+        NewJob::for_worker::<Self>(serde_json::to_value(args)?)
     }
 }
 

@@ -8,15 +8,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use badge_forge::output::FileMode;
-use badge_forge::worker::{
-    ACK_LINGER, Confirmation, PRINT_CENTER, PRINT_QUEUE, QUEUE_LIMIT, RenderStats,
-};
+use badge_forge::worker::{Confirmation, PRINT_CENTER, PRINT_QUEUE, QUEUE_LIMIT, RenderStats};
 use indicatif::{ProgressBar, ProgressStyle};
 use oban_core::config::QueueConfig;
 use oban_core::job::Job;
 use oban_core::schema;
-use oban_core::telemetry::LogArgs;
 use oban_core::testing::TempPostgres;
 use oban_core::worker::{Outcome, WorkResult, Worker, WorkerOptions};
 
@@ -99,20 +95,8 @@ pub async fn run(database: Database, args: DemoArgs) -> anyhow::Result<()> {
             // Confirmations arrive in ack batches (see ACK_LINGER): room for a batch or two.
             QueueConfig::new(PRINT_QUEUE, QUEUE_LIMIT),
         ],
-        node: None,
-        grace_period: 15.0,
-        rescue_after: 300.0,
-        rescue_silence: 5.0,
-        poll_interval: 1.0,
-        ack_linger: ACK_LINGER.as_secs_f64(),
-        listen_url: None,
-        pool_size: 10,
-        fsync: false,
-        cron: Vec::new(),
-        file_mode: FileMode::DEFAULT,
-        retain: None,
-        log_args: LogArgs::default(),
         event: args.event.clone(),
+        ..WorkArgs::defaults()?
     };
     let stand_in = PrintCenterStandIn {
         printed: printed.clone(),

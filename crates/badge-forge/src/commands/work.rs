@@ -8,17 +8,20 @@ use std::time::Duration;
 use anyhow::Context;
 use badge_forge::http::{self, Credentials, Dashboard};
 use badge_forge::output::{FileMode, OutputDir};
+use badge_forge::print_run::worker::PrintRun;
 use badge_forge::render::Renderer;
 use badge_forge::retention::{self, Retain};
 use badge_forge::worker::{
     ACK_LINGER, GenerateBadge, PRINT_CENTER, PRINT_QUEUE, QUEUE_LIMIT, RenderStats,
 };
 use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{Args, FromArgMatches};
 use oban_core::config::{Config, QueueConfig};
 use oban_core::cron::CronEntry;
 use oban_core::node::{Node, NodeBuilder, NodeHandle};
 use oban_core::telemetry::LogArgs;
 use oban_core::worker::Worker;
+use oban_core::{Client, Db};
 
 use super::{Database, EventArgs, shutdown_signal};
 
@@ -113,7 +116,9 @@ pub struct WorkArgs {
     /// Directory for the badge PDFs.
     #[arg(long, short, env = "BADGE_FORGE_OUTPUT", default_value = "output")]
     pub output: PathBuf,
-    /// A queue to run as NAME=LIMIT (repeatable).
+    /// A queue to run as NAME=LIMIT (repeatable; replaces the default). Add
+    /// printing_runs=1 on the nodes that should run BadgeForge.PrintRun jobs (print runs,
+    /// docs/print-runs.md), which write their sheets into this node's --output.
     #[arg(
         long = "queue",
         short,
@@ -155,7 +160,8 @@ pub struct WorkArgs {
     /// @-alias (@hourly, @daily, @reboot, ...), then the worker (GenerateBadge's or Elixir's
     /// PrintCenter, each to its queue), then its args, e.g. '@daily BadgeForge.PrintCenter
     /// {"id":"daily"}'. Evaluated each minute in UTC by the leader of the Rust nodes, one job
-    /// per tick. Repeatable; in the environment, one entry per line.
+    /// per tick; BadgeForge.PrintRun goes to printing_runs. Repeatable; in the environment,
+    /// one entry per line.
     #[arg(
         long = "cron",
         env = "BADGE_FORGE_CRON",
@@ -188,6 +194,14 @@ pub struct WorkArgs {
 }
 
 impl WorkArgs {
+    /// `work`'s flags at clap's defaults, environment variables ignored: `demo` starts its node
+    /// from these, so a default changed above holds there too.
+    pub fn defaults() -> anyhow::Result<Self> {
+        let command = Self::augment_args(clap::Command::new("work")).mut_args(|arg| arg.env(None));
+        let matches = command.try_get_matches_from(["work"])?;
+        Ok(Self::from_arg_matches(&matches)?)
+    }
+
     /// The node configuration these flags describe.
     pub fn config(&self) -> anyhow::Result<Config> {
         let mut config = Config {
@@ -220,6 +234,7 @@ fn queue_of(worker: &str) -> Option<String> {
     match worker {
         GenerateBadge::NAME => Some(GenerateBadge::OPTIONS.queue.to_owned()),
         PRINT_CENTER => Some(PRINT_QUEUE.to_owned()),
+        PrintRun::NAME => Some(PrintRun::OPTIONS.queue.to_owned()),
         _ => None,
     }
 }
@@ -229,9 +244,9 @@ fn seconds(flag: &str, value: f64) -> anyhow::Result<Duration> {
         .map_err(|_| anyhow::anyhow!("{flag} must be a non-negative number of seconds"))
 }
 
-/// Starts a node running GenerateBadge with these flags and `renderer` (built once by the
-/// caller, which may share it) on `database`; `more_workers` may register other workers on the
-/// same node.
+/// Starts a node running GenerateBadge (and PrintRun, on the nodes given its queue) with these
+/// flags and `renderer` (built once by the caller, which may share it) on `database`;
+/// `more_workers` may register other workers on the same node.
 pub async fn start_node(
     database: &Database,
     args: &WorkArgs,
@@ -255,9 +270,16 @@ pub async fn start_node(
         // Runs until the process ends; a sweep during the drain is harmless.
         tokio::spawn(retention::sweep_forever(output.clone(), retain));
     }
+    // Print runs read the completed badge jobs as the node's own statements travel.
+    let client = Client::new(
+        Db::with_pooler(pool.clone(), config.behind_pooler),
+        config.prefix.clone(),
+    );
+    let print_run = PrintRun::new(renderer.clone(), output.clone(), &client);
     let builder = Node::builder(pool)
         .config(config)
-        .worker(GenerateBadge::new(renderer, output, stats))?;
+        .worker(GenerateBadge::new(renderer, output, stats))?
+        .worker(print_run)?;
     Ok(more_workers(builder)?.start().await?)
 }
 

@@ -21,16 +21,24 @@ const MASKS: [MaskPattern; 8] = [
     MaskPattern::Meadow,
 ];
 
-/// What each mask changes in a symbol of one version, as rows and as columns (bitsets).
+/// What every symbol of one version shares: its function patterns, where each bit of the
+/// codewords goes, and what each mask changes (rows and columns as bitsets).
 ///
 /// Masking is an XOR of the mask pattern over the data modules plus the format information,
 /// which depends only on the mask and error correction level. So for symbols of the same
 /// version, `masked(data) = unmasked(data) ^ (unmasked(light) ^ masked(light))`, where
 /// `light` is all-light data: the part in brackets is computed once per version, and each
-/// badge draws its data once instead of cloning and masking the canvas eight times.
-struct MaskDeltas {
-    rows: [Vec<u128>; 8],
-    columns: [Vec<u128>; 8],
+/// badge sets its dark data bits once instead of drawing a canvas and masking it eight times.
+struct VersionTables {
+    /// The function patterns (finders, timing, alignment, version information) as rows and
+    /// as columns; every data module light.
+    pattern_rows: Vec<u128>,
+    pattern_columns: Vec<u128>,
+    /// `(x, y)` of the module that bit `k` of the codewords (data, then error correction,
+    /// most significant bit first) is drawn in, for every bit the symbol has room for.
+    positions: Vec<(u8, u8)>,
+    mask_rows: [Vec<u128>; 8],
+    mask_columns: [Vec<u128>; 8],
 }
 
 /// Width in modules of a QR version's symbol.
@@ -60,14 +68,49 @@ fn transpose(rows: &[u128], n: usize) -> Vec<u128> {
         .collect()
 }
 
-impl MaskDeltas {
+impl VersionTables {
     fn new(version: qrcode::Version, data_len: usize, ec_len: usize) -> Self {
         let n = width_of(version);
         let mut light = Canvas::new(version, EcLevel::M);
         light.draw_all_functional_patterns();
+        let pattern_rows = canvas_rows(&light, n);
+        // Where the crate draws each bit: drawn once per bit of the bits' indexes, with the
+        // codewords spelling out, in every module, that bit of the module's own index.
+        let total = data_len + ec_len;
+        let index_bits = usize::BITS - (8 * total).leading_zeros();
+        let mut index = vec![0usize; n * n];
+        let mut drawn = vec![false; n * n];
+        for t in 0..index_bits {
+            let codewords: Vec<u8> = (0..total)
+                .map(|i| {
+                    (0..8).fold(0u8, |byte, j| {
+                        let k = 8 * i + 7 - j;
+                        byte | (u8::from((k >> t) & 1 == 1) << j)
+                    })
+                })
+                .collect();
+            let mut canvas = light.clone();
+            canvas.draw_data(&codewords[..data_len], &codewords[data_len..]);
+            for y in 0..n {
+                for x in 0..n {
+                    if let qrcode::canvas::Module::Unmasked(colour) = canvas.get(x as i16, y as i16)
+                    {
+                        drawn[y * n + x] = true;
+                        if colour == qrcode::Color::Dark {
+                            index[y * n + x] |= 1 << t;
+                        }
+                    }
+                }
+            }
+        }
+        let mut positions = vec![(0u8, 0u8); drawn.iter().filter(|d| **d).count()];
+        for (module, _) in drawn.iter().enumerate().filter(|(_, d)| **d) {
+            positions[index[module]] = ((module % n) as u8, (module / n) as u8);
+        }
+
         light.draw_data(&vec![0; data_len], &vec![0; ec_len]);
         let unmasked = canvas_rows(&light, n);
-        let rows = MASKS.map(|mask| {
+        let mask_rows = MASKS.map(|mask| {
             let mut masked = light.clone();
             masked.apply_mask(mask);
             canvas_rows(&masked, n)
@@ -76,28 +119,34 @@ impl MaskDeltas {
                 .map(|(m, u)| m ^ u)
                 .collect::<Vec<u128>>()
         });
-        let columns = rows.each_ref().map(|r| transpose(r, n));
-        MaskDeltas { rows, columns }
+        let mask_columns = mask_rows.each_ref().map(|r| transpose(r, n));
+        VersionTables {
+            pattern_columns: transpose(&pattern_rows, n),
+            pattern_rows,
+            positions,
+            mask_rows,
+            mask_columns,
+        }
     }
 
-    /// The deltas for `version` (normal QR versions 1-40), built on first use.
+    /// The tables for `version` (normal QR versions 1-40), built on first use.
     fn for_version(version: qrcode::Version, data_len: usize, ec_len: usize) -> &'static Self {
-        static BY_VERSION: [OnceLock<MaskDeltas>; 40] = [const { OnceLock::new() }; 40];
+        static BY_VERSION: [OnceLock<VersionTables>; 40] = [const { OnceLock::new() }; 40];
         let qrcode::Version::Normal(v) = version else {
             // encode_auto only picks normal versions; a micro one would get its own set.
             unreachable!("micro QR versions are never chosen");
         };
-        BY_VERSION[(v - 1) as usize].get_or_init(|| MaskDeltas::new(version, data_len, ec_len))
+        BY_VERSION[(v - 1) as usize].get_or_init(|| VersionTables::new(version, data_len, ec_len))
     }
 }
 
 /// Encodes `data` as a QR code (error correction level M): its width in modules and its
 /// rows as bitsets (bit `x` of row `y` set = dark module).
 ///
-/// Same steps as `QrCode::new`, but draws the data once and tries the eight masks as
-/// XORs of bitsets ([`MaskDeltas`]), scoring them with our own penalty function: the
-/// qrcode crate's allocates per module, and cloning and masking the canvas eight times
-/// was a tenth of a badge's render time.
+/// Same steps as `QrCode::new`, but sets the dark bits of the codewords in the version's
+/// function patterns ([`VersionTables`]) and tries the eight masks as XORs of bitsets,
+/// scoring them with our own penalty function: the qrcode crate's allocates per module,
+/// and cloning and masking the canvas eight times was a tenth of a badge's render time.
 pub(crate) fn encode(data: &[u8]) -> Result<(usize, Vec<u128>), RenderError> {
     let qr_error = |e: qrcode::types::QrError| RenderError::QrCode(e.to_string());
     let bits = qrcode::bits::encode_auto(data, EcLevel::M).map_err(qr_error)?;
@@ -109,25 +158,32 @@ pub(crate) fn encode(data: &[u8]) -> Result<(usize, Vec<u128>), RenderError> {
     }
     let (codewords, ec) = qrcode::ec::construct_codewords(&bits.into_bytes(), version, EcLevel::M)
         .map_err(qr_error)?;
-    let mut canvas = Canvas::new(version, EcLevel::M);
-    canvas.draw_all_functional_patterns();
-    canvas.draw_data(&codewords, &ec);
-    let rows = canvas_rows(&canvas, n);
-    let columns = transpose(&rows, n);
-    let deltas = MaskDeltas::for_version(version, codewords.len(), ec.len());
+    let tables = VersionTables::for_version(version, codewords.len(), ec.len());
+    let mut rows = tables.pattern_rows.clone();
+    let mut columns = tables.pattern_columns.clone();
+    for (i, &byte) in codewords.iter().chain(&ec).enumerate() {
+        for j in 0..8 {
+            if byte & (0x80 >> j) != 0
+                && let Some(&(x, y)) = tables.positions.get(8 * i + j)
+            {
+                rows[usize::from(y)] |= 1 << x;
+                columns[usize::from(x)] |= 1 << y;
+            }
+        }
+    }
     let mut masked_rows = vec![0u128; n];
     let mut masked_columns = vec![0u128; n];
     let mut best: Option<(u32, usize)> = None;
     for mask in 0..MASKS.len() {
-        xor_into(&mut masked_rows, &rows, &deltas.rows[mask]);
-        xor_into(&mut masked_columns, &columns, &deltas.columns[mask]);
+        xor_into(&mut masked_rows, &rows, &tables.mask_rows[mask]);
+        xor_into(&mut masked_columns, &columns, &tables.mask_columns[mask]);
         let score = penalty(&masked_rows, &masked_columns, n);
         if best.is_none_or(|(p, _)| score < p) {
             best = Some((score, mask));
         }
     }
     let (_, mask) = best.ok_or_else(|| RenderError::QrCode("no mask".into()))?;
-    xor_into(&mut masked_rows, &rows, &deltas.rows[mask]);
+    xor_into(&mut masked_rows, &rows, &tables.mask_rows[mask]);
     Ok((n, masked_rows))
 }
 
@@ -147,25 +203,13 @@ fn penalty(rows: &[u128], columns: &[u128], n: usize) -> u32 {
 
     let mut score = 0;
     for &a in rows.iter().chain(columns) {
-        // Runs of five or more: gaps between colour changes.
-        let mut changes = (a ^ (a >> 1)) & (inside >> 1);
-        let mut previous_end: i32 = -1;
-        loop {
-            let end = if changes == 0 {
-                n as i32 - 1
-            } else {
-                changes.trailing_zeros() as i32
-            };
-            let run = (end - previous_end) as u32;
-            if run >= 5 {
-                score += run - 2;
-            }
-            if changes == 0 {
-                break;
-            }
-            previous_end = end;
-            changes &= changes - 1;
-        }
+        // Runs of five or more score run - 2 = (run - 4) + 2: one point per window of five
+        // like modules, and two per stretch of such windows (one stretch per run), counted
+        // with shifts instead of walking the run boundaries.
+        let same = !(a ^ (a >> 1)) & (inside >> 1);
+        let fives = same & (same >> 1) & (same >> 2) & (same >> 3);
+        let stretches = fives & !(fives << 1);
+        score += fives.count_ones() + 2 * stretches.count_ones();
         // Finder-like dark-light-dark×3-light-dark starting at bit x, with four light
         // modules before or after it; outside the symbol counts as light (quiet zone).
         let finder =

@@ -60,12 +60,22 @@ impl Renderer {
         let fonts = FontSet::with_brand(&design.fonts).map_err(RenderError::Font)?;
         let title = text::clean(Field::EventTitle, &event.title, MAX_TEXT_CHARS, true)?;
         let city = text::clean(Field::EventCity, &event.city, MAX_TEXT_CHARS, false)?;
-        let event = EventInfo { title, city };
+        Self::with_fonts(EventInfo { title, city }, design, fonts)
+    }
+
+    /// A renderer of `design` for the checked `event`, with `fonts` parsed for the design: its
+    /// `[back]`, which names the same fonts, shares them rather than parsing them again.
+    fn with_fonts(
+        event: EventInfo,
+        design: Design,
+        fonts: Arc<FontSet>,
+    ) -> Result<Self, RenderError> {
         let fixed = Fixed::new(&fonts, &design, &event)?;
         let back = match &design.back {
-            Some(back) => Some(Box::new(Renderer::with_layout(
+            Some(back) => Some(Box::new(Renderer::with_fonts(
                 event.clone(),
                 (**back).clone(),
+                fonts.clone(),
             )?)),
             None => None,
         };
@@ -521,6 +531,36 @@ mod tests {
         ] {
             assert_eq!(check_marks(Field::Name, name), Ok(()), "{name}");
         }
+    }
+
+    /// A layout naming its own fonts and a `[back]`: both sides draw with one parse of them.
+    #[test]
+    fn the_back_shares_the_fronts_parsed_fonts() {
+        let layouts =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../templates/layouts");
+        let back = r#"
+[back]
+[[back.element]]
+kind = "text"
+text = "Back of {id}"
+left = 18
+right = 18
+top = 18
+height = 20
+size = 12
+"#;
+        let source = std::fs::read_to_string(layouts.join("pronouns.toml")).unwrap() + back;
+        let design = Design::parse("back.toml", &source, &layouts).unwrap();
+        assert!(
+            !design.fonts.is_empty(),
+            "the layout names fonts of its own"
+        );
+        let renderer = Renderer::with_layout(EventInfo::default(), design).unwrap();
+        let back = renderer.back.as_deref().expect("a back renderer");
+        assert!(
+            Arc::ptr_eq(&renderer.fonts, &back.fonts),
+            "the back parsed the layout's fonts again"
+        );
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! The CLI's commands against a database that was never migrated: each refuses with the
 //! library's schema message and the command that fixes it, not PostgreSQL's raw error; and
-//! `status` on a migrated one; `work` refusing a configuration the library rejects.
+//! `status` on a migrated one; `work` refusing a configuration the library rejects; `demo`
+//! running its node on `work`'s defaults.
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::support::{BADGE_FORGE, database, empty_database, output_dir};
+use crate::support::{BADGE_FORGE, database, empty_database, output_dir, wait_at_most};
 
 /// Runs `badge-forge <args> --database-url <url>`; returns whether it succeeded and its stderr.
 fn run(url: &str, args: &[&str]) -> (bool, String) {
@@ -80,16 +81,9 @@ async fn work_refuses_a_rescue_silence_shorter_than_two_gossip_intervals() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("run badge-forge work");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            panic!("work ran with --rescue-silence 1 instead of refusing it");
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    let Some(status) = wait_at_most(&mut child, Duration::from_secs(60)) else {
+        child.kill().unwrap();
+        panic!("work ran with --rescue-silence 1 instead of refusing it");
     };
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
@@ -98,4 +92,22 @@ async fn work_refuses_a_rescue_silence_shorter_than_two_gossip_intervals() {
         stderr.contains("must be at most half of rescue_silence (1s)"),
         "{stderr}"
     );
+}
+
+/// `demo` runs its node on `work`'s flag defaults, not on `work`'s environment: a variable
+/// `work` would refuse does not reach it, and the round trip prints every badge.
+#[tokio::test]
+async fn demo_runs_its_node_on_works_defaults_whatever_works_environment_says() {
+    let (_pool, url) = database().await;
+    let output = output_dir("demo");
+    let demo = Command::new(BADGE_FORGE)
+        .args(["demo", "--count", "3", "--output", output.to_str().unwrap()])
+        .args(["--database-url", &url])
+        .env("BADGE_FORGE_POOL_SIZE", "many")
+        .output()
+        .expect("run badge-forge demo");
+    let stderr = String::from_utf8_lossy(&demo.stderr);
+    assert!(demo.status.success(), "demo failed: {stderr}");
+    let pdfs = std::fs::read_dir(&output).unwrap().count();
+    assert_eq!(pdfs, 3, "{stderr}");
 }

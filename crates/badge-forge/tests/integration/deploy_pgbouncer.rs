@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::{
     BADGE_FORGE, ONE_AT_A_TIME, assert_confirmed_once, count, database, free_port, get, output_dir,
-    wait_for_count,
+    signal, wait_for_count,
 };
 use oban_core::testing::TempPgBouncer;
 use sqlx::PgPool;
@@ -56,11 +56,7 @@ impl LoggedNode {
     }
 
     fn terminate(mut self) -> String {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        signal(self.child.id() as i32, "-TERM");
         let status = self.child.wait().unwrap();
         assert!(
             status.success(),

@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use crate::support::{
     BADGE_FORGE, ElixirPeer, ONE_AT_A_TIME, PRINTED, RustNode, assert_confirmed_once,
-    assert_printed_once, count, database, empty_database, output_dir, wait_for_count,
+    assert_printed_once, count, database, empty_database, output_dir, signal, wait_at_most,
+    wait_for_count,
 };
 use oban_core::testing::{eventually, poll_until};
 use sqlx::PgPool;
@@ -123,21 +124,10 @@ impl PythonNode {
     /// SIGTERM (oban-py's graceful shutdown), then wait at most `limit` for the exit.
     fn terminate(mut self, limit: Duration) -> (ExitStatus, Duration) {
         let started = Instant::now();
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return (status, started.elapsed());
-            }
-            assert!(
-                started.elapsed() < limit,
-                "oban-py did not exit within {limit:?} of SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        signal(self.child.id() as i32, "-TERM");
+        let status = wait_at_most(&mut self.child, limit)
+            .unwrap_or_else(|| panic!("oban-py did not exit within {limit:?} of SIGTERM"));
+        (status, started.elapsed())
     }
 }
 

@@ -413,6 +413,58 @@ async fn a_cron_entry_of_the_rust_node_is_run_by_elixirs_print_center() {
     assert!(meta["cron_name"].is_string(), "{meta}");
 }
 
+/// A print run asked for as a job: the node runs `BadgeForge.PrintRun` when it runs its queue,
+/// imposes the badges Elixir enqueued and the node rendered, and Elixir's PrintCenter (the
+/// article's, which matches a badge's `id`, `name` and `path`) prints the sheet it confirms.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_print_run_is_imposed_by_the_node_and_printed_by_elixirs_print_center() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let (pool, url) = database().await;
+    let output = output_dir("print-run");
+    let peer = ElixirPeer::start(&url, &["print-center", "--node", "elixir-runs"]);
+    let queues = ["--queue", "badges=16", "--queue", "printing_runs=1"];
+    let node = RustNode::start(&url, &output, "rust-runs", &queues);
+    ElixirPeer::run(&url, &["enqueue", "30"]);
+    wait_for_count(&pool, "30 prints", PRINTED, 30, Duration::from_secs(120)).await;
+    let run: i64 = sqlx::query_scalar(
+        "INSERT INTO oban_jobs (worker, queue, args, max_attempts) \
+         VALUES ('BadgeForge.PrintRun', 'printing_runs', '{\"sort\": \"name\"}', 3) RETURNING id",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let sheet_printed = format!("SELECT count(*) FROM print_log WHERE id = 'print-run-{run}'");
+    wait_for_count(
+        &pool,
+        "the sheet printed",
+        &sheet_printed,
+        1,
+        Duration::from_secs(120),
+    )
+    .await;
+    let (status, _) = node.terminate(Duration::from_secs(15));
+    assert!(status.success(), "badge-forge work exited with {status}");
+    peer.stop();
+    let (name, path): (String, String) =
+        sqlx::query_as("SELECT name, path FROM print_log WHERE id = $1")
+            .bind(format!("print-run-{run}"))
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(name, format!("print run {run}: 30 badges"));
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM print_log WHERE id NOT LIKE 'print-run-%' ORDER BY name",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let text: String = pdftotext(&path).split_whitespace().collect();
+    for name in &names {
+        let name: String = name.split_whitespace().collect();
+        assert!(text.contains(&name), "{name} is not on the sheet: {text}");
+    }
+}
+
 /// The next gossip check of `queue` from `node` for which `wanted` holds.
 async fn gossip_check(
     tap: &mut PgListener,

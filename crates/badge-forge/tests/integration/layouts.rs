@@ -9,6 +9,7 @@ use std::process::Command;
 use badge_forge::render::{Badge, Design, EventInfo, RenderError, Renderer, Stock};
 
 use super::render::{assert_text_contains, poppler, poppler_info, run, words};
+use crate::pdf_readback::attribute;
 use crate::support::{BADGE_FORGE, output_dir};
 
 /// The repository's `templates/layouts/NAME`.
@@ -721,42 +722,19 @@ fn mupdf_chars(pdf: &[u8]) -> Vec<(String, [f64; 4])> {
         false,
     );
     let stext = String::from_utf8(stext).expect("MuPDF's stext is UTF-8");
-    let attr = |line: &str, name: &str| -> Option<String> {
-        let start = line.find(&format!(" {name}=\""))? + name.len() + 3;
-        let end = start + line[start..].find('"')?;
-        Some(line[start..end].to_owned())
-    };
     stext
         .lines()
         .filter(|line| line.trim_start().starts_with("<char "))
         .map(|line| {
-            let quad: Vec<f64> = attr(line, "quad")
+            let quad: Vec<f64> = attribute(line, "quad")
                 .expect("a char has its quad")
                 .split(' ')
                 .map(|n| n.parse().unwrap())
                 .collect();
-            let text = unescape(&attr(line, "c").expect("a char has its text"));
+            let text = attribute(line, "c").expect("a char has its text");
             (text, [quad[0], quad[1], quad[6], quad[7]])
         })
         .collect()
-}
-
-/// An XML attribute's text as MuPDF escapes it (`&#xb7;`, `&amp;`...).
-fn unescape(text: &str) -> String {
-    let hex = text
-        .strip_prefix("&#x")
-        .and_then(|t| t.strip_suffix(';'))
-        .and_then(|t| u32::from_str_radix(t, 16).ok())
-        .and_then(char::from_u32);
-    match hex {
-        Some(c) => c.to_string(),
-        None => text
-            .replace("&lt;", "<")
-            .replace("&gt;", ">")
-            .replace("&quot;", "\"")
-            .replace("&apos;", "'")
-            .replace("&amp;", "&"),
-    }
 }
 
 /// The two readers agree: every word poppler finds on the example layouts' badges is, in

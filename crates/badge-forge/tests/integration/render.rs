@@ -12,6 +12,8 @@ use badge_forge::render::{
     Badge, BadgeType, EventInfo, Field, MAX_MARKS, MAX_TEXT_CHARS, RenderError, Renderer, Stock,
 };
 
+use crate::pdf_readback::{number, unescape};
+
 static RENDERER: LazyLock<Renderer> =
     LazyLock::new(|| Renderer::new(EventInfo::default()).expect("renderer builds"));
 
@@ -98,18 +100,12 @@ pub(super) fn words(pdf: &[u8]) -> Vec<(String, [f64; 4])> {
     let html = String::from_utf8_lossy(&run("pdftotext", &["-bbox"], pdf, true)).into_owned();
     html.lines()
         .filter_map(|line| {
-            let rest = line.trim().strip_prefix("<word ")?;
-            let attr = |name: &str| -> f64 {
-                let start = rest.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
-                let end = start + rest[start..].find('"').unwrap();
-                rest[start..end].parse().unwrap()
-            };
+            let line = line.trim();
+            let rest = line.strip_prefix("<word ")?;
             let text = rest[rest.find('>')? + 1..].strip_suffix("</word>")?;
             Some((
-                text.replace("&amp;", "&")
-                    .replace("&lt;", "<")
-                    .replace("&gt;", ">"),
-                [attr("xMin"), attr("yMin"), attr("xMax"), attr("yMax")],
+                unescape(text),
+                ["xMin", "yMin", "xMax", "yMax"].map(|name| number(line, name)),
             ))
         })
         .collect()
@@ -247,12 +243,7 @@ fn long_names_fit_on_the_badge() {
         let html = poppler("pdftotext", &["-bbox"], &pdf);
         let mut words = 0;
         for line in html.lines().filter(|l| l.contains("<word ")) {
-            let attr = |key: &str| -> f64 {
-                let start = line.find(&format!("{key}=\"")).unwrap() + key.len() + 2;
-                let end = start + line[start..].find('"').unwrap();
-                line[start..end].parse().unwrap()
-            };
-            let (x0, y0, x1, y1) = (attr("xMin"), attr("yMin"), attr("xMax"), attr("yMax"));
+            let [x0, y0, x1, y1] = ["xMin", "yMin", "xMax", "yMax"].map(|key| number(line, key));
             assert!(
                 x0 >= 0.0 && y0 >= 0.0 && x1 <= 288.0 && y1 <= 216.0,
                 "{name}: word outside the page: {line}"

@@ -4,32 +4,40 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use crate::pdf_readback::number;
 use crate::render::poppler;
 use crate::support::{BADGE_FORGE, output_dir};
 
 /// What one `badge-forge sheet` run left: its exit code, stderr, and the PDF if it wrote one.
-struct Run {
-    code: i32,
-    stderr: String,
-    pdf: Option<Vec<u8>>,
+pub(crate) struct Run {
+    pub(crate) code: i32,
+    pub(crate) stderr: String,
+    pub(crate) pdf: Option<Vec<u8>>,
     /// The process's peak resident memory, in KiB.
     max_rss_kib: i64,
 }
 
-/// Runs `badge-forge sheet --input <list> -o <dir>/sheet.pdf <args>`, waiting with `wait4`
-/// for the child's own peak memory.
+/// Runs `badge-forge sheet --input <list> -o <list>.pdf <args>`.
+fn sheet(list: &Path, args: &[&str]) -> Run {
+    let list_arg = list.to_str().expect("a UTF-8 temporary path");
+    let args: Vec<&str> = ["--input", list_arg]
+        .into_iter()
+        .chain(args.iter().copied())
+        .collect();
+    run_sheet(&list.with_extension("pdf"), &args)
+}
+
+/// Runs `badge-forge sheet -o <pdf_path> <args>`, waiting with `wait4` for the child's own
+/// peak memory.
 #[expect(
     clippy::zombie_processes,
     reason = "the child is reaped by wait4, which also gives its peak memory"
 )]
-fn sheet(list: &Path, args: &[&str]) -> Run {
-    let pdf_path = list.with_extension("pdf");
+pub(crate) fn run_sheet(pdf_path: &Path, args: &[&str]) -> Run {
     let mut child = Command::new(BADGE_FORGE)
         .arg("sheet")
-        .arg("--input")
-        .arg(list)
         .arg("-o")
-        .arg(&pdf_path)
+        .arg(pdf_path)
         .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -45,7 +53,7 @@ fn sheet(list: &Path, args: &[&str]) -> Run {
     Run {
         code: libc::WEXITSTATUS(status),
         stderr,
-        pdf: std::fs::read(&pdf_path).ok(),
+        pdf: std::fs::read(pdf_path).ok(),
         max_rss_kib: usage.ru_maxrss,
     }
 }
@@ -58,7 +66,7 @@ fn list(name: &str, content: &[u8]) -> PathBuf {
 }
 
 /// The names in `pdf`, in the order the sheet prints them, out of `names`.
-fn printed_order<'a>(pdf: &[u8], names: &[&'a str]) -> Vec<&'a str> {
+pub(crate) fn printed_order<'a>(pdf: &[u8], names: &[&'a str]) -> Vec<&'a str> {
     let text = poppler("pdftotext", &["-raw"], pdf);
     let mut found: Vec<(usize, &str)> = names
         .iter()
@@ -381,12 +389,7 @@ fn paths(pdf: &[u8], page: usize) -> Vec<(bool, [f32; 4])> {
         .split("<page ")
         .nth(page)
         .expect("mutool trace prints the page");
-    let attribute = |line: &str, name: &str| -> f32 {
-        let at = line.find(&format!(" {name}=\"")).unwrap() + name.len() + 3;
-        line[at..line[at..].find('"').unwrap() + at]
-            .parse()
-            .unwrap()
-    };
+    let attribute = |line: &str, name: &str| number(line, name) as f32;
     let mut paths = Vec::new();
     for block in page.split("_path ").skip(1) {
         let stroked = page[..page.find(block).unwrap()].ends_with("<stroke_path ");
@@ -570,13 +573,7 @@ fn duplex_backs_lie_behind_their_fronts() {
             .lines()
             .find(|l| l.ends_with(&format!(">{text}</word>")))
             .unwrap_or_else(|| panic!("no {text:?} on page {page}:\n{bbox}"));
-        let attribute = |name: &str| -> f32 {
-            let at = line.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
-            line[at..line[at..].find('"').unwrap() + at]
-                .parse()
-                .unwrap()
-        };
-        (attribute("xMin"), attribute("yMin"))
+        (number(line, "xMin") as f32, number(line, "yMin") as f32)
     };
     // h1 is in the top-left cell, h2 top-right: their backs swap columns, rows stay.
     let (front, back) = (word("1", "Zander"), word("2", "h1"));

@@ -113,16 +113,9 @@ impl RustNode {
     pub fn terminate(mut self, limit: Duration) -> (ExitStatus, Duration) {
         let started = Instant::now();
         signal(self.pid(), "-TERM");
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait for badge-forge") {
-                return (status, started.elapsed());
-            }
-            assert!(
-                started.elapsed() < limit,
-                "badge-forge did not exit within {limit:?} of SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let status = wait_at_most(&mut self.child, limit)
+            .unwrap_or_else(|| panic!("badge-forge did not exit within {limit:?} of SIGTERM"));
+        (status, started.elapsed())
     }
 }
 
@@ -133,7 +126,23 @@ impl Drop for RustNode {
     }
 }
 
-fn signal(pid: i32, sig: &str) {
+/// Waits for `child` to exit, at most `limit`: its status, or `None` if it still runs then
+/// (the caller says what that means, and whether to kill it).
+pub fn wait_at_most(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for a child process") {
+            return Some(status);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Sends `sig` (e.g. `-TERM`) to process `pid` with kill(1).
+pub fn signal(pid: i32, sig: &str) {
     let status = Command::new("kill")
         .args([sig, &pid.to_string()])
         .status()

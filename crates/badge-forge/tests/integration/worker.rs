@@ -43,12 +43,7 @@ fn generate_badge(dir: &Path) -> GenerateBadge {
 /// A badge job with `args` as given, however wrong (`new_job` takes only args that decode),
 /// with the worker's options.
 fn badge_job(args: &Value) -> NewJob {
-    let options = GenerateBadge::OPTIONS;
-    NewJob::new(GenerateBadge::NAME, args)
-        .unwrap()
-        .queue(options.queue)
-        .max_attempts(options.max_attempts)
-        .priority(options.priority)
+    NewJob::for_worker::<GenerateBadge>(args.clone()).unwrap()
 }
 
 /// The PrintCenter confirmations waiting to run.

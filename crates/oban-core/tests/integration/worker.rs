@@ -1,6 +1,7 @@
 //! Typed workers against a real PostgreSQL: a worker receives its args decoded into its own
 //! type, on a node and in `drain_queue` alike; args that do not decode are discarded at once
-//! with an error entry naming the worker and the field, never retried; a worker declaring
+//! with an error entry naming the worker and the field, never retried (such jobs built with
+//! the worker's options by `NewJob::for_worker`); a worker declaring
 //! `serde_json::Value` gets any JSON as it is.
 
 use std::sync::{Arc, Mutex};
@@ -43,6 +44,7 @@ impl Worker for Recorder<Order> {
     const OPTIONS: WorkerOptions = WorkerOptions {
         queue: "orders",
         max_attempts: 3,
+        priority: 2,
         ..WorkerOptions::DEFAULT
     };
     type Args = Order;
@@ -150,10 +152,9 @@ async fn args_that_do_not_decode_are_discarded_at_once_naming_the_field() {
     ];
     let mut ids = Vec::new();
     for (args, _) in &cases {
-        let job = NewJob::new(Recorder::<Order>::NAME, args)
-            .unwrap()
-            .queue("orders")
-            .max_attempts(3);
+        // Built as tests of bad input build them: the worker's options, args that do not decode.
+        let job = NewJob::for_worker::<Recorder<Order>>(args.clone()).unwrap();
+        assert_eq!(job.args(), args);
         ids.push(client.insert(&job).await.unwrap().id);
     }
     let counts = client
@@ -173,14 +174,21 @@ async fn args_that_do_not_decode_are_discarded_at_once_naming_the_field() {
         "the worker never runs on bad args"
     );
     for ((_, reason), id) in cases.iter().zip(ids) {
-        let (state, attempt, error): (String, i32, String) = sqlx::query_as(
-            "SELECT state::text, attempt, errors[1]->>'error' FROM oban_jobs WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+        let (state, attempt, max_attempts, priority, error): (String, i32, i32, i32, String) =
+            sqlx::query_as(
+                "SELECT state::text, attempt, max_attempts, priority, errors[1]->>'error' \
+                 FROM oban_jobs WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
         assert_eq!((state.as_str(), attempt), ("discarded", 1), "{error}");
+        assert_eq!(
+            (max_attempts, priority),
+            (3, 2),
+            "the job carries the worker's options"
+        );
         assert_eq!(
             error,
             format!("Test.Orders: args do not decode as integration::worker::Order: {reason}")

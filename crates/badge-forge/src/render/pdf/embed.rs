@@ -22,7 +22,7 @@ use crate::render::fonts::{FaceId, FontFace, FontSet};
 use cff::CidCff;
 
 /// Per face: original glyph id -> the text it stands for (first non-empty one seen).
-type GlyphUse = BTreeMap<FaceId, BTreeMap<u16, Box<str>>>;
+type GlyphUse<'a> = BTreeMap<FaceId, BTreeMap<u16, &'a str>>;
 
 /// An embedded face: its resource name and the renumbering of its glyphs.
 pub(super) struct Embedded {
@@ -55,7 +55,7 @@ pub(super) fn embed(
         let mut entries: Vec<(u16, &str)> = glyphs
             .iter()
             .filter(|(_, text)| !text.is_empty())
-            .map(|(&gid, text)| (remap.get(gid).unwrap_or(0), &**text))
+            .map(|(&gid, &text)| (remap.get(gid).unwrap_or(0), text))
             .collect();
         entries.sort_unstable();
         if let Some(name) = &parsed.font_name {
@@ -79,7 +79,7 @@ pub(super) fn embed(
 }
 
 /// Every glyph the sheets draw, per face, with the text it stands for.
-fn glyphs_used(sheets: &[Sheet<'_>]) -> GlyphUse {
+fn glyphs_used<'a>(sheets: &'a [Sheet<'_>]) -> GlyphUse<'a> {
     let mut used: GlyphUse = BTreeMap::new();
     for sheet in sheets {
         for placed in &sheet.badges {
@@ -90,7 +90,7 @@ fn glyphs_used(sheets: &[Sheet<'_>]) -> GlyphUse {
                     if slot.is_empty()
                         && let Some(text) = &g.text
                     {
-                        *slot = text.clone();
+                        *slot = text;
                     }
                 }
             }
@@ -112,9 +112,11 @@ fn to_unicode_cmap(entries: &[(u16, &str)]) -> Vec<u8> {
     for chunk in entries.chunks(100) {
         let _ = writeln!(out, "{} beginbfchar", chunk.len());
         for (code, text) in chunk {
-            let _ = write!(out, "<{code:04X}><");
+            out.push('<');
+            push_hex4(&mut out, *code);
+            out.push_str("><");
             for unit in text.encode_utf16() {
-                let _ = write!(out, "{unit:04X}");
+                push_hex4(&mut out, unit);
             }
             out.push_str(">\n");
         }
@@ -122,6 +124,16 @@ fn to_unicode_cmap(entries: &[(u16, &str)]) -> Vec<u8> {
     }
     out.push_str("endcmap CMapName currentdict/CMap defineresource pop end end");
     out.into_bytes()
+}
+
+/// Appends `value` as four upper-case hex digits (`{value:04X}`, without the formatting
+/// machinery: a CMap has two such numbers per glyph).
+fn push_hex4(out: &mut String, value: u16) {
+    for shift in [12, 8, 4, 0] {
+        out.push(char::from(
+            b"0123456789ABCDEF"[usize::from((value >> shift) & 0xF)],
+        ));
+    }
 }
 
 /// The advance printpdf writes into `/W` for a glyph (it truncates to whole 1/1000 em);

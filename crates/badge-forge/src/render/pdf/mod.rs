@@ -7,8 +7,10 @@
 //!   subsets fonts with its `text_layout` feature, which pulls in a whole layout engine and
 //!   re-parses every font per document);
 //! - [`draw`] turns each page's layouts into content streams;
-//! - [`writer`] tidies printpdf's object graph and writes the compressed file.
+//! - [`writer`] tidies printpdf's object graph and writes the compressed file;
+//! - [`deflate`] compresses its large streams (the font programs).
 
+mod deflate;
 mod draw;
 mod embed;
 mod writer;

@@ -50,6 +50,18 @@ pub(super) fn write(
     Ok(write_file(&lo, deflate))
 }
 
+/// `dict[key]`: lopdf's own `get` builds an error, with the key copied into a new `String`,
+/// for every key a dictionary lacks, and most lookups here are for keys most objects lack.
+fn entry<'a>(dict: &'a Dictionary, key: &[u8]) -> Option<&'a Object> {
+    dict.as_hashmap().get(key)
+}
+
+/// Whether `dict`'s `/Type` is `name` (lopdf's `has_type`, without its error for a dictionary
+/// with no `/Type`).
+fn is_type(dict: &Dictionary, name: &[u8]) -> bool {
+    matches!(entry(dict, b"Type"), Some(Object::Name(n)) if n == name)
+}
+
 /// A page box's `[llx, lly, urx, ury]`.
 fn page_box(object: &Object) -> Option<[f32; 4]> {
     let array = object.as_array().ok()?;
@@ -71,9 +83,9 @@ fn tidy(doc: &mut lopdf::Document, cmaps: &BTreeMap<Vec<u8>, Vec<u8>>, bleed: f3
         .values()
         .filter_map(|o| {
             let dict = o.as_dict().ok()?;
-            let name = dict.get(b"BaseFont").ok()?.as_name().ok()?;
+            let name = entry(dict, b"BaseFont")?.as_name().ok()?;
             let cmap = cmaps.get(name)?;
-            Some((dict.get(b"ToUnicode").ok()?.as_reference().ok()?, cmap))
+            Some((entry(dict, b"ToUnicode")?.as_reference().ok()?, cmap))
         })
         .collect();
     for (id, cmap) in to_unicode {
@@ -93,25 +105,25 @@ fn tidy(doc: &mut lopdf::Document, cmaps: &BTreeMap<Vec<u8>, Vec<u8>>, bleed: f3
         match object {
             Object::Dictionary(dict) => {
                 for key in [&b"XObject"[..], b"ExtGState", b"Shading"] {
-                    if let Ok(Object::Reference(id)) = dict.get(key)
+                    if let Some(Object::Reference(id)) = entry(dict, key)
                         && empty.contains(id)
                     {
                         dict.remove(key);
                     }
                 }
-                if dict.has_type(b"Page") {
-                    if matches!(dict.get(b"Annots"), Ok(Object::Array(a)) if a.is_empty()) {
+                if is_type(dict, b"Page") {
+                    if matches!(entry(dict, b"Annots"), Some(Object::Array(a)) if a.is_empty()) {
                         dict.remove(b"Annots");
                     }
-                    let media = dict.get(b"MediaBox").ok().cloned();
+                    let media = entry(dict, b"MediaBox").cloned();
                     for key in [&b"CropBox"[..], b"TrimBox"] {
-                        if dict.get(key).ok() == media.as_ref() {
+                        if entry(dict, key) == media.as_ref() {
                             dict.remove(key);
                         }
                     }
                     // A page larger than its trim: what prints past the trim is the bleed.
                     if let (Some(trim), Some(media)) = (
-                        dict.get(b"TrimBox").ok().and_then(page_box),
+                        entry(dict, b"TrimBox").and_then(page_box),
                         media.as_ref().and_then(page_box),
                     ) {
                         let grown = [
@@ -124,22 +136,24 @@ fn tidy(doc: &mut lopdf::Document, cmaps: &BTreeMap<Vec<u8>, Vec<u8>>, bleed: f3
                         dict.set("BleedBox", Object::Array(bleed_box.to_vec()));
                     }
                 }
-                if dict.has_type(b"Catalog") {
+                if is_type(dict, b"Catalog") {
                     dict.remove(b"PageLayout");
                     dict.remove(b"PageMode");
                 }
                 // Entries of the descendant CIDFont equal to their defaults (ISO 32000-1,
                 // table 117): /DW 1000 and, for TrueType outlines, /CIDToGIDMap /Identity.
-                if let Ok(Object::Array(descendants)) = dict.get_mut(b"DescendantFonts") {
+                if let Some(Object::Array(descendants)) =
+                    dict.as_hashmap_mut().get_mut(&b"DescendantFonts"[..])
+                {
                     for cid_font in descendants.iter_mut() {
                         if let Object::Dictionary(cid_font) = cid_font {
-                            if cid_font.get(b"DW").and_then(Object::as_i64).ok() == Some(1000) {
+                            if matches!(entry(cid_font, b"DW"), Some(Object::Integer(1000))) {
                                 cid_font.remove(b"DW");
                             }
-                            let identity = cid_font
-                                .get(b"CIDToGIDMap")
-                                .and_then(Object::as_name)
-                                .is_ok_and(|name| name == b"Identity");
+                            let identity = matches!(
+                                entry(cid_font, b"CIDToGIDMap"),
+                                Some(Object::Name(name)) if name == b"Identity"
+                            );
                             if identity {
                                 cid_font.remove(b"CIDToGIDMap");
                             }
@@ -154,10 +168,10 @@ fn tidy(doc: &mut lopdf::Document, cmaps: &BTreeMap<Vec<u8>, Vec<u8>>, bleed: f3
     for id in &empty {
         doc.objects.remove(id);
     }
-    if let Ok(Object::Reference(info_id)) = doc.trailer.get(b"Info")
+    if let Some(Object::Reference(info_id)) = entry(&doc.trailer, b"Info")
         && let Some(Object::Dictionary(info)) = doc.objects.get_mut(info_id)
     {
-        let title = info.get(b"Title").ok().cloned();
+        let title = entry(info, b"Title").cloned();
         *info = lopdf::Dictionary::new();
         if let Some(title) = title {
             if let Object::String(bytes, _) = &title {
@@ -178,17 +192,17 @@ fn tidy(doc: &mut lopdf::Document, cmaps: &BTreeMap<Vec<u8>, Vec<u8>>, bleed: f3
 }
 
 thread_local! {
-    /// One compressor per thread and level, reset for each stream: their windows and hash
-    /// tables are allocated once instead of for every stream.
+    /// One compressor per thread, reset for each stream: its window and hash table are
+    /// allocated once instead of for every stream.
     static QUICK: RefCell<Compress> = RefCell::new(Compress::new(Compression::new(1), true));
-    static FAST: RefCell<Compress> = RefCell::new(Compress::new(Compression::new(2), true));
 }
 
-/// Streams of at least this many bytes (the font programs) get level 2, smaller ones (content
-/// stream, ToUnicode maps, object and cross-reference streams) level 1. zlib-rs's level 1 is
-/// the fastest, but writes fixed Huffman codes, which cost a font program about a fifth more
-/// bytes; level 2 builds codes for the data, which pays off only on a large stream (figures
-/// in docs/benchmarks.md).
+/// Streams of at least this many bytes (the font programs) get [`super::deflate`]'s codes
+/// built for the data, smaller ones (content stream, ToUnicode maps, object and
+/// cross-reference streams) zlib-rs's level 1. That is the fastest, but writes fixed Huffman
+/// codes, which cost a font program about a fifth more bytes; codes built for the data pay
+/// off only on a large stream, and there `super::deflate` is faster than zlib-rs's level 2,
+/// the smaller streams faster still in zlib-rs (figures in docs/benchmarks.md).
 const LARGE_STREAM: usize = 2048;
 
 /// What `/Filter/FlateDecode` adds to a stream's dictionary: compression must save more.
@@ -197,12 +211,10 @@ const FILTER_ENTRY_BYTES: usize = 20;
 /// zlib-compresses `data`, if that makes the stream smaller (the filter entry included).
 fn deflate(data: &[u8]) -> Option<Vec<u8>> {
     let room = data.len().checked_sub(FILTER_ENTRY_BYTES + 1)?;
-    let compressor = if data.len() >= LARGE_STREAM {
-        &FAST
-    } else {
-        &QUICK
-    };
-    compressor.with_borrow_mut(|deflate| {
+    if data.len() >= LARGE_STREAM {
+        return super::deflate::compress(data, room);
+    }
+    QUICK.with_borrow_mut(|deflate| {
         deflate.reset();
         // Output that does not fit in `room` would not be worth it: the compressor stops
         // there, unfinished. (It writes into the spare capacity: nothing to zero first.)
@@ -236,7 +248,7 @@ fn write_object(out: &mut Vec<u8>, object: &Object) {
         Object::Null => out.extend_from_slice(b"null"),
         Object::Boolean(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
         Object::Integer(i) => {
-            let _ = write!(out, "{i}");
+            push_int(out, *i);
         }
         Object::Real(r) => {
             if r.is_finite() {
@@ -248,8 +260,8 @@ fn write_object(out: &mut Vec<u8>, object: &Object) {
         Object::Name(name) => write_name(out, name),
         Object::String(bytes, StringFormat::Hexadecimal) => {
             out.push(b'<');
-            for b in bytes {
-                let _ = write!(out, "{b:02X}");
+            for &b in bytes {
+                push_hex2(out, b);
             }
             out.push(b'>');
         }
@@ -278,16 +290,46 @@ fn write_object(out: &mut Vec<u8>, object: &Object) {
         // Streams are only ever written as indirect objects (`write_file`).
         Object::Stream(stream) => write_dict(out, &stream.dict),
         Object::Reference((id, generation)) => {
-            let _ = write!(out, "{id} {generation} R");
+            push_int(out, i64::from(*id));
+            out.push(b' ');
+            push_int(out, i64::from(*generation));
+            out.extend_from_slice(b" R");
         }
     }
+}
+
+/// Appends `value` in decimal, as `write!("{value}")` would, without the formatting
+/// machinery: a badge's file has a few hundred integers (widths, offsets, references).
+fn push_int(out: &mut Vec<u8>, value: i64) {
+    let mut digits = [0u8; 20];
+    let mut rest = value.unsigned_abs();
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if value < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+/// Appends `byte` as two upper-case hex digits (`{byte:02X}`).
+fn push_hex2(out: &mut Vec<u8>, byte: u8) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    out.extend_from_slice(&[HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 0xF)]]);
 }
 
 fn write_name(out: &mut Vec<u8>, name: &[u8]) {
     out.push(b'/');
     for &b in name {
         if !(33..=126).contains(&b) || b"()<>[]{}/%#".contains(&b) {
-            let _ = write!(out, "#{b:02X}");
+            out.push(b'#');
+            push_hex2(out, b);
         } else {
             out.push(b);
         }
@@ -297,15 +339,38 @@ fn write_name(out: &mut Vec<u8>, name: &[u8]) {
 fn write_dict(out: &mut Vec<u8>, dict: &Dictionary) {
     out.extend_from_slice(b"<<");
     for (key, value) in dict.iter() {
-        write_name(out, key);
-        // A delimiter-led value needs no separating space after the key.
-        if !matches!(
-            value,
-            Object::Name(_) | Object::Array(_) | Object::Dictionary(_) | Object::String(..)
-        ) {
-            out.push(b' ');
-        }
-        write_object(out, value);
+        write_entry(out, key, value);
+    }
+    out.extend_from_slice(b">>");
+}
+
+fn write_entry(out: &mut Vec<u8>, key: &[u8], value: &Object) {
+    write_name(out, key);
+    // A delimiter-led value needs no separating space after the key.
+    if !matches!(
+        value,
+        Object::Name(_) | Object::Array(_) | Object::Dictionary(_) | Object::String(..)
+    ) {
+        out.push(b' ');
+    }
+    write_object(out, value);
+}
+
+/// `dict` with its `/Length` set to `length`, as `Dictionary::set` would place it (where the
+/// dictionary has one, else last), without cloning the dictionary to set it.
+fn write_stream_dict(out: &mut Vec<u8>, dict: &Dictionary, length: usize) {
+    let length = Object::Integer(length as i64);
+    out.extend_from_slice(b"<<");
+    for (key, value) in dict.iter() {
+        let value = if key.as_slice() == b"Length" {
+            &length
+        } else {
+            value
+        };
+        write_entry(out, key, value);
+    }
+    if !dict.has(b"Length") {
+        write_entry(out, b"Length", &length);
     }
     out.extend_from_slice(b">>");
 }
@@ -333,10 +398,9 @@ fn write_file(
     for (&(id, _), object) in &doc.objects {
         if let Object::Stream(stream) = object {
             xref[id as usize] = (1, out.len() as u32, 0);
-            let _ = writeln!(out, "{id} 0 obj");
-            let mut dict = stream.dict.clone();
-            dict.set("Length", stream.content.len() as i64);
-            write_dict(&mut out, &dict);
+            push_int(&mut out, i64::from(id));
+            out.extend_from_slice(b" 0 obj\n");
+            write_stream_dict(&mut out, &stream.dict, stream.content.len());
             out.extend_from_slice(b"stream\n");
             out.extend_from_slice(&stream.content);
             out.extend_from_slice(b"\nendstream\nendobj\n");
@@ -345,7 +409,9 @@ fn write_file(
                 header.push(b' ');
                 body.push(b'\n');
             }
-            let _ = write!(header, "{id} {}", body.len());
+            push_int(&mut header, i64::from(id));
+            header.push(b' ');
+            push_int(&mut header, body.len() as i64);
             write_object(&mut body, object);
             xref[id as usize] = (2, objstm_id, members);
             members += 1;
@@ -383,7 +449,7 @@ fn write_file(
         Object::Array(vec![1.into(), (w2 as i64).into(), (w3 as i64).into()]),
     );
     for key in [&b"Root"[..], b"Info", b"ID"] {
-        if let Ok(value) = doc.trailer.get(key) {
+        if let Some(value) = entry(&doc.trailer, key) {
             trailer.set(key.to_vec(), value.clone());
         }
     }

@@ -66,11 +66,14 @@ fn read_u32(data: &[u8], at: usize) -> Option<u32> {
 }
 
 fn checksum(data: &[u8]) -> u32 {
-    data.chunks(4).fold(0u32, |sum, chunk| {
-        let mut word = [0u8; 4];
-        word[..chunk.len()].copy_from_slice(chunk);
-        sum.wrapping_add(u32::from_be_bytes(word))
-    })
+    let mut words = data.chunks_exact(4);
+    let sum = words.by_ref().fold(0u32, |sum, word| {
+        sum.wrapping_add(u32::from_be_bytes([word[0], word[1], word[2], word[3]]))
+    });
+    // The last word, padded with zeros.
+    let mut last = [0u8; 4];
+    last[..words.remainder().len()].copy_from_slice(words.remainder());
+    sum.wrapping_add(u32::from_be_bytes(last))
 }
 
 /// Rebuilds the font `font` with its `tag` table replaced by `table`, recomputing the
@@ -93,14 +96,14 @@ pub(crate) fn replace_table(font: &[u8], tag: &[u8; 4], table: &[u8]) -> Option<
     let mut offset = 12 + 16 * count;
     let mut head_at = None;
     for (tag, data) in &tables {
-        let mut sum_data = data.to_vec();
+        let mut sum = checksum(data);
         if tag == b"head" {
-            // The adjustment is computed with this field zeroed.
-            sum_data.get_mut(8..12)?.fill(0);
+            // The adjustment is computed with this (word-aligned) field zeroed.
+            sum = sum.wrapping_sub(read_u32(data, 8)?);
             head_at = Some(offset);
         }
         out.extend_from_slice(tag);
-        out.extend(checksum(&sum_data).to_be_bytes());
+        out.extend(sum.to_be_bytes());
         out.extend((offset as u32).to_be_bytes());
         out.extend((data.len() as u32).to_be_bytes());
         offset += data.len().next_multiple_of(4);
