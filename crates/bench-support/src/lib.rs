@@ -1,12 +1,15 @@
-//! Readings the workspace's benchmarks share, from Linux's `/proc` and `getrusage`: CPU time of
-//! this process, of the child processes it ran and of a PostgreSQL server on the same machine,
-//! resident memory, and the load average. Wall-clock rates on a shared machine move with everyone else's load; CPU per job
+//! Readings the workspace's benchmarks and long-running tests share, from Linux's `/proc` and
+//! `getrusage`: CPU time of this process, of the child processes it ran and of a PostgreSQL
+//! server on the same machine, resident memory and open files of a process, and the load
+//! average. Wall-clock rates on a shared machine move with everyone else's load; CPU per job
 //! much less, so the benchmarks report both.
 //!
 //! Every reading is `None` (or `"unknown"`) where `/proc` does not show it (another OS, a
 //! server on another machine), and the benchmarks print "n/a" then.
 
 use sqlx::PgPool;
+
+pub mod soak;
 
 /// The fields of `/proc/<pid>/stat` after the command name: index 0 is field 3 (`state`),
 /// 1 `ppid`, 11 `utime`, 12 `stime`, 13 `cutime`, 14 `cstime`.
@@ -94,12 +97,27 @@ pub async fn postmaster_pid(pool: &PgPool) -> Option<u32> {
 
 /// A `kB` line of `/proc/self/status` (`VmRSS`, `VmHWM`, ...), in KiB.
 pub fn status_kib(key: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    process_status_kib(std::process::id(), key)
+}
+
+/// A `kB` line of `/proc/<pid>/status` (`VmRSS`, `RssAnon`, ...), in KiB.
+pub fn process_status_kib(pid: u32, key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|line| {
         line.strip_prefix(key)
             .is_some_and(|rest| rest.starts_with(':'))
     })?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// What a long-running process holds, for a test that it grows no more: resident memory and its
+/// anonymous part (heap and stacks, what a leak grows), in KiB, and its open file descriptors.
+/// `None` once the process is gone.
+pub fn held_resources(pid: u32) -> Option<(u64, u64, usize)> {
+    let rss = process_status_kib(pid, "VmRSS")?;
+    let anon = process_status_kib(pid, "RssAnon")?;
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count();
+    Some((rss, anon, fds))
 }
 
 /// Peak resident memory of this process so far (`VmHWM`), in MiB.
@@ -172,5 +190,23 @@ mod tests {
     fn a_missing_process_reads_as_none() {
         assert_eq!(process_cpu_seconds(u32::MAX), None);
         assert_eq!(server_cpu_seconds(u32::MAX), None);
+        assert_eq!(held_resources(u32::MAX), None);
+    }
+
+    #[test]
+    fn held_resources_count_the_files_this_process_opens() {
+        let pid = std::process::id();
+        let (rss, anon, before) = held_resources(pid).expect("this process");
+        assert!(
+            rss >= anon && anon > 0,
+            "{rss} KiB resident, {anon} KiB anonymous"
+        );
+        let files: Vec<std::fs::File> = (0..20)
+            .map(|_| std::fs::File::open("/proc/self/status").unwrap())
+            .collect();
+        let (_, _, during) = held_resources(pid).unwrap();
+        drop(files);
+        // The other tests of this binary open and close a file or two meanwhile, at most.
+        assert!(during >= before + 15, "{before} then {during} descriptors");
     }
 }

@@ -77,6 +77,10 @@ impl BrandFont {
             .find(|data| **data == bytes.as_slice())
             .copied();
         let data = kept.unwrap_or_else(|| {
+            #[expect(
+                clippy::disallowed_methods,
+                reason = "font bytes, never SQL text: shaped faces borrow them for the process"
+            )]
             let kept: &'static [u8] = Box::leak(bytes.into_boxed_slice());
             files.push(kept);
             kept

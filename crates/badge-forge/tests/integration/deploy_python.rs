@@ -19,6 +19,7 @@ use crate::support::{
     assert_printed_once, count, database, empty_database, output_dir, signal, wait_at_most,
     wait_for_count,
 };
+use oban_core::testing::{eventually, poll_until};
 use sqlx::PgPool;
 
 const BADGES_COMPLETED: &str =
@@ -108,15 +109,15 @@ impl PythonNode {
         let registered = format!(
             "SELECT count(*) FROM oban_producers WHERE node = '{name}' AND queue = '{queue}'"
         );
-        let started = Instant::now();
-        while count(pool, &registered).await == 0 {
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "oban-py node {name} did not start: {}",
-                std::fs::read_to_string(&node.log).unwrap_or_default()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let started = poll_until(Duration::from_secs(60), || async {
+            (count(pool, &registered).await > 0).then_some(())
+        })
+        .await;
+        assert!(
+            started.is_some(),
+            "oban-py node {name} did not start: {}",
+            std::fs::read_to_string(&node.log).unwrap_or_default()
+        );
         node
     }
 
@@ -194,15 +195,15 @@ async fn python_and_rust_drain_2000_badges_together_each_keeping_its_own_leader(
         Some("rust-1".to_owned()),
         Some("python-1".to_owned()),
     );
-    let started = Instant::now();
-    while leaders(&pool).await != expected {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "each runtime elects its own leader: {:?}",
-            leaders(&pool).await
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let elected = poll_until(Duration::from_secs(30), || async {
+        (leaders(&pool).await == expected).then_some(())
+    })
+    .await;
+    assert!(
+        elected.is_some(),
+        "each runtime elects its own leader: {:?}",
+        leaders(&pool).await
+    );
 
     ElixirPeer::run(&url, &["enqueue", "2000"]);
     let started = Instant::now();
@@ -386,17 +387,10 @@ async fn on_a_schema_oban_py_installed_rust_leads_beside_oban_py_and_stages_its_
     let output = output_dir("py-installed");
     // A Python node on a queue of its own, so that nothing but the Rust leader stages badges.
     let python = PythonNode::start(&pool, &url, &output, "python-1", "python_only").await;
-    let started = Instant::now();
-    let python_row = loop {
-        if let Some(row) = python_leader(&pool).await {
-            break row;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "oban-py did not lead"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let python_row = eventually("oban-py to lead", Duration::from_secs(30), || async {
+        python_leader(&pool).await
+    })
+    .await;
     assert_eq!(python_row.0, "python-1");
 
     sqlx::query(

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::support::{Response, get};
 use badge_forge::worker::QUEUE_LIMIT;
-use oban_core::testing::fresh_database;
+use oban_core::testing::{eventually, fresh_database};
 use oban_core::{Prefix, schema};
 use serde_json::{Value, json};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -266,24 +266,6 @@ fn jobs_total(metrics: &Scrape, state: &str) -> f64 {
     metrics
         .get("badge_forge_jobs_total", &labels)
         .unwrap_or(0.0)
-}
-
-async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
-    what: &str,
-    timeout: Duration,
-    mut check: impl FnMut() -> F,
-) -> T {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test]

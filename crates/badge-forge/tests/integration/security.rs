@@ -6,9 +6,7 @@
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use oban_core::testing::TempPostgres;
-use sqlx::postgres::PgConnectOptions;
-use sqlx::{AssertSqlSafe, ConnectOptions};
+use oban_core::testing::{self, TempPostgres};
 
 use crate::support::{BADGE_FORGE, READY, free_port, run_until};
 
@@ -21,19 +19,13 @@ const PASSPHRASE: &str = "Pa55phrase-Vb3nR8tYq";
 /// The live page's password (`--http-auth ops:…`).
 const HTTP_PASSWORD: &str = "Ht7pPass-Wd4xQz";
 
-/// Fails naming where a secret shows up in `text`, with some context.
+/// Fails naming where one of the test's secrets shows up in `text`, with some context.
 fn assert_no_secret(text: &str, what: &str) {
-    for secret in [PASSWORD, WRONG_PASSWORD, PASSPHRASE, HTTP_PASSWORD] {
-        if let Some(at) = text.find(secret) {
-            let start = text[..at]
-                .char_indices()
-                .rev()
-                .nth(200)
-                .map_or(0, |(i, _)| i);
-            let context: String = text[start..].chars().take(400 + secret.len()).collect();
-            panic!("a secret leaked into {what}: …{context}…");
-        }
-    }
+    testing::assert_no_secret(
+        text,
+        &[PASSWORD, WRONG_PASSWORD, PASSPHRASE, HTTP_PASSWORD],
+        what,
+    );
 }
 
 /// Runs `badge-forge` to completion with `DATABASE_URL=url`, everything logged.
@@ -83,22 +75,8 @@ async fn the_cli_never_prints_a_password() {
     .await
     .unwrap()
     .unwrap();
-    let mut admin = cluster
-        .url()
-        .parse::<PgConnectOptions>()
-        .unwrap()
-        .disable_statement_logging()
-        .connect()
-        .await
-        .unwrap();
-    sqlx::raw_sql(AssertSqlSafe(format!(
-        "CREATE ROLE app LOGIN PASSWORD '{PASSWORD}'"
-    )))
-    .execute(&mut admin)
-    .await
-    .unwrap();
-    sqlx::raw_sql("CREATE DATABASE jobs OWNER app")
-        .execute(&mut admin)
+    cluster
+        .create_login_role("app", PASSWORD, "jobs")
         .await
         .unwrap();
     let port = cluster.port();
@@ -185,7 +163,6 @@ async fn the_cli_never_prints_a_password() {
         assert_no_secret(&printed, &format!("badge-forge work ({format})"));
     }
     let _ = std::fs::remove_dir_all(&output);
-    drop(admin);
     tokio::task::spawn_blocking(move || drop(cluster))
         .await
         .unwrap();

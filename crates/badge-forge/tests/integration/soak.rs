@@ -15,6 +15,7 @@ use crate::support::{ONE_AT_A_TIME, RustNode, count, database, output_dir};
 use badge_forge::badge_args::BadgeArgs;
 use badge_forge::fake_badges::fake_badges;
 use badge_forge::worker::GenerateBadge;
+use bench_support::soak::{Flatness, Sample, print_curve};
 use oban_core::worker::Worker;
 use oban_core::{Client, Prefix};
 use sqlx::PgPool;
@@ -30,20 +31,6 @@ const FD_HEADROOM: usize = 10;
 const RSS_LIMIT_KB: u64 = 64 * 1024;
 /// Jobs inserted per batch, as Elixir's `enqueue_batch` would in waves.
 const BATCH: i64 = 5_000;
-
-/// One sample of the node process.
-#[derive(Clone, Copy, Debug)]
-struct Sample {
-    secs: f64,
-    done: i64,
-    /// All resident memory (VmRSS).
-    rss_kb: u64,
-    /// Of which anonymous (heap, stacks): what a leak grows. The rest is mostly pages of the
-    /// binary, whose bundled fonts are paged in as names bring new glyphs (13 MB of CJK).
-    anon_kb: u64,
-    fds: usize,
-    connections: i64,
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn badges_keep_memory_fds_and_connections_flat() {
@@ -76,15 +63,12 @@ async fn badges_keep_memory_fds_and_connections_flat() {
                 .fetch_one(&pool)
                 .await
                 .unwrap();
-        let (rss_kb, anon_kb, fds) = resources(node.pid());
-        curve.push(Sample {
-            secs: started.elapsed().as_secs_f64(),
+        curve.push(Sample::take(
+            node.pid() as u32,
+            started.elapsed().as_secs_f64(),
             done,
-            rss_kb,
-            anon_kb,
-            fds,
             connections,
-        });
+        ));
         if done >= badges {
             break;
         }
@@ -110,24 +94,7 @@ async fn badges_keep_memory_fds_and_connections_flat() {
     .unwrap();
     let (pdfs, others) = files(&output.0);
 
-    println!(
-        "soak curve, {badges} badges (s, badges done, RSS MiB, of which anonymous MiB, fds, \
-         connections):"
-    );
-    let step = (curve.len() / 14).max(1);
-    for (i, s) in curve.iter().enumerate() {
-        if i % step == 0 || i + 1 == curve.len() {
-            println!(
-                "  {:7.1} {:>8} {:6.1} {:6.1} {:>4} {:>3}",
-                s.secs,
-                s.done,
-                s.rss_kb as f64 / 1024.0,
-                s.anon_kb as f64 / 1024.0,
-                s.fds,
-                s.connections
-            );
-        }
-    }
+    print_curve(&format!("soak curve, {badges} badges"), &curve);
     let flat = Flatness::of(&curve);
     println!(
         "FAULTS | 8. soak ({badges} badges, badge-forge work) | {badges} | {completed} | {} | {} \
@@ -200,45 +167,6 @@ async fn badges_keep_memory_fds_and_connections_flat() {
     );
 }
 
-/// The curve's level mid-run (medians of the samples from 40% to 60% of the run) against its
-/// level at the end (medians of the last fifth), and its peaks.
-struct Flatness {
-    rss_peak: u64,
-    rss_mid: u64,
-    rss_end: u64,
-    anon_mid: u64,
-    anon_end: u64,
-    fds_mid: usize,
-    fds_end: usize,
-    fds_peak: usize,
-    connections_peak: i64,
-}
-
-impl Flatness {
-    fn of(curve: &[Sample]) -> Self {
-        let fifth = (curve.len() / 5).max(1);
-        let mid = &curve[2 * fifth..(3 * fifth).min(curve.len())];
-        let end = &curve[curve.len() - fifth..];
-        let median = |samples: &[Sample], field: fn(&Sample) -> u64| {
-            let mut values: Vec<u64> = samples.iter().map(field).collect();
-            values.sort_unstable();
-            values[values.len() / 2]
-        };
-        Self {
-            rss_peak: curve.iter().map(|s| s.rss_kb).max().unwrap(),
-            rss_mid: median(mid, |s| s.rss_kb),
-            rss_end: median(end, |s| s.rss_kb),
-            anon_mid: median(mid, |s| s.anon_kb),
-            anon_end: median(end, |s| s.anon_kb),
-            fds_mid: median(mid, |s| s.fds as u64) as usize,
-            fds_end: median(end, |s| s.fds as u64) as usize,
-            // After start-up, which opens the pool's sockets one by one.
-            fds_peak: curve[fifth..].iter().map(|s| s.fds).max().unwrap(),
-            connections_peak: curve.iter().map(|s| s.connections).max().unwrap(),
-        }
-    }
-}
-
 /// Inserts `total` fake badge jobs (several locales, so many scripts and fonts are used) in
 /// batches of [`BATCH`], keeping at least half a batch waiting, until all are in.
 async fn feed(pool: PgPool, total: i64) {
@@ -261,24 +189,6 @@ async fn feed(pool: PgPool, total: i64) {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-/// Resident memory and its anonymous part (kB), and open file descriptors of process `pid`.
-fn resources(pid: i32) -> (u64, u64, usize) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_else(|error| panic!("the node (pid {pid}) is gone: {error}"));
-    let kb = |key: &str| -> u64 {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(key))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|kb| kb.parse().ok())
-            .unwrap_or_else(|| panic!("{key} in /proc/{pid}/status"))
-    };
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .count();
-    (kb("VmRSS:"), kb("RssAnon:"), fds)
 }
 
 /// The number of `badge-*.pdf` files in `dir`, and the names of any other files.

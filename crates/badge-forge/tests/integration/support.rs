@@ -1,6 +1,7 @@
 //! Processes for the end-to-end tests: the real `badge-forge` binary, the Elixir peer, and a
 //! PostgreSQL database of their own. Nothing is mocked.
 
+use std::cell::Cell;
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -8,7 +9,7 @@ use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use oban_core::testing::fresh_database;
+use oban_core::testing::{fresh_database, poll_until};
 use serde_json::Value;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
@@ -291,6 +292,7 @@ impl Drop for ElixirPeer {
 }
 
 /// Polls `query` (one bigint) until it equals `want`; panics after `limit` saying `what`.
+/// Returns how long it took.
 pub async fn wait_for_count(
     pool: &PgPool,
     what: &str,
@@ -299,20 +301,18 @@ pub async fn wait_for_count(
     limit: Duration,
 ) -> Duration {
     let started = Instant::now();
-    loop {
-        let got: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(query.to_owned()))
-            .fetch_one(pool)
-            .await
-            .unwrap();
-        if got == want {
-            return started.elapsed();
-        }
-        assert!(
-            started.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}: {got} of {want}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let got = Cell::new(0);
+    let reached = poll_until(limit, || async {
+        got.set(count(pool, query).await);
+        (got.get() == want).then_some(())
+    })
+    .await;
+    assert!(
+        reached.is_some(),
+        "timed out after {limit:?} waiting for {what}: {} of {want}",
+        got.get()
+    );
+    started.elapsed()
 }
 
 /// One bigint.

@@ -20,7 +20,7 @@ use oban_core::job::JobState;
 use oban_core::jobs::JobFilter;
 use oban_core::node::{Node, NodeHandle};
 use oban_core::testing::{
-    all_enqueued, assert_enqueued, perform_attempt, perform_job, refute_enqueued,
+    all_enqueued, assert_enqueued, eventually, perform_attempt, perform_job, refute_enqueued,
 };
 use oban_core::worker::{Registry, Worker};
 use oban_core::{Client, Prefix};
@@ -260,14 +260,12 @@ async fn a_node_dying_between_render_and_commit_sends_no_confirmation_and_the_re
     )
     .await;
     let pdf = dir.join("badge-c1.pdf");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !pdf.exists() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the badge was never rendered"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        "the badge to be rendered",
+        Duration::from_secs(10),
+        || async { pdf.exists().then_some(()) },
+    )
+    .await;
     node.shutdown().await;
     let state = client.get_job(id).await.unwrap().unwrap().state.0;
     assert_eq!(state, JobState::Executing, "left for the lifeline");

@@ -4,16 +4,12 @@
 use std::fmt::Write;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
+use super::poll_until;
 use crate::job::JobRecord;
 use crate::jobs::{JobFilter, render_with_filter};
 use crate::{Client, Result};
 
 const ENQUEUED_JOBS: &str = include_str!("../sql/enqueued_jobs.sql");
-
-/// How often the `_within` assertions look again.
-const POLL: Duration = Duration::from_millis(20);
 
 /// Most jobs a failure message lists.
 const LISTED: usize = 20;
@@ -102,17 +98,10 @@ pub async fn refute_enqueued_within(client: &Client, filter: &JobFilter, timeout
 
 /// The newest enqueued job `filter` names, looking until `timeout` has passed (once for zero).
 async fn first_within(client: &Client, filter: &JobFilter, timeout: Duration) -> Option<JobRecord> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(job) = enqueued(client, filter).await.into_iter().next() {
-            return Some(job);
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return None;
-        }
-        tokio::time::sleep(left.min(POLL)).await;
-    }
+    poll_until(timeout, || async {
+        enqueued(client, filter).await.into_iter().next()
+    })
+    .await
 }
 
 /// [`all_enqueued`] for an assertion, which fails the test when the database cannot be read.

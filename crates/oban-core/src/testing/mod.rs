@@ -13,6 +13,9 @@
 //!   run, named by a [`JobFilter`] (worker, queue, args containment, tags...).
 //! - [`Client::drain_queue`] runs a queue's real rows to the end in the test's task, through
 //!   the same claim, execution and ack as a node (this module adds nothing to it).
+//! - [`eventually`] and [`poll_until`] wait for what another task, process or node does,
+//!   looking again every 50 ms until a deadline.
+//! - [`assert_no_secret`] fails a test when a password shows up in logs, errors or output.
 //! - [`TempPostgres`] and [`fresh_database`] give a test a throwaway PostgreSQL server and a
 //!   database of its own; [`TempPgBouncer`] puts PgBouncer in front of it. They are test support,
 //!   never a place for data that matters (the cluster runs without fsync).
@@ -76,6 +79,8 @@
 
 mod enqueued;
 mod perform;
+mod poll;
+mod secrets;
 mod temp_pgbouncer;
 mod temp_postgres;
 
@@ -83,6 +88,8 @@ pub use enqueued::{
     all_enqueued, assert_enqueued, assert_enqueued_within, refute_enqueued, refute_enqueued_within,
 };
 pub use perform::{Performed, perform_attempt, perform_job};
+pub use poll::{eventually, poll_until};
+pub use secrets::assert_no_secret;
 pub use temp_pgbouncer::TempPgBouncer;
 pub use temp_postgres::{
     StopMode, TempPostgres, TempPostgresBuilder, TestCertificates, fresh_database,

@@ -33,7 +33,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Executor, PgConnection};
 use tokio::sync::OnceCell;
 
 use crate::{Error, Result};
@@ -46,6 +47,8 @@ fsync = off
 synchronous_commit = off
 full_page_writes = off
 ";
+
+const CREATE_LOGIN_ROLE: &str = include_str!("../sql/create_login_role.sql");
 
 /// How many free ports to try before giving up (another process may grab a port between our
 /// probe and the server's bind).
@@ -355,6 +358,55 @@ impl TempPostgres {
         &self.url
     }
 
+    /// Creates role `role`, which logs in with `password`, and a database `database` it owns:
+    /// an application's account as an operator sets one up. A [`TempPostgresBuilder::hba`] rule
+    /// such as `"host all app 127.0.0.1/32 scram-sha-256"` makes the server ask for the password.
+    ///
+    /// The password stands in no statement text that a log could show: it travels as a
+    /// connection setting, and the server quotes it (the names go the same way, and to
+    /// `createdb`).
+    pub async fn create_login_role(
+        &self,
+        role: &str,
+        password: &str,
+        database: &str,
+    ) -> Result<()> {
+        let mut conn = self
+            .url
+            .parse::<PgConnectOptions>()?
+            .options([
+                ("oban_testing.role", role),
+                ("oban_testing.password", password),
+            ])
+            .disable_statement_logging()
+            .connect()
+            .await?;
+        sqlx::raw_sql(CREATE_LOGIN_ROLE).execute(&mut conn).await?;
+        conn.close().await?;
+        let port = self.port.to_string();
+        let created = tokio::process::Command::new(self.bindir.join("createdb"))
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port,
+                "--username",
+                "postgres",
+            ])
+            .args(["--owner", role, "--", database])
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .map_err(|e| failure(format!("could not run createdb: {e}")))?;
+        if !created.status.success() {
+            return Err(failure(format!(
+                "createdb {database} failed: {}",
+                output_text(&created)
+            )));
+        }
+        Ok(())
+    }
+
     /// The cluster's directory (data directory and server log).
     pub fn dir(&self) -> &Path {
         &self.root
@@ -478,6 +530,10 @@ pub async fn fresh_database() -> Result<String> {
         rand::random::<u32>()
     );
     let mut conn = PgConnection::connect(&server).await?;
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "test clusters: the name is oban_test_<pid>_<counter>_<random u32>"
+    )]
     conn.execute(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
         .await?;
     conn.close().await?;

@@ -18,11 +18,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex as SyncMutex};
 use std::time::{Duration, Instant};
 
+use bench_support::soak::{Flatness, Sample, print_curve};
 use oban_core::config::{Config, QueueConfig};
 use oban_core::job::Job;
 use oban_core::node::{Node, NodeHandle};
 use oban_core::notifier::ListenerHealth;
-use oban_core::testing::{StopMode, TempPostgres, TempPostgresBuilder};
+use oban_core::testing::{StopMode, TempPostgres, TempPostgresBuilder, eventually, poll_until};
 use oban_core::worker::{Outcome, WorkResult, Worker, WorkerOptions};
 use oban_core::{Prefix, schema};
 use serde_json::{Value, json};
@@ -407,20 +408,18 @@ impl Drop for Progress {
     }
 }
 
-/// Waits until `check` holds, polling every 100 ms; panics after `limit` saying `what`.
+/// Waits until `check` holds ([`eventually`]); returns how long that took.
 async fn wait_until<F, Fut>(what: &str, limit: Duration, mut check: F) -> Duration
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
     let started = Instant::now();
-    while !check().await {
-        assert!(
-            started.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(what, limit, || {
+        let holds = check();
+        async move { holds.await.then_some(()) }
+    })
+    .await;
     started.elapsed()
 }
 
@@ -461,10 +460,10 @@ impl Report {
 async fn final_completed(cluster: &Cluster, expected: i64, limit: Duration) -> i64 {
     let finished =
         "SELECT count(*) FROM oban_jobs WHERE state IN ('completed', 'discarded', 'cancelled')";
-    let started = Instant::now();
-    while cluster.scalar(finished).await < expected && started.elapsed() < limit {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    poll_until(limit, || async {
+        (cluster.scalar(finished).await >= expected).then_some(())
+    })
+    .await;
     cluster
         .scalar("SELECT count(*) FROM oban_jobs WHERE state = 'completed'")
         .await
@@ -545,16 +544,12 @@ async fn survives(fault: Fault) -> Report {
     };
     let fault_over = Instant::now();
 
-    let recovered_at = loop {
-        if let Some(at) = progress.reaches(RECOVERED * baseline, fault_over) {
-            break at;
-        }
-        assert!(
-            fault_over.elapsed() < Duration::from_secs(30),
-            "{fault:?}: throughput did not come back to {RECOVERED}× {baseline:.0} jobs/s within 30 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let recovered_at = eventually(
+        &format!("{fault:?}: throughput to come back to {RECOVERED}× {baseline:.0} jobs/s"),
+        Duration::from_secs(30),
+        || async { progress.reaches(RECOVERED * baseline, fault_over) },
+    )
+    .await;
     let recovery = recovered_at - fault_at;
     let after_from = recovered_at + Duration::from_millis(500);
     tokio::time::sleep_until((after_from + Duration::from_secs(6)).into()).await;
@@ -761,25 +756,6 @@ impl ChildNode {
             .unwrap();
         assert!(status.success());
         self.0.wait().unwrap()
-    }
-
-    /// Resident memory and its anonymous part (heap, stacks: what a leak grows) in kB, and open
-    /// file descriptors.
-    fn resources(&self) -> (u64, u64, usize) {
-        let pid = self.pid();
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-        let kb = |key: &str| -> u64 {
-            status
-                .lines()
-                .find_map(|line| line.strip_prefix(key))
-                .and_then(|rest| rest.split_whitespace().next())
-                .and_then(|kb| kb.parse().ok())
-                .unwrap_or_else(|| panic!("{key} in /proc/{pid}/status"))
-        };
-        let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
-            .unwrap()
-            .count();
-        (kb("VmRSS:"), kb("RssAnon:"), fds)
     }
 }
 
@@ -1060,7 +1036,7 @@ async fn soak_memory_fds_and_connections_stay_flat() {
     let feeder = Feeder::up_to(&cluster, json!({}), 10_000, jobs);
     let node = ChildNode::start("soak_memory_fds_and_connections_stay_flat", &spec);
     let started = Instant::now();
-    let mut curve: Vec<SoakSample> = Vec::new();
+    let mut curve = Vec::new();
     loop {
         let completed = cluster
             .scalar("SELECT count(*) FROM oban_jobs WHERE state = 'completed'")
@@ -1071,15 +1047,12 @@ async fn soak_memory_fds_and_connections_stay_flat() {
                 .fetch_one(&cluster.admin)
                 .await
                 .unwrap();
-        let (rss_kb, anon_kb, fds) = node.resources();
-        curve.push(SoakSample {
-            secs: started.elapsed().as_secs_f64(),
+        curve.push(Sample::take(
+            node.pid(),
+            started.elapsed().as_secs_f64(),
             completed,
-            rss_kb,
-            anon_kb,
-            fds,
             connections,
-        });
+        ));
         if completed >= jobs && feeder.done() {
             break;
         }
@@ -1094,36 +1067,18 @@ async fn soak_memory_fds_and_connections_stay_flat() {
     let expected = feeder.stop().await;
     let completed = final_completed(&cluster, expected, Duration::from_secs(10)).await;
 
-    println!("soak curve (s, jobs completed, RSS MiB, of which anonymous MiB, fds, connections):");
-    let step = (curve.len() / 14).max(1);
-    for (i, s) in curve.iter().enumerate() {
-        if i % step == 0 || i + 1 == curve.len() {
-            println!(
-                "  {:7.1} {:>9} {:6.1} {:6.1} {:>4} {:>3}",
-                s.secs,
-                s.completed,
-                s.rss_kb as f64 / 1024.0,
-                s.anon_kb as f64 / 1024.0,
-                s.fds,
-                s.connections
-            );
-        }
-    }
-    // Mid-run (medians of the samples from 40% to 60% of the run) against the end (medians of
-    // the last fifth): start-up, with its pool filling, is left out.
-    let fifth = (curve.len() / 5).max(1);
-    let (mid, end) = (&curve[2 * fifth..3 * fifth], &curve[curve.len() - fifth..]);
-    let median = |samples: &[SoakSample], field: fn(&SoakSample) -> u64| {
-        let mut values: Vec<u64> = samples.iter().map(field).collect();
-        values.sort_unstable();
-        values[values.len() / 2]
-    };
-    let (rss_mid, rss_end) = (median(mid, |s| s.rss_kb), median(end, |s| s.rss_kb));
-    let (anon_mid, anon_end) = (median(mid, |s| s.anon_kb), median(end, |s| s.anon_kb));
-    let (fds_mid, fds_end) = (median(mid, |s| s.fds as u64), median(end, |s| s.fds as u64));
-    let rss_peak = curve.iter().map(|s| s.rss_kb).max().unwrap();
-    let fds_peak = curve[fifth..].iter().map(|s| s.fds as u64).max().unwrap();
-    let peak_connections = curve.iter().map(|s| s.connections).max().unwrap();
+    print_curve("soak curve, jobs completed", &curve);
+    let Flatness {
+        rss_peak,
+        rss_mid,
+        rss_end,
+        anon_mid,
+        anon_end,
+        fds_mid,
+        fds_end,
+        fds_peak,
+        connections_peak: peak_connections,
+    } = Flatness::of(&curve);
     Report {
         scenario: "8. soak (no-op jobs)".into(),
         expected: expected as u64,
@@ -1165,16 +1120,6 @@ async fn soak_memory_fds_and_connections_stay_flat() {
         peak_connections <= i64::from(POOL) + 1,
         "{peak_connections} connections"
     );
-}
-
-/// One sample of the soaked node.
-struct SoakSample {
-    secs: f64,
-    completed: i64,
-    rss_kb: u64,
-    anon_kb: u64,
-    fds: usize,
-    connections: i64,
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -13,19 +13,20 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::support::{
-    LogBuffer, Scripted, eventually, fast_config, state_of, wait_for_state, with_dispatch,
+    LogBuffer, Scripted, eventually, fast_config, state_of, wait_for_state, wait_until_listening,
+    with_dispatch,
 };
 use oban_core::config::Config;
 use oban_core::insert::NewJob;
 use oban_core::node::{Node, NodeHandle};
 use oban_core::notifier::ListenerHealth;
 use oban_core::schema::{self, Migration, SchemaVersion};
-use oban_core::testing::{TempPostgres, TestCertificates};
+use oban_core::testing::{TempPostgres, TestCertificates, assert_no_secret};
 use oban_core::worker::Worker;
 use oban_core::{Prefix, Result};
 use serde_json::json;
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
-use sqlx::{AssertSqlSafe, ConnectOptions, Connection, PgConnection, PgPool};
+use sqlx::postgres::{PgListener, PgPoolOptions};
+use sqlx::{Connection, PgConnection, PgPool};
 use tracing::Dispatch;
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::prelude::*;
@@ -65,35 +66,14 @@ fn logs() -> String {
     captured().text()
 }
 
-/// Fails naming where `secret` shows up in `text` (`what`), with some context.
-fn assert_absent(secret: &str, text: &str, what: &str) {
-    if let Some(at) = text.find(secret) {
-        let start = text[..at]
-            .char_indices()
-            .rev()
-            .nth(200)
-            .map_or(0, |(i, _)| i);
-        let end = (at + secret.len() + 200).min(text.len());
-        let end = (end..=text.len())
-            .find(|&i| text.is_char_boundary(i))
-            .unwrap_or(text.len());
-        panic!("a password leaked into {what}: …{}…", &text[start..end]);
-    }
-}
-
 /// Runs a blocking cluster operation off the async runtime.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(f).await.unwrap()
 }
 
-/// A superuser connection whose statements sqlx does not log (one of them sets a password).
+/// A superuser connection.
 async fn admin(url: &str) -> PgConnection {
-    url.parse::<PgConnectOptions>()
-        .unwrap()
-        .disable_statement_logging()
-        .connect()
-        .await
-        .unwrap()
+    PgConnection::connect(url).await.unwrap()
 }
 
 /// A pool that connects on first use and gives up acquiring after two seconds.
@@ -137,14 +117,6 @@ async fn run_jobs(node: &NodeHandle, pool: &PgPool, count: usize) {
     }
 }
 
-/// Waits until the node hears its own notifications.
-async fn wait_for_listener(node: &NodeHandle) {
-    eventually("the listener to be up", Duration::from_secs(15), || async {
-        (node.listener_health() == ListenerHealth::Up).then_some(())
-    })
-    .await;
-}
-
 /// Waits until the captured logs contain `text`.
 async fn wait_for_log(text: &str) {
     eventually(
@@ -174,17 +146,11 @@ fn passwords_never_reach_logs_or_errors() {
         })
         .await
         .unwrap();
-        let mut admin = admin(cluster.url()).await;
-        sqlx::raw_sql(AssertSqlSafe(format!(
-            "CREATE ROLE app LOGIN PASSWORD '{PASSWORD}'"
-        )))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-        sqlx::raw_sql("CREATE DATABASE jobs OWNER app")
-            .execute(&mut admin)
+        cluster
+            .create_login_role("app", PASSWORD, "jobs")
             .await
             .unwrap();
+        let mut admin = admin(cluster.url()).await;
         let url = |password: &str| {
             format!(
                 "postgres://app:{password}@127.0.0.1:{}/jobs",
@@ -238,7 +204,7 @@ fn passwords_never_reach_logs_or_errors() {
         let node = start_node(pool.clone(), fast_config(&[("default", 5)]))
             .await
             .unwrap();
-        wait_for_listener(&node).await;
+        wait_until_listening(&node).await;
         run_jobs(&node, &pool, 5).await;
         let killed: i64 = sqlx::query_scalar(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = 'app'",
@@ -253,7 +219,7 @@ fn passwords_never_reach_logs_or_errors() {
             || async { (node.listener_health() != ListenerHealth::Up).then_some(()) },
         )
         .await;
-        wait_for_listener(&node).await;
+        wait_until_listening(&node).await;
         run_jobs(&node, &pool, 5).await;
         node.shutdown().await;
         pool.close().await;
@@ -262,11 +228,10 @@ fn passwords_never_reach_logs_or_errors() {
         // The logs hold the failures themselves, in both formats.
         assert!(logs.contains("password authentication failed"));
         assert!(logs.contains(r#""level":"WARN""#), "no JSON lines captured");
-        for secret in [PASSWORD, WRONG_PASSWORD] {
-            assert_absent(secret, &logs, "the logs");
-            for text in &produced {
-                assert_absent(secret, text, "an error or debug string");
-            }
+        let secrets = [PASSWORD, WRONG_PASSWORD];
+        assert_no_secret(&logs, &secrets, "the logs");
+        for text in &produced {
+            assert_no_secret(text, &secrets, "an error or debug string");
         }
         drop(admin);
         blocking(move || drop(cluster)).await;
@@ -376,7 +341,7 @@ fn nodes_run_over_tls_and_verify_full_refuses_an_unknown_authority() {
             let node = start_node(pool.clone(), fast_config(&[("default", 5)]))
                 .await
                 .unwrap();
-            wait_for_listener(&node).await;
+            wait_until_listening(&node).await;
             run_jobs(&node, &pool, 20).await;
             let (encrypted, plain): (i64, i64) = sqlx::query_as(
                 "SELECT count(*) FILTER (WHERE ssl), count(*) FILTER (WHERE NOT ssl)
@@ -403,7 +368,7 @@ fn nodes_run_over_tls_and_verify_full_refuses_an_unknown_authority() {
             ..fast_config(&[("default", 5)])
         };
         let node = start_node(pool.clone(), config).await.unwrap();
-        wait_for_listener(&node).await;
+        wait_until_listening(&node).await;
         node.shutdown().await;
         let config = Config {
             listen_options: Some(unverified.parse().unwrap()),
@@ -499,7 +464,7 @@ fn a_node_runs_everything_as_the_least_privilege_role_which_cannot_change_the_sc
         };
         let node_name = config.node.clone();
         let node = start_node(pool.clone(), config).await.unwrap();
-        wait_for_listener(&node).await;
+        wait_until_listening(&node).await;
         eventually("leadership", Duration::from_secs(15), || async {
             node.is_leader().then_some(())
         })

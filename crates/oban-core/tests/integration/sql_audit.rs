@@ -3,18 +3,24 @@
 //! sqlx 0.9 accepts statement text only as `impl SqlSafeStr`: a `&'static str`, a `SqlStr`, or
 //! text wrapped in `AssertSqlSafe`. A `SqlStr` in turn is made only from a `&'static str` or
 //! from `AssertSqlSafe`. So the compiler already refuses a runtime `String` as a statement, and
-//! what is left to audit is small; the scans below check it over every `crates/*/src` file:
+//! what is left to audit is small. Clippy checks the escape hatches (`clippy.toml`'s
+//! `disallowed-methods`, under `-D warnings`):
 //!
-//! 1. `AssertSqlSafe` appears only in the audited places: `Prefix::render` (which substitutes
-//!    only a validated, quoted schema name) and the throwaway-cluster helper.
-//! 2. Nothing turns runtime text into a `&'static str` (`leak`, statics holding a `String`),
-//!    which sqlx would take as a constant.
-//! 3. Every `Prefix::render` template is a constant (`include_str!` of a `.sql` file or a
+//! 1. `AssertSqlSafe` appears only where an `#[expect(clippy::disallowed_methods, reason)]`
+//!    says why it is safe: `Prefix::render` (which substitutes only a validated, quoted schema
+//!    name) and the throwaway-cluster helper.
+//! 2. Nothing leaks runtime text into a `&'static str` (`Box::leak`, `String::leak`,
+//!    `Vec::leak`), which sqlx would take as a constant; the one leak, of font bytes, says so.
+//!
+//! The scans below parse every `crates/*/src` file with `syn` and check what clippy cannot:
+//!
+//! 3. No static item holds owned text (`&*STATIC` would be a `&'static str` made at run time).
+//! 4. Every `Prefix::render` template is a constant (`include_str!` of a `.sql` file or a
 //!    literal), and every `{…}` placeholder in the templates is `{prefix}` (or the
 //!    `{insert_jobs}` and `{job_filter}` fragments, themselves constants).
-//! 4. Every `sqlx::query*`/`raw_sql` call gets a literal, a constant, a rendered constant or a
+//! 5. Every `sqlx::query*`/`raw_sql` call gets a literal, a constant, a rendered constant or a
 //!    variable holding one (which the type system then guarantees is a `SqlStr`).
-//! 5. No `format!` builds SQL text except the audited ones (an integer constant, generated
+//! 6. No `format!` builds SQL text except the audited ones (an integer constant, generated
 //!    database names).
 //!
 //! The database tests then prove the runtime side: hostile prefixes are refused before any
@@ -28,44 +34,28 @@ use std::time::Duration;
 use oban_core::insert::NewJob;
 use oban_core::notifier::{Channel, decode_payload};
 use oban_core::{Client, Prefix, schema};
+use quote::ToTokens;
 use serde_json::json;
 use sqlx::postgres::PgListener;
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::visit::{self, Visit};
+use syn::{Expr, Lit, Token};
 
-/// Every `AssertSqlSafe(` in product code, as (file, the line it is on), with the reason it is
-/// safe. A new one fails the audit until it is reviewed and listed here.
-const AUDITED_ASSERTS: [(&str, &str, &str); 2] = [
-    (
-        "crates/oban-core/src/prefix.rs",
-        "AssertSqlSafe(Arc::<str>::from(sql)).into_sql_str()",
-        "Prefix::render: the crate's templates with a name checked against [A-Za-z_][A-Za-z0-9_]*, quoted",
-    ),
-    (
-        "crates/oban-core/src/testing/temp_postgres.rs",
-        r#"conn.execute(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))"#,
-        "test clusters: the name is oban_test_<pid>_<counter>_<random u32>",
-    ),
-];
-
-/// Every `format!` in product code whose text starts like SQL, with the reason it is safe.
+/// Every `format!` in product code whose text starts like SQL, as (file, function), with the
+/// reason it is safe.
 const AUDITED_FORMATS: [(&str, &str, &str); 2] = [
     (
         "crates/oban-core/src/schema.rs",
-        r#"let record = format!("COMMENT ON TABLE {{prefix}}.oban_jobs IS '{CURRENT_VERSION}'");"#,
+        "migrate",
         "interpolates the integer constant CURRENT_VERSION, then goes through Prefix::render",
     ),
     (
         "crates/oban-core/src/testing/temp_postgres.rs",
-        r#"conn.execute(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))"#,
-        "test clusters: see AUDITED_ASSERTS",
+        "fresh_database",
+        "test clusters: the name is oban_test_<pid>_<counter>_<random u32>",
     ),
 ];
-
-/// Leaks reviewed as bytes that can never pass as SQL text, with the reason they exist.
-const AUDITED_LEAKS: [(&str, &str, &str); 1] = [(
-    "crates/badge-forge/src/render/fonts.rs",
-    "let kept: &'static [u8] = Box::leak(bytes.into_boxed_slice());",
-    "a layout's font file, once per distinct file: shaped faces borrow it for the process",
-)];
 
 /// Functions that pass a computed template to `Prefix::render`, with the reason it is safe.
 /// Their callers are checked to pass constants.
@@ -87,177 +77,177 @@ const AUDITED_RENDERERS: [(&str, &str, &str); 3] = [
     ),
 ];
 
+/// Computed templates the audited renderers are called with: schema.rs's `execute` gets the
+/// version comment (an audited format) and each of `STEPS` (checked to be migration files).
+const AUDITED_TEMPLATES: [(&str, &str); 2] = [("execute", "& record"), ("execute", "step")];
+
 /// The repository root.
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// One source file: `code` has comments blanked, `shape` also has the inside of string and
-/// character literals blanked (so structure searches never match text), both byte-aligned with
-/// the original.
-struct Source {
+/// One place in the sources: file, line, and the function it is in.
+#[derive(Clone)]
+struct Place {
     path: String,
-    code: String,
-    shape: String,
+    line: usize,
+    function: String,
 }
 
-impl Source {
-    fn line_of(&self, at: usize) -> usize {
-        self.code[..at].matches('\n').count() + 1
-    }
-
-    /// The trimmed line holding byte `at`, from `code`.
-    fn line_text(&self, at: usize) -> &str {
-        let start = self.code[..at].rfind('\n').map_or(0, |i| i + 1);
-        let end = self.code[at..]
-            .find('\n')
-            .map_or(self.code.len(), |i| at + i);
-        self.code[start..end].trim()
-    }
-
-    /// Byte offsets of `needle` in code (not inside comments or literals).
-    fn find_all(&self, needle: &str) -> Vec<usize> {
-        self.shape.match_indices(needle).map(|(i, _)| i).collect()
-    }
-
-    /// The first argument of the call whose `(` is at `open`, trimmed, from `code`.
-    fn first_argument(&self, open: usize) -> &str {
-        let bytes = self.shape.as_bytes();
-        let mut depth = 0usize;
-        for (i, &b) in bytes.iter().enumerate().skip(open) {
-            match b {
-                b'(' | b'[' | b'{' => depth += 1,
-                b')' | b']' | b'}' if depth == 1 => return self.code[open + 1..i].trim(),
-                b')' | b']' | b'}' => depth -= 1,
-                b',' if depth == 1 => return self.code[open + 1..i].trim(),
-                _ => {}
-            }
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.path, self.line)?;
+        if !self.function.is_empty() {
+            write!(f, " (in {})", self.function)?;
         }
-        panic!("{}:{}: unbalanced call", self.path, self.line_of(open));
-    }
-
-    /// The name of the function whose body holds byte `at` (the last `fn` before it).
-    fn enclosing_fn(&self, at: usize) -> &str {
-        let start = self.shape[..at].rfind("fn ").expect("inside a function") + 3;
-        let end = start
-            + self.shape[start..]
-                .find(|c: char| !(c.is_alphanumeric() || c == '_'))
-                .unwrap();
-        &self.code[start..end]
+        Ok(())
     }
 }
 
-/// Blanks comments (and, for `shape`, literal contents) of Rust source, keeping byte offsets.
-fn lex(text: &str) -> (String, String) {
-    let bytes = text.as_bytes();
-    let mut code = bytes.to_vec();
-    let mut shape = bytes.to_vec();
-    let blank = |buffer: &mut Vec<u8>, range: std::ops::Range<usize>| {
-        for b in &mut buffer[range] {
-            if *b != b'\n' {
-                *b = b' ';
-            }
+/// A call found by the scan: where, the name it calls, and its arguments.
+struct Call {
+    place: Place,
+    name: String,
+    arguments: Vec<Expr>,
+}
+
+/// What the scan collects over all of `crates/*/src`.
+#[derive(Default)]
+struct Scan {
+    path: String,
+    functions: Vec<String>,
+    /// Every `const` item: name → (file, initialiser).
+    constants: BTreeMap<String, (String, Expr)>,
+    /// Static items whose type holds owned text.
+    owned_statics: Vec<(Place, String)>,
+    /// `prefix.render(…)` calls (by a receiver named `prefix` or ending in `.prefix`).
+    renders: Vec<Call>,
+    /// `sqlx::query*(…)` and `sqlx::raw_sql(…)` calls, named by the function.
+    statements: Vec<Call>,
+    /// Calls of a plain path (`name(…)`, `module::name(…)`), named by its last segment.
+    calls: Vec<Call>,
+    /// `format!`-like macros: where, and their format string.
+    formats: Vec<(Place, String)>,
+}
+
+impl Scan {
+    fn place(&self, span: proc_macro2::Span) -> Place {
+        Place {
+            path: self.path.clone(),
+            line: span.start().line,
+            function: self.functions.last().cloned().unwrap_or_default(),
         }
-    };
-    let mut i = 0;
-    while i < bytes.len() {
-        let rest = &bytes[i..];
-        if rest.starts_with(b"//") {
-            let end = rest
+    }
+
+    fn in_function(&mut self, name: String, visit: impl FnOnce(&mut Self)) {
+        self.functions.push(name);
+        visit(self);
+        self.functions.pop();
+    }
+}
+
+impl<'ast> Visit<'ast> for Scan {
+    fn visit_item_fn(&mut self, item: &'ast syn::ItemFn) {
+        self.in_function(item.sig.ident.to_string(), |scan| {
+            visit::visit_item_fn(scan, item)
+        });
+    }
+
+    fn visit_impl_item_fn(&mut self, item: &'ast syn::ImplItemFn) {
+        self.in_function(item.sig.ident.to_string(), |scan| {
+            visit::visit_impl_item_fn(scan, item)
+        });
+    }
+
+    fn visit_trait_item_fn(&mut self, item: &'ast syn::TraitItemFn) {
+        self.in_function(item.sig.ident.to_string(), |scan| {
+            visit::visit_trait_item_fn(scan, item)
+        });
+    }
+
+    fn visit_item_const(&mut self, item: &'ast syn::ItemConst) {
+        self.constants.insert(
+            item.ident.to_string(),
+            (self.path.clone(), (*item.expr).clone()),
+        );
+        visit::visit_item_const(self, item);
+    }
+
+    fn visit_item_static(&mut self, item: &'ast syn::ItemStatic) {
+        let ty = item.ty.to_token_stream().to_string();
+        if ["String", "Box < str >", "Arc < str >", "Cow <"]
+            .iter()
+            .any(|owned| ty.contains(owned))
+        {
+            let place = self.place(item.span());
+            self.owned_statics.push((place, ty));
+        }
+        visit::visit_item_static(self, item);
+    }
+
+    fn visit_expr_method_call(&mut self, call: &'ast syn::ExprMethodCall) {
+        let receiver = call.receiver.to_token_stream().to_string();
+        if call.method == "render" && (receiver == "prefix" || receiver.ends_with(". prefix")) {
+            self.renders.push(Call {
+                place: self.place(call.method.span()),
+                name: "render".to_owned(),
+                arguments: call.args.iter().cloned().collect(),
+            });
+        }
+        visit::visit_expr_method_call(self, call);
+    }
+
+    fn visit_expr_call(&mut self, call: &'ast syn::ExprCall) {
+        if let Expr::Path(function) = &*call.func {
+            let segments: Vec<String> = function
+                .path
+                .segments
                 .iter()
-                .position(|&b| b == b'\n')
-                .map_or(bytes.len(), |n| i + n);
-            blank(&mut code, i..end);
-            blank(&mut shape, i..end);
-            i = end;
-        } else if rest.starts_with(b"/*") {
-            let (mut depth, mut j) = (1, i + 2);
-            while depth > 0 && j < bytes.len() {
-                if bytes[j..].starts_with(b"/*") {
-                    depth += 1;
-                    j += 2;
-                } else if bytes[j..].starts_with(b"*/") {
-                    depth -= 1;
-                    j += 2;
-                } else {
-                    j += 1;
-                }
-            }
-            blank(&mut code, i..j);
-            blank(&mut shape, i..j);
-            i = j;
-        } else if let Some(hashes) = raw_string_start(bytes, i) {
-            // r"…", r#"…"#, br"…": no escapes, ends at the quote and as many hashes.
-            let open = i + bytes[i..].iter().position(|&b| b == b'"').unwrap();
-            let close: Vec<u8> = std::iter::once(b'"')
-                .chain(std::iter::repeat_n(b'#', hashes))
+                .map(|segment| segment.ident.to_string())
                 .collect();
-            let end = open + 1 + find(&bytes[open + 1..], &close).expect("raw string ends");
-            blank(&mut shape, open + 1..end);
-            i = end + close.len();
-        } else if bytes[i] == b'"' {
-            let mut j = i + 1;
-            while bytes[j] != b'"' {
-                j += if bytes[j] == b'\\' { 2 } else { 1 };
-            }
-            blank(&mut shape, i + 1..j);
-            i = j + 1;
-        } else if bytes[i] == b'\'' {
-            // A character literal ('x', '\n', '\u{..}', '"') or a lifetime ('a).
-            let end = if rest.get(1) == Some(&b'\\') {
-                rest[2..]
-                    .iter()
-                    .position(|&b| b == b'\'')
-                    .map(|n| i + 2 + n)
-            } else {
-                let width = std::str::from_utf8(&rest[1..rest.len().min(5)])
-                    .map_or_else(|e| e.valid_up_to(), |s| s.len())
-                    .min(text[i + 1..].chars().next().map_or(1, char::len_utf8));
-                (rest.get(1 + width) == Some(&b'\'')).then_some(i + 1 + width)
+            let name = segments.last().cloned().unwrap_or_default();
+            let found = Call {
+                place: self.place(function.span()),
+                name: name.clone(),
+                arguments: call.args.iter().cloned().collect(),
             };
-            match end {
-                Some(end) => {
-                    blank(&mut shape, i + 1..end);
-                    i = end + 1;
-                }
-                None => i += 1,
+            let statement = ["query", "query_as", "query_scalar", "query_with", "raw_sql"];
+            if segments.len() == 2 && segments[0] == "sqlx" && statement.contains(&name.as_str()) {
+                self.statements.push(found);
+            } else {
+                self.calls.push(found);
             }
-        } else {
-            i += 1;
         }
+        visit::visit_expr_call(self, call);
     }
-    // Blanking only ever replaced ASCII-or-continuation bytes inside literals with spaces;
-    // lossy conversion keeps offsets because each replaced byte became one space.
-    (
-        String::from_utf8_lossy(&code).into_owned(),
-        String::from_utf8_lossy(&shape).into_owned(),
-    )
-}
 
-/// `Some(hash count)` when a raw string literal (`r"`, `r#"`, `br"`) starts at `i`.
-fn raw_string_start(bytes: &[u8], i: usize) -> Option<usize> {
-    let previous_is_ident = i > 0 && (bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
-    if previous_is_ident {
-        return None;
+    fn visit_macro(&mut self, mac: &'ast syn::Macro) {
+        let name = mac.path.segments.last().map(|s| s.ident.to_string());
+        if let Some("format" | "write" | "writeln" | "format_args") = name.as_deref() {
+            // The format string: the first string literal of the call.
+            let text = mac.tokens.clone().into_iter().find_map(|token| {
+                syn::parse2::<syn::LitStr>(token.into_token_stream())
+                    .ok()
+                    .map(|literal| literal.value())
+            });
+            if let Some(text) = text {
+                let place = self.place(mac.path.span());
+                self.formats.push((place, text));
+            }
+        }
+        // Macro arguments that are expressions (`assert!`, `vec!`, `format!`…) are scanned too.
+        if let Ok(arguments) = mac.parse_body_with(Punctuated::<Expr, Token![,]>::parse_terminated)
+        {
+            for argument in &arguments {
+                self.visit_expr(argument);
+            }
+        }
+        visit::visit_macro(self, mac);
     }
-    let after_prefix = match bytes.get(i..i + 2) {
-        Some(b"br") => i + 2,
-        Some([b'r', _]) => i + 1,
-        _ => return None,
-    };
-    let hashes = bytes[after_prefix..]
-        .iter()
-        .take_while(|&&b| b == b'#')
-        .count();
-    (bytes.get(after_prefix + hashes) == Some(&b'"')).then_some(hashes)
 }
 
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-/// Every `.rs` file under `crates/*/src`.
-fn sources() -> Vec<Source> {
+/// Every `.rs` file under `crates/*/src`, parsed and scanned.
+fn scan() -> Scan {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
@@ -277,145 +267,85 @@ fn sources() -> Vec<Source> {
         }
     }
     files.sort();
-    let sources: Vec<Source> = files
-        .iter()
-        .map(|path| {
-            let text = std::fs::read_to_string(path).unwrap();
-            let (code, shape) = lex(&text);
-            assert_eq!(code.len(), text.len(), "{}", path.display());
-            Source {
-                path: path
-                    .strip_prefix(&root)
-                    .unwrap()
-                    .to_string_lossy()
-                    .into_owned(),
-                code,
-                shape,
-            }
-        })
-        .collect();
+    let mut scan = Scan::default();
+    for path in &files {
+        let text = std::fs::read_to_string(path).unwrap();
+        let file =
+            syn::parse_file(&text).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+        scan.path = path
+            .strip_prefix(&root)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        scan.visit_file(&file);
+    }
+    let seen = |end: &str| files.iter().any(|path| path.ends_with(end));
     assert!(
-        sources
-            .iter()
-            .any(|s| s.path.ends_with("oban-core/src/prefix.rs"))
-            && sources
-                .iter()
-                .any(|s| s.path.ends_with("badge-forge/src/worker.rs")),
+        seen("oban-core/src/prefix.rs") && seen("badge-forge/src/worker.rs"),
         "the scan must see both crates"
     );
-    sources
+    scan
 }
 
-/// `const NAME: &str = …` across all sources: name → initialiser (trimmed, up to its `;`).
-fn string_constants(sources: &[Source]) -> BTreeMap<String, (String, String)> {
-    let mut constants = BTreeMap::new();
-    for source in sources {
-        for at in source.find_all("const ") {
-            let rest = &source.code[at + 6..];
-            let Some((name, rest)) = rest.split_once(':') else {
-                continue;
-            };
-            let Some(init) = rest.trim_start().strip_prefix("&str =") else {
-                continue;
-            };
-            let init_at = source.code.len() - init.len();
-            let end = init_at + source.shape[init_at..].find(';').unwrap();
-            constants.insert(
-                name.trim().to_owned(),
-                (
-                    source.path.clone(),
-                    source.code[init_at..end].trim().to_owned(),
-                ),
-            );
-        }
+/// The text of a string literal expression.
+fn string_literal(expr: &Expr) -> Option<String> {
+    match expr {
+        Expr::Lit(syn::ExprLit {
+            lit: Lit::Str(text),
+            ..
+        }) => Some(text.value()),
+        _ => None,
     }
-    constants
+}
+
+/// The file an `include_str!("…")` expression names.
+fn included_file(expr: &Expr) -> Option<String> {
+    match expr {
+        Expr::Macro(mac) if mac.mac.path.is_ident("include_str") => mac
+            .mac
+            .parse_body::<syn::LitStr>()
+            .ok()
+            .map(|file| file.value()),
+        _ => None,
+    }
 }
 
 /// Whether `expr` is a statement known at compile time: a literal, or a constant (by any path)
 /// initialised with a literal or an `include_str!` of a `.sql` file.
-fn is_constant(expr: &str, constants: &BTreeMap<String, (String, String)>) -> bool {
-    let expr = expr.trim().trim_start_matches('&');
-    if expr.starts_with('"') || raw_string_start(expr.as_bytes(), 0).is_some() {
-        return true;
+fn is_constant(expr: &Expr, constants: &BTreeMap<String, (String, Expr)>) -> bool {
+    match expr {
+        Expr::Reference(reference) => is_constant(&reference.expr, constants),
+        Expr::Paren(inner) => is_constant(&inner.expr, constants),
+        Expr::Lit(_) => string_literal(expr).is_some(),
+        Expr::Path(path) => {
+            let name = path.path.segments.last().unwrap().ident.to_string();
+            let is_const_name = name
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+            is_const_name
+                && constants.get(&name).is_some_and(|(_, init)| {
+                    string_literal(init).is_some()
+                        || included_file(init).is_some_and(|file| file.ends_with(".sql"))
+                })
+        }
+        _ => false,
     }
-    let name = expr.rsplit("::").next().unwrap();
-    let is_const_name = !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
-    is_const_name
-        && constants.get(name).is_some_and(|(_, init)| {
-            init.starts_with('"')
-                || raw_string_start(init.as_bytes(), 0).is_some()
-                || (init.starts_with("include_str!(\"") && init.ends_with(".sql\")"))
-        })
 }
 
-#[test]
-fn assert_sql_safe_appears_only_in_audited_places() {
-    let mut unaudited = Vec::new();
-    let mut seen = 0;
-    for source in &sources() {
-        for at in source.find_all("AssertSqlSafe(") {
-            let line = source.line_text(at);
-            if AUDITED_ASSERTS
-                .iter()
-                .any(|(path, text, _)| *path == source.path && *text == line)
-            {
-                seen += 1;
-            } else {
-                unaudited.push(format!("{}:{}: {line}", source.path, source.line_of(at)));
-            }
-        }
-    }
-    assert!(
-        unaudited.is_empty(),
-        "unaudited AssertSqlSafe (review it, then list it in AUDITED_ASSERTS):\n{}",
-        unaudited.join("\n")
-    );
-    assert_eq!(
-        seen,
-        AUDITED_ASSERTS.len(),
-        "an audited AssertSqlSafe is gone: update the list"
-    );
+/// Whether `(file, function)` is one of the audited renderers.
+fn is_audited_renderer(place: &Place) -> bool {
+    AUDITED_RENDERERS
+        .iter()
+        .any(|(path, name, _)| *path == place.path && *name == place.function)
 }
 
 #[test]
 fn no_runtime_text_becomes_static() {
-    let mut found = Vec::new();
-    for source in &sources() {
-        for needle in [".leak()", "Box::leak", "String::leak"] {
-            for at in source.find_all(needle) {
-                let line = source.line_text(at);
-                if AUDITED_LEAKS
-                    .iter()
-                    .any(|(path, text, _)| *path == source.path && *text == line)
-                {
-                    continue;
-                }
-                found.push(format!(
-                    "{}:{}: {}",
-                    source.path,
-                    source.line_of(at),
-                    source.line_text(at)
-                ));
-            }
-        }
-        // A static item holding owned text (a `&'static str` in one can only be a constant,
-        // given the leak check).
-        for at in source.find_all("static ") {
-            let line = source.line_text(at);
-            let item = line
-                .trim_start_matches("pub(crate) ")
-                .trim_start_matches("pub(super) ")
-                .trim_start_matches("pub ");
-            let owned = ["String", "Box<str>", "Arc<str>", "Cow<"];
-            if item.starts_with("static ") && owned.iter().any(|text| item.contains(text)) {
-                found.push(format!("{}:{}: {line}", source.path, source.line_of(at)));
-            }
-        }
-    }
+    let found: Vec<String> = scan()
+        .owned_statics
+        .iter()
+        .map(|(place, ty)| format!("{place}: static of type {ty}"))
+        .collect();
     assert!(
         found.is_empty(),
         "runtime text as &'static str would pass as an SQL constant:\n{}",
@@ -425,91 +355,60 @@ fn no_runtime_text_becomes_static() {
 
 #[test]
 fn every_rendered_template_is_a_constant() {
-    let sources = sources();
-    let constants = string_constants(&sources);
+    let scan = scan();
     let mut problems = Vec::new();
-    let mut rendered = 0;
-    for source in &sources {
-        for at in source.find_all("prefix.render(") {
-            rendered += 1;
-            let template = source.first_argument(at + "prefix.render".len());
-            if is_constant(template, &constants) {
-                continue;
-            }
-            let function = source.enclosing_fn(at);
-            if AUDITED_RENDERERS
-                .iter()
-                .any(|(path, name, _)| *path == source.path && *name == function)
-            {
-                continue;
-            }
+    for render in &scan.renders {
+        let template = &render.arguments[0];
+        if !is_constant(template, &scan.constants) && !is_audited_renderer(&render.place) {
             problems.push(format!(
-                "{}:{}: renders {template:?}, not a constant",
-                source.path,
-                source.line_of(at)
+                "{}: renders {}, not a constant",
+                render.place,
+                template.to_token_stream()
             ));
         }
-        // The audited renderers' callers: every template they get is a constant, or the
-        // audited version comment.
-        for (path, function, _) in AUDITED_RENDERERS {
-            let krate = &path[..path.find("/src/").unwrap()];
-            if !source.path.starts_with(krate) {
+    }
+    // The audited renderers' callers (in the same crate): every template they get is a
+    // constant, or one of the audited computed templates.
+    for (path, function, _) in AUDITED_RENDERERS {
+        let krate = &path[..path.find("/src/").unwrap()];
+        for call in &scan.calls {
+            if call.name != function || !call.place.path.starts_with(krate) {
                 continue;
             }
-            for at in source.find_all(&format!("{function}(")) {
-                // Calls of the function itself: not a longer name, its definition or a method.
-                let before = &source.shape[..at];
-                let previous = before.chars().next_back().unwrap_or(' ');
-                let trimmed = before.trim_end();
-                if previous.is_alphanumeric()
-                    || previous == '_'
-                    || trimmed.ends_with('.')
-                    || trimmed.ends_with("fn")
-                {
-                    continue;
-                }
-                let call = &source.code[at..at + source.shape[at..].find(')').unwrap()];
-                let arguments: Vec<&str> = call[function.len() + 1..].split(',').collect();
-                let audited = arguments.iter().any(|argument| is_constant(argument, &constants))
-                    // schema.rs: the version comment, and each of STEPS (checked below).
-                    || call == "execute(&mut tx, prefix, &record"
-                    || call == "execute(&mut tx, prefix, step";
-                if !audited {
-                    problems.push(format!(
-                        "{}:{}: {function} called with {call:?}",
-                        source.path,
-                        source.line_of(at)
-                    ));
-                }
+            let audited = call.arguments.iter().any(|argument| {
+                let text = argument.to_token_stream().to_string();
+                is_constant(argument, &scan.constants)
+                    || AUDITED_TEMPLATES.contains(&(function, text.as_str()))
+            });
+            if !audited {
+                problems.push(format!(
+                    "{}: {function} called with no constant template",
+                    call.place
+                ));
             }
         }
     }
     // The migration steps `execute` runs: include_str! of migrations/*.sql, nothing else.
-    let schema = sources
-        .iter()
-        .find(|source| source.path == "crates/oban-core/src/schema.rs")
-        .unwrap();
-    let at = schema
-        .code
-        .find("const STEPS:")
-        .expect("schema.rs defines STEPS");
-    let end = at + schema.shape[at..].find("];").unwrap();
-    let items = schema.code[at..end].split_once("= [").unwrap().1;
-    for item in items
-        .split(',')
-        .map(str::trim)
-        .filter(|item| !item.is_empty())
-    {
-        let is_migration =
-            item.starts_with("include_str!(\"../migrations/v") && item.ends_with(".sql\")");
-        assert!(is_migration, "STEPS holds {item:?}");
+    let (_, steps) = &scan.constants["STEPS"];
+    let Expr::Array(steps) = steps else {
+        panic!("STEPS is an array")
+    };
+    for step in &steps.elems {
+        let file = included_file(step).unwrap_or_default();
+        assert!(
+            file.starts_with("../migrations/v") && file.ends_with(".sql"),
+            "STEPS holds {}",
+            step.to_token_stream()
+        );
     }
-    assert!(schema.code.contains("for step in &STEPS["));
+    let schema = std::fs::read_to_string(root().join("crates/oban-core/src/schema.rs")).unwrap();
+    assert!(schema.contains("for step in &STEPS["));
 
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     assert!(
-        rendered > 15,
-        "only {rendered} render calls found: is the scan blind?"
+        scan.renders.len() > 15,
+        "only {} render calls found: is the scan blind?",
+        scan.renders.len()
     );
 }
 
@@ -533,9 +432,9 @@ fn templates_have_no_placeholder_but_the_prefix() {
             )
         })
         .collect();
-    for (name, (path, init)) in string_constants(&sources()) {
-        if init.contains("{prefix}") {
-            texts.push((format!("{path}: {name}"), init));
+    for (name, (path, init)) in scan().constants {
+        if let Some(text) = string_literal(&init).filter(|text| text.contains("{prefix}")) {
+            texts.push((format!("{path}: {name}"), text));
         }
     }
     // A `{name}` other than these would be left in the statement as is: a sign that someone
@@ -565,62 +464,41 @@ fn templates_have_no_placeholder_but_the_prefix() {
 
 #[test]
 fn statements_are_constants_or_rendered() {
-    let sources = sources();
-    let constants = string_constants(&sources);
+    let scan = scan();
     let mut problems = Vec::new();
-    let mut calls = 0;
-    for source in &sources {
-        for function in ["query", "query_as", "query_scalar", "query_with", "raw_sql"] {
-            for at in source.find_all(&format!("sqlx::{function}")) {
-                let after = at + "sqlx::".len() + function.len();
-                // sqlx::query_as::<_, (…)>(…) or sqlx::query_as(…); not sqlx::query::QueryAs.
-                let open = if source.shape[after..].starts_with("::<") {
-                    let mut depth = 0;
-                    let close = source.shape[after..]
-                        .char_indices()
-                        .find(|&(_, c)| {
-                            depth += match c {
-                                '<' => 1,
-                                '>' => -1,
-                                _ => 0,
-                            };
-                            c == '>' && depth == 0
-                        })
-                        .unwrap()
-                        .0;
-                    after + close + 1
-                } else {
-                    after
-                };
-                if !source.shape[open..].starts_with('(') {
-                    continue;
-                }
-                calls += 1;
-                let statement = source.first_argument(open);
-                let rendered_constant = statement
-                    .split_once("prefix.render(")
-                    .is_some_and(|(_, rest)| is_constant(rest.trim_end_matches(')'), &constants));
-                // A variable or field: the compiler only lets a `SqlStr` (audited above) or a
-                // `&'static str` (a constant, given the no-leak check) through.
-                let variable = statement
-                    .trim_end_matches(".clone()")
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.');
-                let audited_renderer = AUDITED_RENDERERS.iter().any(|(path, function, _)| {
-                    *path == source.path && *function == source.enclosing_fn(at)
-                });
-                if !(is_constant(statement, &constants)
-                    || rendered_constant
-                    || variable
-                    || audited_renderer)
-                {
-                    problems.push(format!(
-                        "{}:{}: sqlx::{function}({statement})",
-                        source.path,
-                        source.line_of(at)
-                    ));
-                }
+    for call in &scan.statements {
+        let statement = &call.arguments[0];
+        let rendered_constant = match statement {
+            Expr::MethodCall(render) => {
+                render.method == "render"
+                    && render
+                        .args
+                        .first()
+                        .is_some_and(|template| is_constant(template, &scan.constants))
             }
+            _ => false,
+        };
+        // A variable or field: the compiler only lets a `SqlStr` (audited above) or a
+        // `&'static str` (a constant, given the no-leak check) through.
+        let variable = statement
+            .to_token_stream()
+            .to_string()
+            .trim_end_matches(". clone ()")
+            .chars()
+            .all(|c| {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.' || c == ' '
+            });
+        if !(is_constant(statement, &scan.constants)
+            || rendered_constant
+            || variable
+            || is_audited_renderer(&call.place))
+        {
+            problems.push(format!(
+                "{}: sqlx::{}({})",
+                call.place,
+                call.name,
+                statement.to_token_stream()
+            ));
         }
     }
     assert!(
@@ -629,8 +507,9 @@ fn statements_are_constants_or_rendered() {
         problems.join("\n")
     );
     assert!(
-        calls > 20,
-        "only {calls} sqlx calls found: is the scan blind?"
+        scan.statements.len() > 20,
+        "only {} sqlx calls found: is the scan blind?",
+        scan.statements.len()
     );
 }
 
@@ -640,34 +519,30 @@ fn no_format_builds_sql() {
         "SELECT", "INSERT", "UPDATE", "DELETE", "CREATE", "ALTER", "DROP", "COMMENT", "LISTEN",
         "UNLISTEN", "NOTIFY", "GRANT", "REVOKE", "TRUNCATE", "SET", "WITH", "DO",
     ];
+    let scan = scan();
     let mut unaudited = Vec::new();
-    for source in &sources() {
-        for macro_name in ["format!(", "write!(", "writeln!(", "format_args!("] {
-            for at in source.find_all(macro_name) {
-                // The first string literal of the call: the format string.
-                let open = at + macro_name.len() - 1;
-                let Some(quote) = source.code[open..].find('"') else {
-                    continue;
-                };
-                let text = source.code[open + quote + 1..].trim_start();
-                let word: String = text.chars().take_while(char::is_ascii_alphabetic).collect();
-                if !STARTS.contains(&word.as_str()) {
-                    continue;
-                }
-                let line = source.line_text(at);
-                if !AUDITED_FORMATS
-                    .iter()
-                    .any(|(path, audited, _)| *path == source.path && *audited == line)
-                {
-                    unaudited.push(format!("{}:{}: {line}", source.path, source.line_of(at)));
-                }
-            }
+    for (place, text) in &scan.formats {
+        let word: String = text
+            .trim_start()
+            .chars()
+            .take_while(char::is_ascii_alphabetic)
+            .collect();
+        let audited = AUDITED_FORMATS
+            .iter()
+            .any(|(path, function, _)| *path == place.path && *function == place.function);
+        if STARTS.contains(&word.as_str()) && !audited {
+            unaudited.push(format!("{place}: {text:?}"));
         }
     }
     assert!(
         unaudited.is_empty(),
         "SQL built with format! (use a bind parameter, or review and list it in AUDITED_FORMATS):\n{}",
         unaudited.join("\n")
+    );
+    assert!(
+        scan.formats.len() > 50,
+        "only {} format strings found: is the scan blind?",
+        scan.formats.len()
     );
 }
 

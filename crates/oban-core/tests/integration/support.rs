@@ -11,6 +11,7 @@ use oban_core::config::{Config, QueueConfig};
 use oban_core::job::Job;
 use oban_core::node::{Node, NodeHandle};
 use oban_core::notifier::{ListenerHealth, decode_payload};
+pub use oban_core::testing::eventually;
 use oban_core::testing::fresh_database;
 use oban_core::worker::{Outcome, WorkResult, Worker, WorkerOptions};
 use oban_core::{Client, Prefix, schema};
@@ -112,25 +113,6 @@ impl Worker for Scripted {
     }
 }
 
-/// Polls `check` every 50 ms until it returns `Some`, or panics after `timeout` saying `what`.
-pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// The state of job `id`.
 pub async fn state_of(pool: &PgPool, id: i64) -> String {
     sqlx::query_scalar("SELECT state::text FROM oban_jobs WHERE id = $1")
@@ -155,7 +137,7 @@ pub async fn wait_for_state(pool: &PgPool, id: i64, state: &str) {
 pub async fn wait_until_listening(node: &NodeHandle) {
     eventually(
         "the listener to hear itself",
-        Duration::from_secs(10),
+        Duration::from_secs(15),
         || async { (node.listener_health() == ListenerHealth::Up).then_some(()) },
     )
     .await;
