@@ -263,6 +263,17 @@ async fn shutdown_ends_with_a_terminating_check_per_queue() {
     let job = insert(&client, "alpha", json!({"do": "sleep", "ms": 600})).await;
     wait_for_state(&pool, job, "executing").await;
     let mut tap = Tap::new(&url, &["gossip"]).await;
+    // Both queues announced first: a queue that starts and stops between two gossip ticks
+    // (a loaded machine can delay the first) was never heard, and has nothing to end.
+    tap.until("a check of both queues", Duration::from_secs(10), |heard| {
+        let queues: Vec<&str> = heard.json["checks"]
+            .as_array()?
+            .iter()
+            .filter_map(|check| check["queue"].as_str())
+            .collect();
+        (queues.contains(&"alpha") && queues.contains(&"beta")).then_some(())
+    })
+    .await;
     let report = node.shutdown().await;
     assert!(report.drained);
     wait_for_state(&pool, job, "completed").await;
