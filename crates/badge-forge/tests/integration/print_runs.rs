@@ -16,7 +16,7 @@ use oban_core::drain::DrainOptions;
 use oban_core::insert::NewJob;
 use oban_core::job::JobState;
 use oban_core::jobs::JobFilter;
-use oban_core::testing::{assert_enqueued, perform_job};
+use oban_core::testing::{Performed, assert_enqueued, perform_job};
 use oban_core::worker::{Registry, Worker};
 use oban_core::{Client, Prefix};
 use serde_json::{Value, json};
@@ -184,6 +184,18 @@ fn print_run(dir: &Path, client: &Client) -> PrintRun {
     PrintRun::new(renderer, OutputDir::create(dir, false).unwrap(), client)
 }
 
+/// What `worker` did with `job`, which must complete.
+async fn completed(worker: &PrintRun, job: &NewJob) -> Performed {
+    let performed = perform_job(worker, job).await;
+    assert_eq!(
+        performed.state,
+        JobState::Completed,
+        "{:?}",
+        performed.error
+    );
+    performed
+}
+
 #[tokio::test]
 async fn a_print_run_job_writes_its_sheet_and_confirms_it() {
     let (pool, _) = database().await;
@@ -276,13 +288,7 @@ async fn a_print_run_with_bad_args_is_discarded_naming_the_key() {
         ..PrintRunArgs::default()
     })
     .unwrap();
-    let performed = perform_job(&worker, &job).await;
-    assert_eq!(
-        performed.state,
-        JobState::Completed,
-        "{:?}",
-        performed.error
-    );
+    let performed = completed(&worker, &job).await;
     assert!(
         performed.then_insert.is_empty(),
         "{:?}",
@@ -308,13 +314,7 @@ async fn a_print_run_reads_every_page_of_jobs() {
     let client = Client::new(pool.clone(), Prefix::default());
     let worker = print_run(&output_dir("print-run-pages"), &client);
     let job = PrintRun::new_job(&PrintRunArgs::default()).unwrap();
-    let performed = perform_job(&worker, &job).await;
-    assert_eq!(
-        performed.state,
-        JobState::Completed,
-        "{:?}",
-        performed.error
-    );
+    let performed = completed(&worker, &job).await;
     let confirmation = performed.then_insert[0].args();
     assert_eq!(confirmation["printed"], pages, "every page read once");
     assert_eq!(confirmation["failed"], 0);
