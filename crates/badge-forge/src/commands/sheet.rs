@@ -114,8 +114,10 @@ pub async fn sheet(database: &Database, args: SheetArgs) -> anyhow::Result<ExitC
         Source::Fake
     };
     let total = rows.rows();
-    // Imposing is CPU work: off the runtime's threads, as the PrintRun worker does it.
-    let sheet = tokio::task::spawn_blocking(move || options.impose(&renderer, rows)).await??;
+    // Imposing is CPU work, and this command has nothing else to run meanwhile: it blocks the
+    // calling thread, whose allocations grow glibc's main arena, cheaper than a fresh thread's
+    // (docs/benchmarks.md, session 9).
+    let sheet = tokio::task::block_in_place(|| options.impose(&renderer, rows))?;
     for failed in &sheet.failed {
         eprintln!("{}", source.report(failed));
     }
