@@ -187,37 +187,33 @@ impl Worker for PrintRun {
             job.id,
         );
         // Imposing a large sheet is CPU work: keep it off the runtime's threads.
-        let written = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             let sheet = match options.impose(&renderer, rows) {
                 Ok(sheet) => sheet,
-                Err(error) if error.is_permanent() => return Ok(Err(error.to_string())),
-                Err(error) => return Err(format!("imposing the sheet: {error}")),
+                Err(error) if error.is_permanent() => {
+                    return Ok(Outcome::Discard(error.to_string()));
+                }
+                Err(error) => return Err(format!("imposing the sheet: {error}").into()),
             };
             for failed in &sheet.failed {
                 tracing::warn!(origin = %failed.origin, reason = %failed.reason, "left out of the print run");
             }
             let Some(pdf) = &sheet.pdf else {
                 tracing::info!(job_id, failed = sheet.failed.len(), "nothing to print: no sheet, no confirmation");
-                return Ok(Ok(None));
+                return Ok(Outcome::complete());
             };
             output
                 .write_atomically(&path, pdf)
                 .map_err(|error| format!("writing {}: {error}", path.display()))?;
-            Ok(Ok(Some(PrintRunConfirmation::new(
+            let confirmation = PrintRunConfirmation::new(
                 job_id,
                 path.to_string_lossy().into_owned(),
                 sheet.printed,
                 sheet.failed.len(),
-            ))))
+            );
+            let confirmation = NewJob::new(PRINT_CENTER, &confirmation)?.queue(PRINT_QUEUE);
+            Ok(Outcome::complete_and_insert(vec![confirmation]))
         })
-        .await?;
-        match written? {
-            Err(reason) => Ok(Outcome::Discard(reason)),
-            Ok(None) => Ok(Outcome::complete()),
-            Ok(Some(confirmation)) => {
-                let confirmation = NewJob::new(PRINT_CENTER, &confirmation)?.queue(PRINT_QUEUE);
-                Ok(Outcome::complete_and_insert(vec![confirmation]))
-            }
-        }
+        .await?
     }
 }
