@@ -161,6 +161,9 @@ pub(crate) struct FontFace {
     pub(crate) emoji: bool,
     /// CFF outlines (embedded as CIDFontType0) rather than TrueType `glyf`.
     pub(crate) cff: bool,
+    /// [`FontFace::ink_bottom`] of the glyphs measured so far: outlining a glyph costs
+    /// microseconds, and names repeat their glyphs (at most one entry per glyph of the face).
+    ink_bottoms: RwLock<HashMap<u16, Option<i16>>>,
 }
 
 impl FontFace {
@@ -169,6 +172,25 @@ impl FontFace {
         self.face
             .glyph_hor_advance(rustybuzz::ttf_parser::GlyphId(gid))
             .unwrap_or(0)
+    }
+
+    /// The lowest point of `gid`'s outline in font units, `None` for a glyph with no
+    /// outline; each glyph is outlined once. (A `glyf` glyph's header also gives its
+    /// extent, without outlining, but Noto's headers are off by a unit on some glyphs.)
+    pub(crate) fn ink_bottom(&self, gid: u16) -> Option<i16> {
+        let known = self
+            .ink_bottoms
+            .read()
+            .ok()
+            .and_then(|b| b.get(&gid).copied());
+        known.unwrap_or_else(|| {
+            let id = rustybuzz::ttf_parser::GlyphId(gid);
+            let bottom = self.face.glyph_bounding_box(id).map(|b| b.y_min);
+            if let Ok(mut bottoms) = self.ink_bottoms.write() {
+                bottoms.insert(gid, bottom);
+            }
+            bottom
+        })
     }
 
     /// Whether the face's cmap maps `c`.
@@ -230,6 +252,7 @@ impl FontSet {
                     data,
                     units_per_em: f32::from(face.units_per_em() as u16),
                     cff: face.tables().cff.is_some(),
+                    ink_bottoms: RwLock::default(),
                     emoji,
                     face,
                 })
@@ -385,5 +408,32 @@ mod tests {
         assert_eq!(set.pick(Style::Bold, "\u{2764}\u{FE0F}", None), Ok(7));
         // Private-use characters are in no face.
         assert_eq!(set.pick(Style::Bold, "\u{E000}", None), Err('\u{E000}'));
+    }
+
+    #[test]
+    fn ink_bottom_is_where_the_outline_ends() {
+        // Measured, then remembered: for the first 1,000 glyphs of every bundled face,
+        // asked twice, it is the outline's lowest point.
+        let set = FontSet::get().unwrap();
+        let mut compared = 0;
+        for face in &set.faces {
+            let count = face.face.number_of_glyphs().min(1_000);
+            for _ in 0..2 {
+                for gid in 0..count {
+                    let outlined = face
+                        .face
+                        .glyph_bounding_box(rustybuzz::ttf_parser::GlyphId(gid))
+                        .map(|b| b.y_min);
+                    assert_eq!(
+                        face.ink_bottom(gid),
+                        outlined,
+                        "{} glyph {gid}",
+                        face.ps_name
+                    );
+                    compared += 1;
+                }
+            }
+        }
+        assert!(compared > 15_000, "{compared} glyphs compared");
     }
 }

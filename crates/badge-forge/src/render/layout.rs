@@ -10,8 +10,6 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use rustybuzz::ttf_parser::GlyphId;
-
 use super::fonts::{FontSet, PRIMARY_BOLD, Style};
 use super::image::{Fit, Image};
 pub(crate) use super::layout_file::Rgb;
@@ -542,8 +540,8 @@ impl<'a> Page<'a> {
                 .iter()
                 .filter_map(|g| {
                     let face = fonts.face(g.face);
-                    let bbox = face.face.glyph_bounding_box(GlyphId(g.gid))?;
-                    Some(-(f32::from(bbox.y_min) / face.units_per_em + g.y))
+                    let bottom = face.ink_bottom(g.gid)?;
+                    Some(-(f32::from(bottom) / face.units_per_em + g.y))
                 })
                 .fold(0.0, f32::max)
         });
