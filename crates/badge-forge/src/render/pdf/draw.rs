@@ -1,36 +1,45 @@
-//! Content streams: each badge's blocks (colours and images), QR symbol and text as printpdf
-//! operations, and the sheets' cut marks.
+//! Each sheet as a page: its badges' blocks (colours and images), QR symbols and text, and
+//! its cut marks, written as the page's content stream; printpdf gets the page's boxes and
+//! the image XObjects.
 
 use std::collections::BTreeMap;
 
-use printpdf::{
-    Codepoint, Color, DictItem, ExternalStream, ExternalXObject, Line, LinePoint, Op, PaintMode,
-    PdfFontHandle, PdfPage, Point, Pt, Rect, TextItem, TextMatrix, XObject, XObjectId,
-    XObjectTransform,
-};
+use printpdf::{DictItem, ExternalStream, ExternalXObject, PdfPage, Pt, Rect, XObject, XObjectId};
 
+use super::content::Content;
 use super::embed::Embedded;
 use super::{Placement, Sheet};
 use crate::render::fonts::FaceId;
 use crate::render::image::{Fit, Image};
-use crate::render::layout::{Block, Fill, Qr, Rgb};
+use crate::render::layout::{Block, Fill, Qr};
 
 /// The document's image XObjects by resource name: each QR symbol, and each layout image
 /// once however many badges draw it.
 pub(super) type XObjects = BTreeMap<XObjectId, XObject>;
 
-/// Draws one sheet as a page; the QR symbols' and images' XObjects go to `xobjects`.
+/// One sheet drawn: the page (boxes only) and its content stream.
+pub(super) struct Page {
+    pub(super) page: PdfPage,
+    pub(super) content: Vec<u8>,
+}
+
+/// Draws one sheet; the QR symbols' and images' XObjects go to `xobjects`.
 pub(super) fn page(
     sheet: &Sheet<'_>,
     xobjects: &mut XObjects,
     embedded: &BTreeMap<FaceId, Embedded>,
-) -> PdfPage {
-    let mut ops = Vec::with_capacity(64 * sheet.badges.len());
+) -> Page {
+    let mut content = Content::with_capacity(1024 * sheet.badges.len());
     for placed in &sheet.badges {
-        draw_badge(&mut ops, xobjects, placed, sheet.height, embedded);
+        draw_badge(&mut content, xobjects, placed, sheet.height, embedded);
     }
-    draw_cut_marks(&mut ops, &sheet.cut_marks, sheet.height);
-    let mut page = PdfPage::new(printpdf::Mm(0.0), printpdf::Mm(0.0), ops);
+    let marks: Vec<[f32; 4]> = sheet
+        .cut_marks
+        .iter()
+        .map(|&[x1, y1, x2, y2]| [x1, sheet.height - y1, x2, sheet.height - y2])
+        .collect();
+    content.lines(&marks);
+    let mut page = PdfPage::new(printpdf::Mm(0.0), printpdf::Mm(0.0), Vec::new());
     let media = Rect::from_wh(Pt(sheet.width), Pt(sheet.height));
     page.media_box = media.clone();
     page.crop_box = media;
@@ -42,28 +51,19 @@ pub(super) fn page(
         y: Pt(round2(bottom)),
         ..Rect::from_wh(Pt(round2(x + w)), Pt(round2(bottom + h)))
     };
-    page
+    Page {
+        page,
+        content: content.into_bytes(),
+    }
 }
 
-fn colour(c: Rgb) -> Color {
-    // Three decimals resolve 1/1000: finer than the 1/255 steps of the source colour.
-    let channel = |v: u8| (f32::from(v) / 255.0 * 1000.0).round() / 1000.0;
-    Color::Rgb(printpdf::Rgb {
-        r: channel(c.0),
-        g: channel(c.1),
-        b: channel(c.2),
-        icc_profile: None,
-    })
-}
-
-/// Rounds to 1/100 pt (or 1/10 of a 1/1000 em): far below what a printer resolves, and
-/// keeps the content stream short.
+/// Rounds to 1/100 pt, as the content stream writes its numbers.
 fn round2(v: f32) -> f32 {
     (v * 100.0).round() / 100.0
 }
 
 fn draw_badge(
-    ops: &mut Vec<Op>,
+    out: &mut Content,
     xobjects: &mut XObjects,
     placed: &Placement<'_>,
     page_height: f32,
@@ -71,24 +71,15 @@ fn draw_badge(
 ) {
     let layout = &placed.layout;
     // Page coordinates: PDF's origin is bottom-left, the layout's top-left.
-    let px = |x: f32| round2(placed.x + x);
-    let py = |y: f32| round2(page_height - (placed.y + y));
+    let px = |x: f32| placed.x + x;
+    let py = |y: f32| page_height - (placed.y + y);
+    let rect = |b: &Block| [px(b.x), py(b.y + b.h), b.w, b.h];
 
-    let rect = |b: &Block, mode: PaintMode| Rect {
-        x: Pt(px(b.x)),
-        y: Pt(py(b.y + b.h)),
-        width: Pt(round2(b.w)),
-        height: Pt(round2(b.h)),
-        mode: Some(mode),
-        winding_order: None,
-    };
     for b in &layout.blocks {
         match &b.fill {
             Fill::Colour(c) => {
-                ops.push(Op::SetFillColor { col: colour(*c) });
-                ops.push(Op::DrawRectangle {
-                    rectangle: rect(b, PaintMode::Fill),
-                });
+                out.fill_colour(*c);
+                out.fill_rect(rect(b));
             }
             Fill::Image { image, fit } => {
                 let id = XObjectId(image.key.clone());
@@ -97,23 +88,8 @@ fn draw_badge(
                 }
                 let natural = (image.width as f32, image.height as f32);
                 let [x, y, w, h] = fit.place((b.x, b.y, b.w, b.h), natural);
-                ops.push(Op::SaveGraphicsState);
-                if *fit == Fit::Cover {
-                    ops.push(Op::DrawRectangle {
-                        rectangle: rect(b, PaintMode::Clip),
-                    });
-                }
-                ops.push(Op::UseXobject {
-                    id,
-                    transform: XObjectTransform {
-                        translate_x: Some(Pt(px(x))),
-                        translate_y: Some(Pt(py(y + h))),
-                        scale_x: Some(round2(w)),
-                        scale_y: Some(round2(h)),
-                        ..XObjectTransform::default()
-                    },
-                });
-                ops.push(Op::RestoreGraphicsState);
+                let clip = (*fit == Fit::Cover).then(|| rect(b));
+                out.xobject(&id.0, [px(x), py(y + h), w, h], clip);
             }
         }
     }
@@ -123,32 +99,19 @@ fn draw_badge(
     // compressed), and exact: masks are not interpolated, so module edges stay sharp at
     // any scale.
     for qr in &layout.qrs {
-        let id = XObjectId(format!("Q{}", xobjects.len()));
-        xobjects.insert(id.clone(), XObject::External(qr_image(qr)));
-        ops.push(Op::SetFillColor {
-            col: colour(qr.colour),
-        });
-        ops.push(Op::UseXobject {
-            id,
-            transform: XObjectTransform {
-                translate_x: Some(Pt(px(qr.x))),
-                translate_y: Some(Pt(py(qr.y + qr.size))),
-                scale_x: Some(round2(qr.size)),
-                scale_y: Some(round2(qr.size)),
-                ..XObjectTransform::default()
-            },
-        });
+        let name = format!("Q{}", xobjects.len());
+        xobjects.insert(XObjectId(name.clone()), XObject::External(qr_image(qr)));
+        out.fill_colour(qr.colour);
+        out.xobject(
+            &name,
+            [px(qr.x), py(qr.y + qr.size), qr.size, qr.size],
+            None,
+        );
     }
 
-    ops.push(Op::StartTextSection);
-    let mut current_colour = None;
+    out.begin_text();
     for run in &layout.runs {
-        if current_colour != Some(run.colour) {
-            ops.push(Op::SetFillColor {
-                col: colour(run.colour),
-            });
-            current_colour = Some(run.colour);
-        }
+        out.fill_colour(run.colour);
         let glyphs = &run.line.glyphs;
         let mut i = 0;
         while i < glyphs.len() {
@@ -160,41 +123,29 @@ fn draw_badge(
                 end += 1;
             }
             let font = &embedded[&first.face];
-            ops.push(Op::SetFont {
-                font: PdfFontHandle::External(font.id.clone()),
-                size: Pt(round2(run.size)),
-            });
-            ops.push(Op::SetTextMatrix {
-                matrix: TextMatrix::Translate(
-                    Pt(px(run.x + first.x * run.size)),
-                    Pt(py(run.baseline - first.y * run.size)),
-                ),
-            });
             let mut pen = 0.0f32; // where the viewer's pen is, 1/1000 em from first.x
-            let mut items = Vec::with_capacity(end - i);
-            for j in i..end {
+            let segment = (i..end).map(|j| {
                 let g = &glyphs[j];
-                let new_gid = font.remap.get(g.gid).unwrap_or(0);
-                let advance = font.widths.get(&new_gid).copied().unwrap_or(0.0);
-                let offset = match glyphs.get(j + 1).filter(|_| j + 1 < end) {
+                let (code, advance) = font.code(g.gid);
+                let kern = match glyphs.get(j + 1).filter(|_| j + 1 < end) {
                     Some(next) => {
                         let target = (next.x - first.x) * 1000.0;
                         (((pen + advance - target) * 10.0).round()) / 10.0
                     }
                     None => 0.0,
                 };
-                pen += advance - offset;
-                // No text for printpdf: `tidy` swaps in our own ToUnicode map, so the one
-                // printpdf would build from the text is thrown away anyway.
-                items.push(Codepoint::with_cid(new_gid, offset, String::new()));
-            }
-            ops.push(Op::ShowText {
-                items: vec![TextItem::GlyphIds(items)],
+                pen += advance - kern;
+                (code, kern)
             });
+            let origin = (
+                px(run.x + first.x * run.size),
+                py(run.baseline - first.y * run.size),
+            );
+            out.show(first.face, run.size, origin, segment);
             i = end;
         }
     }
-    ops.push(Op::EndTextSection);
+    out.end_text();
 }
 
 /// The QR symbol as an image mask XObject (ISO 32000-1, 8.9.6.2): rows top to bottom,
@@ -268,33 +219,5 @@ fn image_xobject(image: &Image) -> ExternalXObject {
         width: None,
         height: None,
         dpi: None,
-    }
-}
-
-fn draw_cut_marks(ops: &mut Vec<Op>, marks: &[[f32; 4]], page_height: f32) {
-    if marks.is_empty() {
-        return;
-    }
-    ops.push(Op::SetOutlineColor {
-        col: Color::Greyscale(printpdf::Greyscale {
-            percent: 0.0,
-            icc_profile: None,
-        }),
-    });
-    ops.push(Op::SetOutlineThickness { pt: Pt(0.3) });
-    for &[x1, y1, x2, y2] in marks {
-        let point = |x: f32, y: f32| LinePoint {
-            p: Point {
-                x: Pt(round2(x)),
-                y: Pt(round2(page_height - y)),
-            },
-            bezier: false,
-        };
-        ops.push(Op::DrawLine {
-            line: Line {
-                points: vec![point(x1, y1), point(x2, y2)],
-                is_closed: false,
-            },
-        });
     }
 }

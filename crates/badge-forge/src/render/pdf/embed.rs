@@ -1,21 +1,27 @@
 //! Font embedding: each document collects the glyph ids its pages use per face, cuts a
 //! subset from the bytes compiled into the binary (tens of microseconds for a badge's few
 //! dozen glyphs: [`cff`] for the CID-keyed CJK face, `subsetter` for the others, [`sfnt`]
-//! for the table surgery), and hands printpdf the subset as the font program, with glyph
-//! ids renumbered and the widths and ToUnicode text it needs to write `/W` and `/ToUnicode`.
+//! for the table surgery), and writes it as a Type 0 font (ISO 32000-1, 9.7): the font
+//! program, its descriptor, the glyph widths and a ToUnicode map.
+//!
+//! The dictionaries are written here rather than by printpdf because printpdf learns which
+//! glyphs a font needs only from its own text operations, and the content streams are ours
+//! (see `content`); what it knows about CFF programs (which are CID-keyed, their charsets)
+//! is still asked of it.
 
 mod cff;
 mod sfnt;
 
 use std::collections::BTreeMap;
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::sync::{Arc, LazyLock, RwLock};
 
-use printpdf::{FontId, FontMetrics, FontType, ParsedFont, PdfDocument, PdfFontMetricsStub};
+use lopdf::{Dictionary, Object, ObjectId, Stream, StringFormat};
 use rustybuzz::ttf_parser::{Tag, name_id};
 use subsetter::GlyphRemapper;
 
+use super::content::push_hex4;
+use super::writer::push_int;
 use super::{Fnv, Sheet};
 use crate::render::RenderError;
 use crate::render::fonts::{FaceId, FontFace, FontSet};
@@ -24,58 +30,181 @@ use cff::CidCff;
 /// Per face: original glyph id -> the text it stands for (first non-empty one seen).
 type GlyphUse<'a> = BTreeMap<FaceId, BTreeMap<u16, &'a str>>;
 
-/// An embedded face: its resource name and the renumbering of its glyphs.
+/// An embedded face: how its glyphs are coded in content streams, and its objects.
 pub(super) struct Embedded {
-    pub(super) id: FontId,
-    pub(super) remap: GlyphRemapper,
-    /// Advance widths in 1/1000 em, as printpdf will write them into `/W`.
-    pub(super) widths: BTreeMap<u16, f32>,
+    remap: GlyphRemapper,
+    /// Content-stream code by new glyph id (`None`: the code is the new glyph id).
+    codes: Option<BTreeMap<u16, u16>>,
+    /// Advance widths in 1/1000 em by new glyph id, as `/W` gives them.
+    widths: Vec<f32>,
+    font: Font,
 }
 
-/// The fonts of one document.
-pub(super) struct EmbeddedFonts {
-    pub(super) by_face: BTreeMap<FaceId, Embedded>,
-    /// BaseFont name -> our ToUnicode CMap, swapped in for printpdf's longer one.
-    pub(super) to_unicode: BTreeMap<Vec<u8>, Vec<u8>>,
+impl Embedded {
+    /// The code that shows original glyph `gid`, and its advance in 1/1000 em as the
+    /// viewer will move the pen (from `/W`).
+    pub(super) fn code(&self, gid: u16) -> (u16, f32) {
+        let new = self.remap.get(gid).unwrap_or(0);
+        let code = self
+            .codes
+            .as_ref()
+            .map_or(Some(new), |c| c.get(&new).copied());
+        let width = self.widths.get(usize::from(new)).copied().unwrap_or(0.0);
+        (code.unwrap_or(0), width)
+    }
 }
 
-/// Subsets every face the sheets use and adds it to `doc`'s font resources.
+/// A subset font program and what its dictionaries say about it.
+struct Font {
+    /// `TAG+PostScriptName`.
+    base_font: String,
+    program: Program,
+    /// `[(code, width)]` in ascending code order, and the ToUnicode CMap.
+    widths: Vec<(u16, i64)>,
+    to_unicode: Vec<u8>,
+    /// Ascent, descent and bounding box in 1/1000 em; the StemV estimate.
+    ascent: i64,
+    descent: i64,
+    bbox: [i64; 4],
+    stem_v: i64,
+}
+
+/// A font program, as the PDF embeds it.
+enum Program {
+    /// TrueType outlines: `/FontFile2`, a `CIDFontType2` font.
+    TrueType(Vec<u8>),
+    /// A bare CID-keyed `CFF ` table: `/FontFile3 /CIDFontType0C`, a `CIDFontType0` font.
+    CidCff(Vec<u8>),
+    /// An `OTTO` sfnt with name-keyed CFF outlines: `/FontFile3 /OpenType`.
+    OpenType(Vec<u8>),
+}
+
+/// Subsets every face the sheets use, by face.
 pub(super) fn embed(
     fonts: &FontSet,
     sheets: &[Sheet<'_>],
-    doc: &mut PdfDocument,
-) -> Result<EmbeddedFonts, RenderError> {
-    let used = glyphs_used(sheets);
-    let mut by_face = BTreeMap::new();
-    let mut to_unicode = BTreeMap::new();
-    for (&face_id, glyphs) in &used {
-        let face = fonts.face(face_id);
-        let (parsed, remap) = subset(face, glyphs.keys().copied())?;
-        let id = FontId(format!("F{face_id}"));
-        let mut entries: Vec<(u16, &str)> = glyphs
-            .iter()
-            .filter(|(_, text)| !text.is_empty())
-            .map(|(&gid, &text)| (remap.get(gid).unwrap_or(0), text))
-            .collect();
-        entries.sort_unstable();
-        if let Some(name) = &parsed.font_name {
-            to_unicode.insert(name.clone().into_bytes(), to_unicode_cmap(&entries));
-        }
-        let widths = parsed
-            .glyph_widths
-            .iter()
-            .map(|(&gid, &w)| (gid, pdf_width(w, face.units_per_em)))
-            .collect();
-        doc.resources
-            .fonts
-            .map
-            .insert(id.clone(), printpdf::PdfFont::new(parsed));
-        by_face.insert(face_id, Embedded { id, remap, widths });
+) -> Result<BTreeMap<FaceId, Embedded>, RenderError> {
+    glyphs_used(sheets)
+        .iter()
+        .map(|(&face_id, glyphs)| Ok((face_id, subset(fonts.face(face_id), glyphs)?)))
+        .collect()
+}
+
+/// Adds each embedded face to `doc` as a Type 0 font, and returns the font resource
+/// dictionary naming them `F<face id>`.
+pub(super) fn add_fonts(
+    doc: &mut lopdf::Document,
+    fonts: &BTreeMap<FaceId, Embedded>,
+) -> Dictionary {
+    let mut resources = Dictionary::new();
+    for (face_id, embedded) in fonts {
+        let id = add_font(doc, &embedded.font);
+        resources.set(format!("F{face_id}"), Object::Reference(id));
     }
-    Ok(EmbeddedFonts {
-        by_face,
-        to_unicode,
-    })
+    resources
+}
+
+fn name(n: &str) -> Object {
+    Object::Name(n.as_bytes().to_vec())
+}
+
+fn add_font(doc: &mut lopdf::Document, font: &Font) -> ObjectId {
+    let (subtype, file_key, file) = match &font.program {
+        Program::TrueType(bytes) => {
+            let mut dict = Dictionary::new();
+            dict.set("Length1", bytes.len() as i64);
+            (
+                "CIDFontType2",
+                "FontFile2",
+                Stream::new(dict, bytes.clone()),
+            )
+        }
+        Program::CidCff(bytes) | Program::OpenType(bytes) => {
+            let kind = match font.program {
+                Program::CidCff(_) => "CIDFontType0C",
+                _ => "OpenType",
+            };
+            let dict = Dictionary::from_iter([("Subtype", name(kind))]);
+            (
+                "CIDFontType0",
+                "FontFile3",
+                Stream::new(dict, bytes.clone()),
+            )
+        }
+    };
+    let file = doc.add_object(file);
+    let [x_min, y_min, x_max, y_max] = font.bbox;
+    let descriptor = Dictionary::from_iter([
+        ("Type", name("FontDescriptor")),
+        ("FontName", name(&font.base_font)),
+        ("Ascent", Object::Integer(font.ascent)),
+        ("Descent", Object::Integer(font.descent)),
+        ("CapHeight", Object::Integer(font.ascent)),
+        ("ItalicAngle", Object::Integer(0)),
+        // Nonsymbolic (ISO 32000-1, table 123): the glyphs are the standard Latin set's.
+        ("Flags", Object::Integer(32)),
+        ("StemV", Object::Integer(font.stem_v)),
+        (
+            "FontBBox",
+            Object::Array(vec![x_min.into(), y_min.into(), x_max.into(), y_max.into()]),
+        ),
+        (file_key, Object::Reference(file)),
+    ]);
+    let descriptor = doc.add_object(descriptor);
+    let to_unicode = doc.add_object(Stream::new(Dictionary::new(), font.to_unicode.clone()));
+    let cid_font = Dictionary::from_iter([
+        ("Type", name("Font")),
+        ("Subtype", name(subtype)),
+        ("BaseFont", name(&font.base_font)),
+        (
+            "CIDSystemInfo",
+            Object::Dictionary(Dictionary::from_iter([
+                (
+                    "Registry",
+                    Object::String(b"Adobe".to_vec(), StringFormat::Literal),
+                ),
+                (
+                    "Ordering",
+                    Object::String(b"Identity".to_vec(), StringFormat::Literal),
+                ),
+                ("Supplement", Object::Integer(0)),
+            ])),
+        ),
+        ("FontDescriptor", Object::Reference(descriptor)),
+        ("W", Object::Array(w_array(&font.widths))),
+    ]);
+    doc.add_object(Dictionary::from_iter([
+        ("Type", name("Font")),
+        ("Subtype", name("Type0")),
+        ("BaseFont", name(&font.base_font)),
+        ("Encoding", name("Identity-H")),
+        (
+            "DescendantFonts",
+            Object::Array(vec![Object::Dictionary(cid_font)]),
+        ),
+        ("ToUnicode", Object::Reference(to_unicode)),
+    ]))
+}
+
+/// `/W` (ISO 32000-1, 9.7.4.3): each run of consecutive codes as `first [w1 w2 ...]`.
+fn w_array(widths: &[(u16, i64)]) -> Vec<Object> {
+    let mut out = Vec::new();
+    let mut run: Vec<Object> = Vec::new();
+    let mut next = None;
+    for &(code, width) in widths {
+        if next != Some(code) {
+            if !run.is_empty() {
+                out.push(Object::Array(std::mem::take(&mut run)));
+            }
+            out.push(Object::Integer(i64::from(code)));
+        }
+        run.push(Object::Integer(width));
+        next = code.checked_add(1);
+    }
+    if !run.is_empty() {
+        out.push(Object::Array(run));
+    }
+    out
 }
 
 /// Every glyph the sheets draw, per face, with the text it stands for.
@@ -103,41 +232,32 @@ fn glyphs_used<'a>(sheets: &'a [Sheet<'_>]) -> GlyphUse<'a> {
 /// structure readers need (printpdf's carries comments and PostScript resource headers
 /// that cost a few hundred bytes per font).
 fn to_unicode_cmap(entries: &[(u16, &str)]) -> Vec<u8> {
-    let mut out = String::from(
-        "/CIDInit/ProcSet findresource begin 12 dict begin begincmap\n\
+    let mut out = Vec::from(
+        &b"/CIDInit/ProcSet findresource begin 12 dict begin begincmap\n\
          /CIDSystemInfo<</Registry(Adobe)/Ordering(UCS)/Supplement 0>>def\n\
          /CMapName/Adobe-Identity-UCS def/CMapType 2 def\n\
-         1 begincodespacerange<0000><FFFF>endcodespacerange\n",
+         1 begincodespacerange<0000><FFFF>endcodespacerange\n"[..],
     );
     for chunk in entries.chunks(100) {
-        let _ = writeln!(out, "{} beginbfchar", chunk.len());
+        push_int(&mut out, chunk.len() as i64);
+        out.extend_from_slice(b" beginbfchar\n");
         for (code, text) in chunk {
-            out.push('<');
+            out.push(b'<');
             push_hex4(&mut out, *code);
-            out.push_str("><");
+            out.extend_from_slice(b"><");
             for unit in text.encode_utf16() {
                 push_hex4(&mut out, unit);
             }
-            out.push_str(">\n");
+            out.extend_from_slice(b">\n");
         }
-        out.push_str("endbfchar\n");
+        out.extend_from_slice(b"endbfchar\n");
     }
-    out.push_str("endcmap CMapName currentdict/CMap defineresource pop end end");
-    out.into_bytes()
+    out.extend_from_slice(b"endcmap CMapName currentdict/CMap defineresource pop end end");
+    out
 }
 
-/// Appends `value` as four upper-case hex digits (`{value:04X}`, without the formatting
-/// machinery: a CMap has two such numbers per glyph).
-fn push_hex4(out: &mut String, value: u16) {
-    for shift in [12, 8, 4, 0] {
-        out.push(char::from(
-            b"0123456789ABCDEF"[usize::from((value >> shift) & 0xF)],
-        ));
-    }
-}
-
-/// The advance printpdf writes into `/W` for a glyph (it truncates to whole 1/1000 em);
-/// text positioning compensates for the difference to the shaped advance.
+/// A glyph's advance as `/W` gives it, truncated to whole 1/1000 em; text positioning
+/// compensates for the difference to the shaped advance.
 fn pdf_width(advance: u16, units_per_em: f32) -> f32 {
     (f32::from(advance) * 1000.0 / units_per_em).trunc()
 }
@@ -182,73 +302,95 @@ impl Prepared {
     }
 }
 
-/// Cuts the subset of `face` holding `gids` and wraps it as printpdf's font.
-fn subset(
-    face: &FontFace,
-    gids: impl Iterator<Item = u16>,
-) -> Result<(ParsedFont, GlyphRemapper), RenderError> {
+/// Cuts the subset of `face` holding `glyphs` (original id -> the text it stands for).
+fn subset(face: &FontFace, glyphs: &BTreeMap<u16, &str>) -> Result<Embedded, RenderError> {
     let mut remap = GlyphRemapper::new();
-    let mut widths = BTreeMap::new();
     // Same glyphs, same subset tag.
     let mut tag_hash = Fnv::default();
     tag_hash.write(face.ps_name.as_bytes());
-    for gid in gids {
-        let new = remap.remap(gid);
-        widths.insert(new, face.advance(gid));
+    for &gid in glyphs.keys() {
+        remap.remap(gid);
         tag_hash.write(&gid.to_be_bytes());
     }
     let prepared = Prepared::get(face);
+    let malformed = || RenderError::Subset(format!("{}: malformed subset", face.ps_name));
     // A CID-keyed CFF face is cut by our own subsetter, which locates the font's
-    // structure once per process (see `cff`); `subsetter` is the fallback.
+    // structure once per process (see `cff`), with an identity charset; `subsetter` is the
+    // fallback, and printpdf says whether what it cut is CID-keyed, and its charset.
     let fast_cff = prepared.cid_cff.as_ref().and_then(|cff| {
         let gids: Vec<u16> = remap.remapped_gids().collect();
         cff.subset(&face.ps_name, &gids)
-            .map(|table| sfnt::wrap_cff(&table))
     });
-    let mut bytes = match fast_cff {
-        Some(bytes) => bytes,
-        None => subsetter::subset(face.data, 0, &remap)
-            .map_err(|e| RenderError::Subset(format!("{}: {e}", face.ps_name)))?,
+    let (program, codes) = match fast_cff {
+        Some(table) => (Program::CidCff(table), None),
+        None => {
+            let bytes = subsetter::subset(face.data, 0, &remap)
+                .map_err(|e| RenderError::Subset(format!("{}: {e}", face.ps_name)))?;
+            if !face.cff {
+                let bytes = sfnt::replace_table(&bytes, b"name", &prepared.name_table)
+                    .ok_or_else(malformed)?;
+                (Program::TrueType(bytes), None)
+            } else if let Some(table) = printpdf::extract_cid_keyed_cff(&bytes, 0) {
+                let codes =
+                    printpdf::cff_charset_gid_to_cid_map(&table, 0).ok_or_else(malformed)?;
+                (Program::CidCff(table), Some(codes))
+            } else {
+                (Program::OpenType(bytes), None)
+            }
+        }
     };
-    if !face.cff {
-        // (For CFF faces printpdf embeds the bare `CFF ` table; no `name` goes along.)
-        bytes = sfnt::replace_table(&bytes, b"name", &prepared.name_table)
-            .ok_or_else(|| RenderError::Subset(format!("{}: malformed subset", face.ps_name)))?;
-    }
+    let embedded = |new: u16| codes.as_ref().map_or(Some(new), |c| c.get(&new).copied());
+
+    let widths: Vec<f32> = remap
+        .remapped_gids()
+        .map(|gid| pdf_width(face.advance(gid), face.units_per_em))
+        .collect();
+    let mut coded: Vec<(u16, i64, &str)> = glyphs
+        .iter()
+        .map(|(&gid, &text)| {
+            let new = remap.get(gid).unwrap_or(0);
+            let code = embedded(new).ok_or_else(malformed)?;
+            Ok((code, widths[usize::from(new)] as i64, text))
+        })
+        .collect::<Result<_, RenderError>>()?;
+    coded.sort_unstable_by_key(|&(code, ..)| code);
+    let texts: Vec<(u16, &str)> = coded
+        .iter()
+        .filter(|(.., text)| !text.is_empty())
+        .map(|&(code, _, text)| (code, text))
+        .collect();
 
     // The six-letter tag marks the embedded program as a subset (ISO 32000-1, 9.6.4).
     let tag: String = (0..6)
         .map(|i| char::from(b'A' + ((tag_hash.0 >> (i * 5)) % 26) as u8))
         .collect();
     let ttf: &rustybuzz::ttf_parser::Face<'_> = face.face.as_ref();
+    let scale = |v: i16| (f32::from(v) * 1000.0 / face.units_per_em).round() as i64;
     let bbox = ttf.global_bounding_box();
-    let upm = ttf.units_per_em();
-    let parsed = ParsedFont {
-        original_bytes: bytes,
-        font_index: 0,
-        font_name: Some(format!("{tag}+{}", face.ps_name)),
-        codepoint_to_glyph: BTreeMap::new(),
-        glyph_widths: widths,
-        units_per_em: upm,
-        font_metrics: FontMetrics {
-            ascent: ttf.ascender(),
-            descent: ttf.descender(),
-        },
-        font_type: if face.cff {
-            FontType::OpenTypeCFF(())
+    // No font table holds the vertical stem width; producers estimate it from the
+    // weight class (about 88 at 400, 166 at 700).
+    let weight = f32::from(ttf.weight().to_number());
+    let font = Font {
+        base_font: format!("{tag}+{}", face.ps_name),
+        program,
+        widths: coded
+            .iter()
+            .map(|&(code, width, _)| (code, width))
+            .collect(),
+        to_unicode: to_unicode_cmap(&texts),
+        ascent: scale(ttf.ascender()),
+        descent: scale(ttf.descender()),
+        bbox: [bbox.x_min, bbox.y_min, bbox.x_max, bbox.y_max].map(scale),
+        stem_v: if weight == 0.0 {
+            80
         } else {
-            FontType::TrueType
-        },
-        pdf_font_metrics: PdfFontMetricsStub {
-            units_per_em: upm,
-            x_min: bbox.x_min,
-            y_min: bbox.y_min,
-            x_max: bbox.x_max,
-            y_max: bbox.y_max,
-            caret_slope_rise: 1,
-            caret_slope_run: 0,
-            us_weight_class: ttf.weight().to_number(),
+            50 + (weight / 65.0).powi(2).round() as i64
         },
     };
-    Ok((parsed, remap))
+    Ok(Embedded {
+        remap,
+        codes,
+        widths,
+        font,
+    })
 }

@@ -1,15 +1,18 @@
-//! The PDF of a badge or of sheets of badges: [`BadgeLayout`]s drawn with printpdf, with
-//! font subsets embedded, written as a compact PDF 1.5 file.
+//! The PDF of a badge or of sheets of badges: [`BadgeLayout`]s on pages that printpdf
+//! assembles, with font subsets embedded, written as a compact PDF 1.5 file.
 //!
 //! [`write()`] is the one entry point, for a single badge and for sheets alike:
 //!
-//! - [`embed`] cuts a subset of each face the pages use and embeds it (printpdf only
-//!   subsets fonts with its `text_layout` feature, which pulls in a whole layout engine and
-//!   re-parses every font per document);
-//! - [`draw`] turns each page's layouts into content streams;
-//! - [`writer`] tidies printpdf's object graph and writes the compressed file;
+//! - [`embed`] cuts a subset of each face the pages use and writes its font dictionaries
+//!   (printpdf only subsets fonts with its `text_layout` feature, which pulls in a whole
+//!   layout engine and re-parses every font per document);
+//! - [`draw`] turns each page's layouts into its content stream, written by [`content`],
+//!   and gives printpdf the page's boxes and images;
+//! - [`writer`] puts the content streams and fonts on printpdf's pages, tidies its object
+//!   graph and writes the compressed file;
 //! - [`deflate`] compresses its large streams (the font programs).
 
+mod content;
 mod deflate;
 mod draw;
 mod embed;
@@ -49,16 +52,19 @@ pub(crate) fn write(
     bleed: f32,
     sheets: &[Sheet<'_>],
 ) -> Result<Vec<u8>, RenderError> {
-    let mut doc = PdfDocument::new(title);
-    let embedded = embed::embed(fonts, sheets, &mut doc)?;
+    let embedded = embed::embed(fonts, sheets)?;
     let mut xobjects = draw::XObjects::new();
-    let pages = sheets
+    let (pages, contents) = sheets
         .iter()
-        .map(|sheet| draw::page(sheet, &mut xobjects, &embedded.by_face))
-        .collect();
+        .map(|sheet| {
+            let drawn = draw::page(sheet, &mut xobjects, &embedded);
+            (drawn.page, drawn.content)
+        })
+        .unzip();
+    let mut doc = PdfDocument::new(title);
     doc.with_pages(pages);
     doc.resources.xobjects.map.extend(xobjects);
-    writer::write(&doc, &embedded.to_unicode, bleed)
+    writer::write(&doc, contents, &embedded, bleed)
 }
 
 /// FNV-1a, for deterministic identifiers (not security).

@@ -22,18 +22,21 @@ use lopdf::{Dictionary, Object, StringFormat};
 use printpdf::{PdfDocument, PdfParseErrorSeverity, PdfSaveOptions};
 
 use super::Fnv;
+use super::embed::{self, Embedded};
 use crate::render::RenderError;
+use crate::render::fonts::FaceId;
 
-/// Writes `doc` as a PDF file, with `to_unicode` (keyed by `/BaseFont`) as the fonts'
-/// ToUnicode streams; each page with a TrimBox gets a BleedBox `bleed` points larger.
+/// Writes `doc` as a PDF file, its pages showing `contents` in order with `fonts`; each
+/// page with a TrimBox gets a BleedBox `bleed` points larger.
 pub(super) fn write(
     doc: &PdfDocument,
-    to_unicode: &BTreeMap<Vec<u8>, Vec<u8>>,
+    contents: Vec<Vec<u8>>,
+    fonts: &BTreeMap<FaceId, Embedded>,
     bleed: f32,
 ) -> Result<Vec<u8>, RenderError> {
     let options = PdfSaveOptions {
         optimize: true,
-        subset_fonts: false, // already subset above
+        subset_fonts: false, // there are none: the fonts are added below
         secure: true,
         image_optimization: None,
     };
@@ -45,9 +48,38 @@ pub(super) fn write(
     {
         return Err(RenderError::Pdf(w.msg.clone()));
     }
-    tidy(&mut lo, to_unicode, bleed);
+    install(&mut lo, contents, fonts).ok_or_else(|| {
+        RenderError::Pdf("printpdf wrote pages without contents or resources".into())
+    })?;
+    tidy(&mut lo, bleed);
     compress_streams(&mut lo);
     Ok(write_file(&lo, deflate))
+}
+
+/// Puts `contents` on printpdf's pages, in order, and `fonts` into the font resources
+/// its pages share; `None` if a page lacks the objects printpdf always writes.
+fn install(
+    doc: &mut lopdf::Document,
+    contents: Vec<Vec<u8>>,
+    fonts: &BTreeMap<FaceId, Embedded>,
+) -> Option<()> {
+    let font_resources = embed::add_fonts(doc, fonts);
+    for (page, content) in doc.get_pages().into_values().zip(contents) {
+        let page = doc.get_dictionary(page).ok()?;
+        let stream = entry(page, b"Contents")?.as_reference().ok()?;
+        let resources = entry(page, b"Resources")?.as_reference().ok()?;
+        let font = entry(doc.get_dictionary(resources).ok()?, b"Font")?
+            .as_reference()
+            .ok()?;
+        doc.objects
+            .insert(font, Object::Dictionary(font_resources.clone()));
+        doc.get_object_mut(stream)
+            .ok()?
+            .as_stream_mut()
+            .ok()?
+            .set_content(content);
+    }
+    Some(())
 }
 
 /// `dict[key]`: lopdf's own `get` builds an error, with the key copied into a new `String`,
@@ -75,25 +107,8 @@ fn page_box(object: &Object) -> Option<[f32; 4]> {
 /// Trims what printpdf writes by default and a badge does not need, and makes the output
 /// a pure function of the input: empty resource dictionaries, empty `/Annots`, crop and
 /// trim boxes equal to the media box, epoch dates and empty fields in `/Info`, and the
-/// random file `/ID` (replaced by a hash of the content). Swaps in `cmaps`, keyed by
-/// `/BaseFont`, as the fonts' ToUnicode streams.
-fn tidy(doc: &mut lopdf::Document, cmaps: &BTreeMap<Vec<u8>, Vec<u8>>, bleed: f32) {
-    let to_unicode: Vec<(lopdf::ObjectId, &Vec<u8>)> = doc
-        .objects
-        .values()
-        .filter_map(|o| {
-            let dict = o.as_dict().ok()?;
-            let name = entry(dict, b"BaseFont")?.as_name().ok()?;
-            let cmap = cmaps.get(name)?;
-            Some((entry(dict, b"ToUnicode")?.as_reference().ok()?, cmap))
-        })
-        .collect();
-    for (id, cmap) in to_unicode {
-        if let Some(Object::Stream(stream)) = doc.objects.get_mut(&id) {
-            stream.set_content(cmap.clone());
-        }
-    }
-
+/// random file `/ID` (replaced by a hash of the content).
+fn tidy(doc: &mut lopdf::Document, bleed: f32) {
     let empty: BTreeSet<lopdf::ObjectId> = doc
         .objects
         .iter()
@@ -104,7 +119,7 @@ fn tidy(doc: &mut lopdf::Document, cmaps: &BTreeMap<Vec<u8>, Vec<u8>>, bleed: f3
     for object in doc.objects.values_mut() {
         match object {
             Object::Dictionary(dict) => {
-                for key in [&b"XObject"[..], b"ExtGState", b"Shading"] {
+                for key in [&b"Font"[..], b"XObject", b"ExtGState", b"Shading"] {
                     if let Some(Object::Reference(id)) = entry(dict, key)
                         && empty.contains(id)
                     {
@@ -139,26 +154,6 @@ fn tidy(doc: &mut lopdf::Document, cmaps: &BTreeMap<Vec<u8>, Vec<u8>>, bleed: f3
                 if is_type(dict, b"Catalog") {
                     dict.remove(b"PageLayout");
                     dict.remove(b"PageMode");
-                }
-                // Entries of the descendant CIDFont equal to their defaults (ISO 32000-1,
-                // table 117): /DW 1000 and, for TrueType outlines, /CIDToGIDMap /Identity.
-                if let Some(Object::Array(descendants)) =
-                    dict.as_hashmap_mut().get_mut(&b"DescendantFonts"[..])
-                {
-                    for cid_font in descendants.iter_mut() {
-                        if let Object::Dictionary(cid_font) = cid_font {
-                            if matches!(entry(cid_font, b"DW"), Some(Object::Integer(1000))) {
-                                cid_font.remove(b"DW");
-                            }
-                            let identity = matches!(
-                                entry(cid_font, b"CIDToGIDMap"),
-                                Some(Object::Name(name)) if name == b"Identity"
-                            );
-                            if identity {
-                                cid_font.remove(b"CIDToGIDMap");
-                            }
-                        }
-                    }
                 }
             }
             Object::Stream(stream) => hash.write(&stream.content),
@@ -300,7 +295,7 @@ fn write_object(out: &mut Vec<u8>, object: &Object) {
 
 /// Appends `value` in decimal, as `write!("{value}")` would, without the formatting
 /// machinery: a badge's file has a few hundred integers (widths, offsets, references).
-fn push_int(out: &mut Vec<u8>, value: i64) {
+pub(super) fn push_int(out: &mut Vec<u8>, value: i64) {
     let mut digits = [0u8; 20];
     let mut rest = value.unsigned_abs();
     let mut at = digits.len();

@@ -123,24 +123,6 @@ pub(crate) fn replace_table(font: &[u8], tag: &[u8; 4], table: &[u8]) -> Option<
     Some(out)
 }
 
-/// Wraps a bare `CFF ` table as an `OTTO` sfnt with that one table: the form printpdf
-/// takes a CFF font program in (it embeds the bare table again, as `/CIDFontType0C`).
-pub(crate) fn wrap_cff(table: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(28 + table.len().next_multiple_of(4));
-    out.extend_from_slice(b"OTTO");
-    // One table: numTables, searchRange, entrySelector, rangeShift.
-    for field in [1u16, 16, 0, 0] {
-        out.extend(field.to_be_bytes());
-    }
-    out.extend_from_slice(b"CFF ");
-    out.extend(checksum(table).to_be_bytes());
-    out.extend(28u32.to_be_bytes());
-    out.extend((table.len() as u32).to_be_bytes());
-    out.extend_from_slice(table);
-    out.resize(out.len().next_multiple_of(4), 0);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
