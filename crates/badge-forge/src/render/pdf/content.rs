@@ -1,9 +1,9 @@
 //! A page's content stream (ISO 32000-1, 7.8.2 and annex A), written straight into bytes.
 //!
 //! Hand-written because printpdf builds an operation object per operator and an object
-//! per glyph, lopdf then formats each number through `Display`: on a sheet that was two
-//! fifths of the CPU, against a few percent for this writer (docs/benchmarks.md, "the
-//! hand-written PDF parts against the libraries"). Only the operators badges use are here.
+//! per glyph, and lopdf then formats each number through `Display`: on a sheet that was a
+//! third of the CPU, against a few percent for this writer (docs/benchmarks.md, session 10).
+//! Only the operators badges use are here.
 
 use super::writer::push_int;
 use crate::render::layout::Rgb;

@@ -229,7 +229,7 @@ fn glyphs_used<'a>(sheets: &'a [Sheet<'_>]) -> GlyphUse<'a> {
 }
 
 /// A ToUnicode CMap mapping each glyph code to the text it stands for: the minimal
-/// structure readers need (printpdf's carries comments and PostScript resource headers
+/// structure readers need (printpdf's own carries comments and PostScript resource headers
 /// that cost a few hundred bytes per font).
 fn to_unicode_cmap(entries: &[(u16, &str)]) -> Vec<u8> {
     let mut out = Vec::from(
