@@ -36,7 +36,7 @@ const ISSUE_START: (f64, usize, &str) = (0.08, 550, "0.23-0.30 ms and 983 B");
 /// Badges on the sheet.
 const BADGES: usize = 500;
 /// Runs of each sheet measurement; the median is printed.
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 7;
 /// Badges rendered each as its own PDF.
 const SINGLES: usize = 100;
 
