@@ -116,7 +116,8 @@ impl Content {
         self.op(b"ET");
     }
 
-    /// Shows `glyphs` from `(x, y)` with font resource `F{font}` at `size`: each glyph a
+    /// Shows `glyphs` from `(x, y)` with font resource `F{font}` (as `embed::add_fonts`
+    /// names the face) at `size`: each glyph a
     /// two-byte code followed by the kerning number (1/1000 em, to 1/10) that moves the
     /// pen to the next glyph; runs of unkerned glyphs share one string.
     pub(super) fn show(

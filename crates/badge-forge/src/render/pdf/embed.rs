@@ -62,9 +62,10 @@ struct Font {
     /// `[(code, width)]` in ascending code order, and the ToUnicode CMap.
     widths: Vec<(u16, i64)>,
     to_unicode: Vec<u8>,
-    /// Ascent, descent and bounding box in 1/1000 em; the StemV estimate.
+    /// Ascent, descent, cap height and bounding box in 1/1000 em; the StemV estimate.
     ascent: i64,
     descent: i64,
+    cap_height: i64,
     bbox: [i64; 4],
     stem_v: i64,
 }
@@ -91,14 +92,14 @@ pub(super) fn embed(
 }
 
 /// Adds each embedded face to `doc` as a Type 0 font, and returns the font resource
-/// dictionary naming them `F<face id>`.
+/// dictionary naming them `F<face id>` (the names `content` shows them by).
 pub(super) fn add_fonts(
     doc: &mut lopdf::Document,
-    fonts: &BTreeMap<FaceId, Embedded>,
+    fonts: BTreeMap<FaceId, Embedded>,
 ) -> Dictionary {
     let mut resources = Dictionary::new();
     for (face_id, embedded) in fonts {
-        let id = add_font(doc, &embedded.font);
+        let id = add_font(doc, embedded.font);
         resources.set(format!("F{face_id}"), Object::Reference(id));
     }
     resources
@@ -108,29 +109,23 @@ fn name(n: &str) -> Object {
     Object::Name(n.as_bytes().to_vec())
 }
 
-fn add_font(doc: &mut lopdf::Document, font: &Font) -> ObjectId {
-    let (subtype, file_key, file) = match &font.program {
+fn add_font(doc: &mut lopdf::Document, font: Font) -> ObjectId {
+    let file3 = |kind: &str| Dictionary::from_iter([("Subtype", name(kind))]);
+    let (subtype, file_key, file) = match font.program {
         Program::TrueType(bytes) => {
-            let mut dict = Dictionary::new();
-            dict.set("Length1", bytes.len() as i64);
-            (
-                "CIDFontType2",
-                "FontFile2",
-                Stream::new(dict, bytes.clone()),
-            )
+            let dict = Dictionary::from_iter([("Length1", Object::Integer(bytes.len() as i64))]);
+            ("CIDFontType2", "FontFile2", Stream::new(dict, bytes))
         }
-        Program::CidCff(bytes) | Program::OpenType(bytes) => {
-            let kind = match font.program {
-                Program::CidCff(_) => "CIDFontType0C",
-                _ => "OpenType",
-            };
-            let dict = Dictionary::from_iter([("Subtype", name(kind))]);
-            (
-                "CIDFontType0",
-                "FontFile3",
-                Stream::new(dict, bytes.clone()),
-            )
-        }
+        Program::CidCff(bytes) => (
+            "CIDFontType0",
+            "FontFile3",
+            Stream::new(file3("CIDFontType0C"), bytes),
+        ),
+        Program::OpenType(bytes) => (
+            "CIDFontType0",
+            "FontFile3",
+            Stream::new(file3("OpenType"), bytes),
+        ),
     };
     let file = doc.add_object(file);
     let [x_min, y_min, x_max, y_max] = font.bbox;
@@ -139,7 +134,7 @@ fn add_font(doc: &mut lopdf::Document, font: &Font) -> ObjectId {
         ("FontName", name(&font.base_font)),
         ("Ascent", Object::Integer(font.ascent)),
         ("Descent", Object::Integer(font.descent)),
-        ("CapHeight", Object::Integer(font.ascent)),
+        ("CapHeight", Object::Integer(font.cap_height)),
         ("ItalicAngle", Object::Integer(0)),
         // Nonsymbolic (ISO 32000-1, table 123): the glyphs are the standard Latin set's.
         ("Flags", Object::Integer(32)),
@@ -151,7 +146,7 @@ fn add_font(doc: &mut lopdf::Document, font: &Font) -> ObjectId {
         (file_key, Object::Reference(file)),
     ]);
     let descriptor = doc.add_object(descriptor);
-    let to_unicode = doc.add_object(Stream::new(Dictionary::new(), font.to_unicode.clone()));
+    let to_unicode = doc.add_object(Stream::new(Dictionary::new(), font.to_unicode));
     let cid_font = Dictionary::from_iter([
         ("Type", name("Font")),
         ("Subtype", name(subtype)),
@@ -380,6 +375,7 @@ fn subset(face: &FontFace, glyphs: &BTreeMap<u16, &str>) -> Result<Embedded, Ren
         to_unicode: to_unicode_cmap(&texts),
         ascent: scale(ttf.ascender()),
         descent: scale(ttf.descender()),
+        cap_height: scale(ttf.capital_height().unwrap_or(ttf.ascender())),
         bbox: [bbox.x_min, bbox.y_min, bbox.x_max, bbox.y_max].map(scale),
         stem_v: if weight == 0.0 {
             80

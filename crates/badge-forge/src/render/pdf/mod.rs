@@ -64,7 +64,7 @@ pub(crate) fn write(
     let mut doc = PdfDocument::new(title);
     doc.with_pages(pages);
     doc.resources.xobjects.map.extend(xobjects);
-    writer::write(&doc, contents, &embedded, bleed)
+    writer::write(&doc, contents, embedded, bleed)
 }
 
 /// FNV-1a, for deterministic identifiers (not security).

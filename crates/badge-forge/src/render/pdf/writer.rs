@@ -31,7 +31,7 @@ use crate::render::fonts::FaceId;
 pub(super) fn write(
     doc: &PdfDocument,
     contents: Vec<Vec<u8>>,
-    fonts: &BTreeMap<FaceId, Embedded>,
+    fonts: BTreeMap<FaceId, Embedded>,
     bleed: f32,
 ) -> Result<Vec<u8>, RenderError> {
     let options = PdfSaveOptions {
@@ -61,7 +61,7 @@ pub(super) fn write(
 fn install(
     doc: &mut lopdf::Document,
     contents: Vec<Vec<u8>>,
-    fonts: &BTreeMap<FaceId, Embedded>,
+    fonts: BTreeMap<FaceId, Embedded>,
 ) -> Option<()> {
     let font_resources = embed::add_fonts(doc, fonts);
     for (page, content) in doc.get_pages().into_values().zip(contents) {
