@@ -259,33 +259,25 @@ trait Bits:
     fn truncate(line: u128) -> Self;
 }
 
-impl Bits for u64 {
-    const BITS: u32 = u64::BITS;
-    const ZERO: Self = 0;
-    const ONES: Self = !0;
-    #[inline(always)]
-    fn ones(self) -> u32 {
-        self.count_ones()
-    }
-    #[inline(always)]
-    fn truncate(line: u128) -> Self {
-        line as u64
-    }
+/// `Bits` for the unsigned integers, whose operators it names.
+macro_rules! bits {
+    ($($line:ty),*) => {$(
+        impl Bits for $line {
+            const BITS: u32 = <$line>::BITS;
+            const ZERO: Self = 0;
+            const ONES: Self = !0;
+            #[inline(always)]
+            fn ones(self) -> u32 {
+                self.count_ones()
+            }
+            #[inline(always)]
+            fn truncate(line: u128) -> Self {
+                line as $line
+            }
+        }
+    )*};
 }
-
-impl Bits for u128 {
-    const BITS: u32 = u128::BITS;
-    const ZERO: Self = 0;
-    const ONES: Self = !0;
-    #[inline(always)]
-    fn ones(self) -> u32 {
-        self.count_ones()
-    }
-    #[inline(always)]
-    fn truncate(line: u128) -> Self {
-        line
-    }
-}
+bits!(u64, u128);
 
 /// The QR mask penalty (ISO/IEC 18004 §7.8.3): runs of five or more, 2×2 blocks,
 /// finder-like 1:1:3:1:1 patterns next to four light modules, and dark/light imbalance.
