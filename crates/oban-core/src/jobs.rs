@@ -41,6 +41,8 @@ pub struct JobFilter {
     workers: Option<Vec<String>>,
     tags: Option<Vec<String>>,
     args: Option<Value>,
+    priorities: Option<Vec<i32>>,
+    meta: Option<Value>,
 }
 
 /// Appends `value` to a condition's list, creating it.
@@ -87,16 +89,24 @@ impl JobFilter {
         self
     }
 
+    /// Also at `priority` (calls add priorities).
+    pub fn priority(mut self, priority: i32) -> Self {
+        add(&mut self.priorities, priority);
+        self
+    }
+
     /// Also with args that contain `args` (PostgreSQL's jsonb `@>`: `{"id": 1}` matches
     /// `{"id": 1, "x": 2}`). `args` must serialize to a JSON object.
     pub fn args_contain(mut self, args: &impl Serialize) -> Result<Self> {
-        let args = serde_json::to_value(args)?;
-        if !args.is_object() {
-            return Err(Error::InvalidJob(format!(
-                "an args filter must be a JSON object, got {args}"
-            )));
-        }
-        self.args = Some(args);
+        self.args = Some(json_object("args", args)?);
+        Ok(self)
+    }
+
+    /// Also with meta that contains `meta`, as [`JobFilter::args_contain`] compares args
+    /// (Oban Pro's batches and workflows, and Elixir's cron jobs, keep their marks there).
+    /// `meta` must serialize to a JSON object.
+    pub fn meta_contain(mut self, meta: &impl Serialize) -> Result<Self> {
+        self.meta = Some(json_object("meta", meta)?);
         Ok(self)
     }
 
@@ -116,7 +126,7 @@ impl JobFilter {
         }
     }
 
-    /// Binds `$1..$6` of `sql/job_filter.sql`.
+    /// Binds `$1..$8` of `sql/job_filter.sql`.
     pub(crate) fn bind<'q, O>(
         &self,
         query: QueryAs<'q, Postgres, O, PgArguments>,
@@ -128,7 +138,20 @@ impl JobFilter {
             .bind(self.workers.clone())
             .bind(self.tags.clone())
             .bind(self.args.clone())
+            .bind(self.priorities.clone())
+            .bind(self.meta.clone())
     }
+}
+
+/// `value` as JSON, which a containment filter on `what` needs to be an object.
+fn json_object(what: &str, value: &impl Serialize) -> Result<Value> {
+    let value = serde_json::to_value(value)?;
+    if !value.is_object() {
+        return Err(Error::InvalidJob(format!(
+            "a {what} filter must be a JSON object, got {value}"
+        )));
+    }
+    Ok(value)
 }
 
 /// Says which jobs the filter names, e.g. `worker "MyApp.Mailer", queue "mailers", args
@@ -147,13 +170,19 @@ impl std::fmt::Display for JobFilter {
             ("state", self.states.as_ref().map(|s| listed(s, "", " or "))),
             ("id", self.ids.as_ref().map(|ids| listed(ids, "", " or "))),
             ("tags", self.tags.as_ref().map(|t| listed(t, "\"", " and "))),
+            (
+                "priority",
+                self.priorities.as_ref().map(|p| listed(p, "", " or ")),
+            ),
         ];
         let mut parts: Vec<String> = lists
             .into_iter()
             .filter_map(|(what, list)| Some(format!("{what} {}", list?)))
             .collect();
-        if let Some(args) = &self.args {
-            parts.push(format!("args containing {args}"));
+        for (what, json) in [("args", &self.args), ("meta", &self.meta)] {
+            if let Some(json) = json {
+                parts.push(format!("{what} containing {json}"));
+            }
         }
         if parts.is_empty() {
             return f.write_str("every job");
@@ -281,16 +310,27 @@ mod tests {
             .tag("a")
             .tag("b")
             .args_contain(&serde_json::json!({"id": 1}))
+            .unwrap()
+            .priority(0)
+            .priority(3)
+            .meta_contain(&serde_json::json!({"batch": "b1"}))
             .unwrap();
         assert_eq!(
             filter.to_string(),
-            r#"worker "My.Mailer", queue "mailers" or "urgent", tags "a" and "b", args containing {"id":1}"#
+            r#"worker "My.Mailer", queue "mailers" or "urgent", tags "a" and "b", priority 0 or 3, args containing {"id":1}, meta containing {"batch":"b1"}"#
         );
         assert_eq!(JobFilter::ids([]).to_string(), "id none");
     }
 
     #[test]
-    fn filters_refuse_non_object_args() {
+    fn filters_refuse_non_object_args_and_meta() {
         assert!(JobFilter::all().args_contain(&[1]).is_err());
+        let error = JobFilter::all().meta_contain(&"b1").unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("a meta filter must be a JSON object"),
+            "{error}"
+        );
     }
 }

@@ -1,4 +1,4 @@
--- Cancels the filtered jobs (job_filter.sql, $1..$6) that have not finished, as
+-- Cancels the filtered jobs (job_filter.sql, $1..$8) that have not finished, as
 -- Oban.cancel_all_jobs does: executing ones too, at once, with cancelled_at now. Returns each
 -- cancelled id and whether it was executing, for which the caller sends a pkill signal so
 -- that the node running it stops it. The rows are locked first, so a job acked meanwhile is

@@ -1,5 +1,5 @@
 -- The enqueued jobs (available or scheduled, what Oban.Testing's all_enqueued counts) that the
--- filter names (job_filter.sql, $1..$6), newest first, each with every column normalised as
+-- filter names (job_filter.sql, $1..$8), newest first, each with every column normalised as
 -- get_job.sql returns it (for oban_core::testing).
 SELECT j.id, j.state::text AS state, j.queue, j.worker, j.args, coalesce(j.meta, '{}') AS meta,
        coalesce(j.tags, '{}') AS tags, to_jsonb(j.errors) AS errors, j.attempt::int AS attempt,

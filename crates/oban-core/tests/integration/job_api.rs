@@ -28,10 +28,14 @@ struct Row {
     state: JobState,
     tags: Vec<String>,
     group: i64,
+    priority: i32,
+    /// `meta.half`: the job's index modulo 2.
+    half: usize,
 }
 
 /// Inserts a job for every queue (q1, q2) × worker (W1, W2) × state × group (1, 2), group 1
-/// tagged `red`, group 2 `red` and `blue`, with args `{"group": G, "n": i}`.
+/// tagged `red`, group 2 `red` and `blue`, with args `{"group": G, "n": i}`, priority i mod 3
+/// and meta `{"half": i mod 2}`.
 async fn mixed_table(pool: &PgPool, client: &Client) -> Vec<Row> {
     let mut rows = Vec::new();
     let mut jobs = Vec::new();
@@ -49,7 +53,10 @@ async fn mixed_table(pool: &PgPool, client: &Client) -> Vec<Row> {
                         NewJob::new(worker, &json!({"group": group, "n": n}))
                             .unwrap()
                             .queue(queue)
-                            .tags(&tags),
+                            .tags(&tags)
+                            .priority((n % 3) as i32)
+                            .meta(&json!({"half": n % 2}))
+                            .unwrap(),
                     );
                     rows.push(Row {
                         id: 0,
@@ -58,6 +65,8 @@ async fn mixed_table(pool: &PgPool, client: &Client) -> Vec<Row> {
                         state,
                         tags: tags.iter().map(|tag| tag.to_string()).collect(),
                         group,
+                        priority: (n % 3) as i32,
+                        half: n % 2,
                     });
                 }
             }
@@ -141,6 +150,29 @@ async fn retry_touches_only_the_filtered_jobs_not_running_or_available() {
         for at in ["completed_at", "cancelled_at", "discarded_at"] {
             assert_eq!(row[at], Value::Null);
         }
+    }
+}
+
+#[tokio::test]
+async fn priority_and_meta_name_their_jobs() {
+    let (pool, client, _) = database().await;
+    let rows = mixed_table(&pool, &client).await;
+    let before = snapshot(&pool).await;
+    let filter = JobFilter::all()
+        .priority(1)
+        .priority(2)
+        .meta_contain(&json!({"half": 0}))
+        .unwrap();
+    let retried = client.retry_jobs(&filter).await.unwrap();
+    let after = snapshot(&pool).await;
+    let expected = ids(&rows, |row| {
+        row.priority != 0
+            && row.half == 0
+            && !matches!(row.state, JobState::Available | JobState::Executing)
+    });
+    touched_only(&before, &after, retried, &expected);
+    for id in &expected {
+        assert_eq!(after[id]["state"], "available");
     }
 }
 
