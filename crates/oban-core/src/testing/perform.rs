@@ -1,13 +1,14 @@
 //! `perform_job`: one job through a worker in memory, ending as it would on a node.
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
 use crate::executor::{ack_for, attempt};
 use crate::insert::NewJob;
 use crate::job::{Job, JobState};
+use crate::telemetry::{self, LogArgs};
 use crate::worker::{DynWorker, Worker};
 
 /// What a node would have recorded for an attempt [`perform_job`] ran.
@@ -38,7 +39,8 @@ pub async fn perform_job<W: Worker>(worker: &W, job: &NewJob) -> Performed {
 /// Runs `job` through `worker` as attempt `attempt_number` (to test what a worker does on a retry, or
 /// that its last attempt discards), without a node or a database: the job is built in memory
 /// from `job`'s args, meta, queue, priority, tags and max_attempts, and run under the worker's
-/// time limit with panics caught, exactly as a node's executions run jobs.
+/// time limit with panics caught, exactly as a node's executions run jobs; it ends with the
+/// job-end `tracing` event a node emits (as Elixir's `perform_job` emits its telemetry).
 ///
 /// # Panics
 ///
@@ -63,8 +65,11 @@ pub async fn perform_attempt<W: Worker>(
     );
     let job = in_memory(job, attempt_number);
     let worker: &dyn DynWorker = worker;
+    let started = Instant::now();
     let ending = attempt(worker, &job).await;
     let ack = ack_for(&job, Some(worker), ending);
+    let end = (ack.state, ack.error.as_deref());
+    telemetry::job_ended(&job, end, started.elapsed(), LogArgs::Full);
     Performed {
         state: ack.state,
         error: ack.error,

@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::support::{
     Scripted, database, fast_config, start_scripted, wait_for_state, with_dispatch,
 };
+use oban_core::testing::perform_job;
 use oban_core::worker::Worker;
 use serde_json::json;
 use tracing::Dispatch;
@@ -151,4 +152,41 @@ fn job_end_events_carry_oban_pys_keys_in_order() {
         assert_eq!(value(exception, "state"), "retryable");
         assert_eq!(value(exception, "error_message"), "boom");
     });
+}
+
+#[test]
+fn perform_job_emits_the_job_end_event_a_node_emits() {
+    let captured = Captured::default();
+    let dispatch = Dispatch::new(tracing_subscriber::registry().with(captured.clone()));
+    with_dispatch(dispatch, async {
+        for args in [json!({"do": "ok"}), json!({"do": "error"})] {
+            let job = Scripted::new_job(&args).unwrap();
+            perform_job(&Scripted, &job).await;
+        }
+    });
+    let events = captured.0.lock().unwrap().clone();
+    let value = |fields: &EventFields, key: &str| {
+        let found = fields.iter().find(|(k, _)| k == key);
+        found.map(|(_, v)| v.clone()).unwrap_or_default()
+    };
+    let ends: Vec<(String, String, String)> = events
+        .iter()
+        .map(|e| (value(e, "event"), value(e, "state"), value(e, "worker")))
+        .collect();
+    assert_eq!(
+        ends,
+        [
+            (
+                "oban.job.stop".into(),
+                "completed".into(),
+                "Test.Scripted".into()
+            ),
+            (
+                "oban.job.exception".into(),
+                "retryable".into(),
+                "Test.Scripted".into()
+            ),
+        ],
+        "{events:?}"
+    );
 }
