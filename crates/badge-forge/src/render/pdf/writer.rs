@@ -1,10 +1,12 @@
-//! Writes the PDF object graph printpdf built as a compact PDF 1.5 file.
+//! Writes the PDF object graph printpdf built, with our content streams and fonts, as a
+//! compact PDF 1.5 file.
 //!
 //! Hand-written because lopdf's own writer of the same structure costs far more CPU per badge
 //! (docs/benchmarks.md, "the hand-written PDF parts against the libraries").
 //!
-//! First [`tidy`] drops what printpdf writes by default and a badge does not need, and
-//! makes the output a pure function of the input; then every stream is compressed.
+//! First [`install`] puts the pages' content streams and the fonts into printpdf's graph,
+//! [`tidy`] drops what printpdf writes by default and a badge does not need, and makes the
+//! output a pure function of the input; then every stream is compressed.
 //! Every non-stream object (page, font and descriptor dictionaries, `/Info`, ...) goes
 //! into one compressed object stream, and the cross-reference table is a compressed
 //! cross-reference stream: for a badge that is about a sixth of the file. lopdf can
@@ -63,21 +65,24 @@ fn install(
     contents: Vec<Vec<u8>>,
     fonts: BTreeMap<FaceId, Embedded>,
 ) -> Option<()> {
-    let font_resources = embed::add_fonts(doc, fonts);
+    // printpdf gives every page the same font resource dictionary, empty here.
+    let mut font_dicts = BTreeSet::new();
     for (page, content) in doc.get_pages().into_values().zip(contents) {
         let page = doc.get_dictionary(page).ok()?;
         let stream = entry(page, b"Contents")?.as_reference().ok()?;
         let resources = entry(page, b"Resources")?.as_reference().ok()?;
-        let font = entry(doc.get_dictionary(resources).ok()?, b"Font")?
-            .as_reference()
-            .ok()?;
-        doc.objects
-            .insert(font, Object::Dictionary(font_resources.clone()));
+        let font = entry(doc.get_dictionary(resources).ok()?, b"Font")?;
+        font_dicts.insert(font.as_reference().ok()?);
         doc.get_object_mut(stream)
             .ok()?
             .as_stream_mut()
             .ok()?
             .set_content(content);
+    }
+    let font_resources = embed::add_fonts(doc, fonts);
+    for id in font_dicts {
+        doc.objects
+            .insert(id, Object::Dictionary(font_resources.clone()));
     }
     Some(())
 }
