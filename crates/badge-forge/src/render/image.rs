@@ -19,7 +19,7 @@ use flate2::Compression;
 use flate2::write::ZlibEncoder;
 use serde::Deserialize;
 
-use super::pdf::Fnv;
+use super::fnv::Fnv;
 
 /// The resolution an SVG image is rasterised at, in pixels per inch: a print shop's.
 pub(crate) const SVG_DPI: f32 = 300.0;

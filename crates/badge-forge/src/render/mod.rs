@@ -45,6 +45,7 @@
 //! with the layout, once, at start, kept for the process, and tried before the bundled faces,
 //! which stay the fallback for every script.
 
+mod fnv;
 mod fonts;
 mod image;
 mod impose;

@@ -5,7 +5,7 @@
 //! third of the CPU, against a few percent for this writer (docs/benchmarks.md, session 10).
 //! Only the operators badges use are here.
 
-use super::writer::push_int;
+use super::tokens::{push_hex4, push_int};
 use crate::render::layout::Rgb;
 
 /// One content stream being written.
@@ -175,14 +175,6 @@ impl Content {
             self.num(y2);
             self.op(b"l S");
         }
-    }
-}
-
-/// Appends `value` as four upper-case hex digits (`{value:04X}`).
-pub(super) fn push_hex4(out: &mut Vec<u8>, value: u16) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for shift in [12, 8, 4, 0] {
-        out.push(HEX[usize::from((value >> shift) & 0xF)]);
     }
 }
 

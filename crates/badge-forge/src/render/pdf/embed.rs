@@ -20,10 +20,10 @@ use lopdf::{Dictionary, Object, ObjectId, Stream, StringFormat};
 use rustybuzz::ttf_parser::{Tag, name_id};
 use subsetter::GlyphRemapper;
 
-use super::content::push_hex4;
-use super::writer::push_int;
-use super::{Fnv, Sheet};
+use super::Sheet;
+use super::tokens::{push_hex4, push_int};
 use crate::render::RenderError;
+use crate::render::fnv::Fnv;
 use crate::render::fonts::{FaceId, FontFace, FontSet};
 use cff::CidCff;
 

@@ -10,12 +10,14 @@
 //!   and gives printpdf the page's boxes and images;
 //! - [`writer`] puts the content streams and fonts on printpdf's pages, tidies its object
 //!   graph and writes the compressed file;
-//! - [`deflate`] compresses its large streams (the font programs).
+//! - [`deflate`] compresses its large streams (the font programs);
+//! - [`tokens`] writes numbers and hex digits in PDF syntax for all of them.
 
 mod content;
 mod deflate;
 mod draw;
 mod embed;
+mod tokens;
 mod writer;
 
 use printpdf::PdfDocument;
@@ -65,21 +67,4 @@ pub(crate) fn write(
     doc.with_pages(pages);
     doc.resources.xobjects.map.extend(xobjects);
     writer::write(&doc, contents, embedded, bleed)
-}
-
-/// FNV-1a, for deterministic identifiers (not security).
-pub(crate) struct Fnv(pub(crate) u64);
-
-impl Default for Fnv {
-    fn default() -> Self {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Fnv {
-    pub(crate) fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
 }

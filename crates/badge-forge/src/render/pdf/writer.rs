@@ -23,9 +23,10 @@ use flate2::{Compress, Compression, FlushCompress, Status};
 use lopdf::{Dictionary, Object, StringFormat};
 use printpdf::{PdfDocument, PdfParseErrorSeverity, PdfSaveOptions};
 
-use super::Fnv;
 use super::embed::{self, Embedded};
+use super::tokens::{push_hex2, push_int};
 use crate::render::RenderError;
+use crate::render::fnv::Fnv;
 use crate::render::fonts::FaceId;
 
 /// Writes `doc` as a PDF file, its pages showing `contents` in order with `fonts`; each
@@ -296,32 +297,6 @@ fn write_object(out: &mut Vec<u8>, object: &Object) {
             out.extend_from_slice(b" R");
         }
     }
-}
-
-/// Appends `value` in decimal, as `write!("{value}")` would, without the formatting
-/// machinery: a badge's file has a few hundred integers (widths, offsets, references).
-pub(super) fn push_int(out: &mut Vec<u8>, value: i64) {
-    let mut digits = [0u8; 20];
-    let mut rest = value.unsigned_abs();
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    if value < 0 {
-        out.push(b'-');
-    }
-    out.extend_from_slice(&digits[at..]);
-}
-
-/// Appends `byte` as two upper-case hex digits (`{byte:02X}`).
-fn push_hex2(out: &mut Vec<u8>, byte: u8) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    out.extend_from_slice(&[HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 0xF)]]);
 }
 
 fn write_name(out: &mut Vec<u8>, name: &[u8]) {
