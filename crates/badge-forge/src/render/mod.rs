@@ -15,8 +15,8 @@
 //!    threshold size, wrapped onto the most balanced two lines; the badge id becomes a QR
 //!    symbol (`qr`).
 //! 4. **Draw**: [`pdf`] writes the layout's content streams, embeds font *subsets* and
-//!    writes the file, with printpdf assembling the document; [`svg`] writes the same layout through the askama template
-//!    `templates/badge.svg`. `impose` places badges on sheets with cut marks.
+//!    writes the file, with printpdf assembling the document; [`svg`] writes the same
+//!    layout through the askama template `templates/badge.svg`. `impose` places badges on sheets with cut marks.
 //!
 //! [`Renderer`] runs these steps; `model` holds what goes in and what can go wrong
 //! ([`Badge`], [`RenderError`], the limits), `fonts` the bundled faces and their fallback,

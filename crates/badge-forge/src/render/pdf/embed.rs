@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, RwLock};
 
-use lopdf::{Dictionary, Object, ObjectId, Stream, StringFormat};
+use lopdf::{Dictionary, Object, ObjectId, Stream};
 use rustybuzz::ttf_parser::{Tag, name_id};
 use subsetter::GlyphRemapper;
 
@@ -45,13 +45,15 @@ impl Embedded {
     /// viewer will move the pen (from `/W`).
     pub(super) fn code(&self, gid: u16) -> (u16, f32) {
         let new = self.remap.get(gid).unwrap_or(0);
-        let code = self
-            .codes
-            .as_ref()
-            .map_or(Some(new), |c| c.get(&new).copied());
+        let code = code_of(self.codes.as_ref(), new);
         let width = self.widths.get(usize::from(new)).copied().unwrap_or(0.0);
         (code.unwrap_or(0), width)
     }
+}
+
+/// The content-stream code of new glyph id `new` (`codes`: a CFF charset's, else the id).
+fn code_of(codes: Option<&BTreeMap<u16, u16>>, new: u16) -> Option<u16> {
+    codes.map_or(Some(new), |c| c.get(&new).copied())
 }
 
 /// A subset font program and what its dictionaries say about it.
@@ -105,12 +107,8 @@ pub(super) fn add_fonts(
     resources
 }
 
-fn name(n: &str) -> Object {
-    Object::Name(n.as_bytes().to_vec())
-}
-
 fn add_font(doc: &mut lopdf::Document, font: Font) -> ObjectId {
-    let file3 = |kind: &str| Dictionary::from_iter([("Subtype", name(kind))]);
+    let file3 = |kind: &str| Dictionary::from_iter([("Subtype", Object::from(kind))]);
     let (subtype, file_key, file) = match font.program {
         Program::TrueType(bytes) => {
             let dict = Dictionary::from_iter([("Length1", Object::Integer(bytes.len() as i64))]);
@@ -130,8 +128,8 @@ fn add_font(doc: &mut lopdf::Document, font: Font) -> ObjectId {
     let file = doc.add_object(file);
     let [x_min, y_min, x_max, y_max] = font.bbox;
     let descriptor = Dictionary::from_iter([
-        ("Type", name("FontDescriptor")),
-        ("FontName", name(&font.base_font)),
+        ("Type", "FontDescriptor".into()),
+        ("FontName", font.base_font.as_str().into()),
         ("Ascent", Object::Integer(font.ascent)),
         ("Descent", Object::Integer(font.descent)),
         ("CapHeight", Object::Integer(font.cap_height)),
@@ -148,20 +146,14 @@ fn add_font(doc: &mut lopdf::Document, font: Font) -> ObjectId {
     let descriptor = doc.add_object(descriptor);
     let to_unicode = doc.add_object(Stream::new(Dictionary::new(), font.to_unicode));
     let cid_font = Dictionary::from_iter([
-        ("Type", name("Font")),
-        ("Subtype", name(subtype)),
-        ("BaseFont", name(&font.base_font)),
+        ("Type", "Font".into()),
+        ("Subtype", subtype.into()),
+        ("BaseFont", font.base_font.as_str().into()),
         (
             "CIDSystemInfo",
             Object::Dictionary(Dictionary::from_iter([
-                (
-                    "Registry",
-                    Object::String(b"Adobe".to_vec(), StringFormat::Literal),
-                ),
-                (
-                    "Ordering",
-                    Object::String(b"Identity".to_vec(), StringFormat::Literal),
-                ),
+                ("Registry", Object::string_literal("Adobe")),
+                ("Ordering", Object::string_literal("Identity")),
                 ("Supplement", Object::Integer(0)),
             ])),
         ),
@@ -169,10 +161,10 @@ fn add_font(doc: &mut lopdf::Document, font: Font) -> ObjectId {
         ("W", Object::Array(w_array(&font.widths))),
     ]);
     doc.add_object(Dictionary::from_iter([
-        ("Type", name("Font")),
-        ("Subtype", name("Type0")),
-        ("BaseFont", name(&font.base_font)),
-        ("Encoding", name("Identity-H")),
+        ("Type", "Font".into()),
+        ("Subtype", "Type0".into()),
+        ("BaseFont", font.base_font.as_str().into()),
+        ("Encoding", "Identity-H".into()),
         (
             "DescendantFonts",
             Object::Array(vec![Object::Dictionary(cid_font)]),
@@ -334,7 +326,6 @@ fn subset(face: &FontFace, glyphs: &BTreeMap<u16, &str>) -> Result<Embedded, Ren
             }
         }
     };
-    let embedded = |new: u16| codes.as_ref().map_or(Some(new), |c| c.get(&new).copied());
 
     let widths: Vec<f32> = remap
         .remapped_gids()
@@ -344,7 +335,7 @@ fn subset(face: &FontFace, glyphs: &BTreeMap<u16, &str>) -> Result<Embedded, Ren
         .iter()
         .map(|(&gid, &text)| {
             let new = remap.get(gid).unwrap_or(0);
-            let code = embedded(new).ok_or_else(malformed)?;
+            let code = code_of(codes.as_ref(), new).ok_or_else(malformed)?;
             Ok((code, widths[usize::from(new)] as i64, text))
         })
         .collect::<Result<_, RenderError>>()?;
